@@ -1,0 +1,94 @@
+"""Loading a built stage folder as a Hugging Face `datasets.Dataset` that TRL 1.16 takes as is.
+
+SFT (stages 1 and 2): conversational prompt-completion rows with an `images` column; the user turn's
+`{"type": "image"}` placeholders are filled by TRL in order, and the loss covers the completion only
+(TRL's default for prompt-completion data).
+
+GRPO (stage 3): conversational `prompt` + `images`, and the truth columns the rewards read: `answer`,
+`seg`, `rationale` (+ `options`). Every other column reaches the reward functions as a keyword.
+
+Images are stored as paths relative to the stage folder and decoded lazily by `datasets.Image`. All
+message contents are made lists of `{"type", "text"}` parts, so Arrow sees one schema for every row
+(a mix of string and list contents would not load).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from judo.data.build import DATA_FILE, MANIFEST_FILE, DataBuildError
+from judo.data.store import read_rows
+
+SFT_COLUMNS = ("prompt", "completion", "images")
+GRPO_COLUMNS = ("prompt", "images", "answer", "seg", "rationale", "options", "question_key")
+
+
+def _parts(content: Any) -> list[dict[str, str | None]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return [{"type": p["type"], "text": p.get("text") if p["type"] == "text" else None} for p in content]
+
+
+def _messages(messages: list[dict]) -> list[dict]:
+    return [{"role": m["role"], "content": _parts(m["content"])} for m in messages]
+
+
+def stage_rows(folder: str | Path, *, expect: tuple[str, ...]) -> tuple[Path, list[dict]]:
+    """The rows of a built stage folder, after checking its manifest says one of the `expect` stages."""
+    folder = Path(folder)
+    manifest = folder / MANIFEST_FILE
+    if not manifest.is_file():
+        raise DataBuildError(f"{folder} is not a built stage folder (no {MANIFEST_FILE}); run `judo data` first")
+    stage = json.loads(manifest.read_text()).get("stage")
+    if stage not in expect:
+        raise DataBuildError(f"{folder} holds {stage!r} data; this recipe needs {' or '.join(expect)}")
+    rows = read_rows(folder / DATA_FILE)
+    if not rows:
+        raise DataBuildError(f"{folder / DATA_FILE} has no rows yet; finish the build first")
+    return folder, rows
+
+
+def _images(folder: Path, paths: list[str]) -> list[str]:
+    out = []
+    for rel in paths:
+        path = folder / rel
+        if not path.is_file():
+            raise DataBuildError(f"image {path} listed in {folder / DATA_FILE} is missing")
+        out.append(str(path))
+    return out
+
+
+def _to_dataset(records: dict[str, list], image_column: str = "images"):
+    import datasets
+
+    ds = datasets.Dataset.from_dict(records)
+    return ds.cast_column(image_column, datasets.Sequence(datasets.Image()))
+
+
+def load_sft_dataset(folder: str | Path, *, stages: tuple[str, ...] = ("stage1", "stage2")):
+    """Stage-1 or stage-2 folder -> Dataset(prompt, completion, images)."""
+    folder, rows = stage_rows(folder, expect=stages)
+    records: dict[str, list] = {c: [] for c in SFT_COLUMNS}
+    for row in rows:
+        records["prompt"].append(_messages(row["prompt"]))
+        records["completion"].append(_messages(row["completion"]))
+        records["images"].append(_images(folder, row["images"]))
+    return _to_dataset(records)
+
+
+def load_grpo_dataset(folder: str | Path):
+    """Stage-3 folder -> Dataset(prompt, images, answer, seg, rationale, options, question_key)."""
+    folder, rows = stage_rows(folder, expect=("stage3",))
+    records: dict[str, list] = {c: [] for c in GRPO_COLUMNS}
+    for row in rows:
+        records["prompt"].append(_messages(row["prompt"]))
+        records["images"].append(_images(folder, row["images"]))
+        records["answer"].append(row["answer"])
+        records["seg"].append([[int(r), int(c)] for r, c in row["seg"]])
+        records["rationale"].append(row["rationale"])
+        options = row.get("options")
+        records["options"].append(options if isinstance(options, str) else json.dumps(options or {}))
+        records["question_key"].append(row["question_key"])
+    return _to_dataset(records)
