@@ -5,6 +5,7 @@ Everything is deterministic for a numpy Generator (or a seed).
 """
 
 from judo.synth.defects import DEFECT_KINDS, paint_defect
+from judo.synth.layout import make_mmad_root
 from judo.synth.products import CATEGORIES, make_product
 
-__all__ = ["CATEGORIES", "DEFECT_KINDS", "make_product", "paint_defect"]
+__all__ = ["CATEGORIES", "DEFECT_KINDS", "make_mmad_root", "make_product", "paint_defect"]
