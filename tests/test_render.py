@@ -1,0 +1,87 @@
+"""Rendering: red cells change exactly their pixels, the green outline hugs the mask, heat maps are sane."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from judo.grid import cell_box, cells_to_mask
+from judo.render import fit_within, heatmap_overlay, outline_mask, overlay_cells
+
+
+def _noise(size: tuple[int, int], seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 200, (size[1], size[0], 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("size", [(448, 448), (640, 480), (37, 53)])
+def test_overlay_changes_exactly_the_cells(size):
+    base = _noise(size)
+    cells = {(0, 0), (3, 4), (3, 5), (3, 6), (15, 15), (8, 2)}
+    out = overlay_cells(base, cells)
+    assert out.size == base.size and out.mode == "RGB"
+    changed = np.any(np.asarray(out) != np.asarray(base), axis=2)
+    assert np.array_equal(changed, cells_to_mask(cells, size))
+    # red goes up, green and blue go down inside the cells
+    a, b = np.asarray(out).astype(int), np.asarray(base).astype(int)
+    x0, y0, x1, y1 = cell_box((3, 5), size)
+    assert (a[y0:y1, x0:x1, 0] >= b[y0:y1, x0:x1, 0]).all()
+    assert (a[y0:y1, x0:x1, 1] <= b[y0:y1, x0:x1, 1]).all()
+
+
+def test_overlay_empty_and_out_of_range_cells_leave_image_unchanged():
+    base = _noise((64, 64))
+    assert np.array_equal(np.asarray(overlay_cells(base, set())), np.asarray(base))
+    assert np.array_equal(np.asarray(overlay_cells(base, {(16, 0), (-1, 3)})), np.asarray(base))
+
+
+def test_overlay_accepts_any_mode_and_rejects_bad_alpha():
+    gray = Image.new("L", (32, 32), 100)
+    out = overlay_cells(gray, {(0, 0)})
+    assert out.mode == "RGB" and out.getpixel((0, 0))[0] > out.getpixel((0, 0))[1]
+    with pytest.raises(ValueError):
+        overlay_cells(gray, {(0, 0)}, alpha=1.5)
+
+
+def test_outline_is_outside_the_region_and_green():
+    base = Image.new("RGB", (160, 160), (0, 0, 0))
+    mask = np.zeros((160, 160), bool)
+    mask[40:80, 50:100] = True
+    out = np.asarray(outline_mask(base, mask, width=2))
+    green = (out[..., 1] == 200) & (out[..., 0] == 0)
+    assert green.any() and not (green & mask).any()
+    # every green pixel is within 2 px of the region
+    ys, xs = np.nonzero(green)
+    assert ys.min() >= 38 and ys.max() <= 81 and xs.min() >= 48 and xs.max() <= 101
+
+
+def test_outline_from_cells_and_mask_image_of_another_size():
+    base = Image.new("RGB", (320, 320), (10, 10, 10))
+    from_cells = np.asarray(outline_mask(base, {(5, 5)}))
+    small_mask = Image.new("L", (16, 16), 0)
+    small_mask.putpixel((5, 5), 255)
+    from_mask = np.asarray(outline_mask(base, small_mask))
+    assert np.array_equal(from_cells, from_mask)
+    assert np.array_equal(np.asarray(outline_mask(base, set())), np.asarray(base))
+
+
+def test_heatmap_overlay_is_brighter_where_scores_are_high():
+    base = Image.new("RGB", (256, 256), (40, 40, 40))
+    scores = np.zeros((16, 16))
+    scores[2, 3] = 5.0
+    out = np.asarray(heatmap_overlay(base, scores)).astype(int).sum(axis=2)
+    hot = out[2 * 16 + 8, 3 * 16 + 8]
+    cold = out[12 * 16 + 8, 12 * 16 + 8]
+    assert hot > cold + 200
+    with pytest.raises(ValueError):
+        heatmap_overlay(base, np.zeros(16))
+    # NaNs and an all-zero grid do not crash
+    heatmap_overlay(base, np.full((16, 16), np.nan))
+
+
+def test_fit_within_downscales_only():
+    img = Image.new("RGB", (3000, 1000))
+    assert fit_within(img, 1024).size == (1024, 341)
+    small = Image.new("RGB", (100, 50))
+    assert fit_within(small, 1024) is small
