@@ -147,20 +147,28 @@ def _nonzero(arr: np.ndarray) -> np.ndarray:
     raise TypeError(f"mask array has unsupported dtype {arr.dtype}; use bool, integer or float")
 
 
+# Modes whose ``getbbox`` is reliable in C (it misreads 16-bit modes); the rest go through numpy.
+_BBOX_MODES = frozenset({"1", "L", "RGB", "RGBA", "LA"})
+
+
 def _image_to_bool(img: Image.Image) -> tuple[np.ndarray, int, int]:
     """PIL mask -> (bool array of its non-empty bounding box, x offset, y offset).
 
     ``getbbox`` runs in C and masks are mostly background, so cropping first keeps large masks cheap.
+    Palette images are read by their colours (black = background), as a viewer would show them.
     """
     mode = img.mode
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    elif mode in ("PA",):
+    elif mode in ("PA", "RGBa"):
         img = img.convert("RGBA")
+    elif mode == "La":
+        img = img.convert("LA")
     elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
         img = img.convert("RGB")
-    elif mode in ("RGBa", "La"):
-        img = img.convert("RGBA" if mode == "RGBa" else "LA")
+    if img.mode not in _BBOX_MODES:  # I, I;16*, F: numeric single-band images
+        sub, ox, oy, _ = _array_to_bool(np.asarray(img))
+        return sub, ox, oy
     bbox = img.getbbox()  # transparent pixels trimmed for alpha modes, all-zero pixels otherwise
     if bbox is None:
         return np.zeros((0, 0), dtype=bool), 0, 0
