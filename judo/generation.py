@@ -1,0 +1,175 @@
+"""Running a loaded Qwen2.5-VL on `judo.prompts.Prompt`s: streamed for the app, batched for evaluation.
+
+Both paths encode prompts the same way (`encode`) and decode with special tokens skipped, so a streamed
+answer joins to exactly the text a batched greedy call returns, and the tags ``<seg>``, ``<think>``,
+``<answer>`` (ordinary text, never special tokens) always survive decoding.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from judo.prompts import Prompt
+
+MAX_NEW_TOKENS = 4096  # hard cap: a runaway request must not hold the GPU for minutes
+_SAMPLING_KEYS = {"do_sample", "temperature", "top_p", "top_k", "repetition_penalty"}
+
+
+class GenerationError(ValueError):
+    """Bad generation settings (token budget, temperature, ...) or prompts."""
+
+
+def _check_prompt(prompt: Any) -> Prompt:
+    if not isinstance(prompt, Prompt):
+        raise GenerationError(f"expected a judo.prompts.Prompt, got {type(prompt).__name__}")
+    return prompt
+
+
+def _chat_text(processor, prompt: Prompt) -> str:
+    return processor.apply_chat_template(prompt.messages, add_generation_prompt=True, tokenize=False)
+
+
+def encode(processor, prompt: Prompt):
+    """Chat template (with the assistant turn opened) + tokenizer + image processor -> model inputs."""
+    _check_prompt(prompt)
+    images = list(prompt.images) or None
+    return processor(text=[_chat_text(processor, prompt)], images=images, return_tensors="pt")
+
+
+def encode_batch(processor, prompts: Sequence[Prompt]):
+    """Several prompts in one batch, padded on the left so every row's generation starts at the end."""
+    texts, images = [], []
+    for prompt in prompts:
+        _check_prompt(prompt)
+        texts.append(_chat_text(processor, prompt))
+        images.extend(prompt.images)
+    return processor(text=texts, images=images or None, padding=True, padding_side="left",
+                     return_tensors="pt")
+
+
+def generation_kwargs(
+    processor,
+    *,
+    max_new_tokens: int = 512,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int | None = None,
+    repetition_penalty: float | None = None,
+) -> dict[str, Any]:
+    """Validated ``generate()`` keyword arguments: greedy unless ``do_sample``; budget within 1..MAX_NEW_TOKENS."""
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
+        raise GenerationError(f"max_new_tokens must be an integer, got {max_new_tokens!r}")
+    if not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
+        raise GenerationError(f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS}, got {max_new_tokens}")
+    tokenizer = processor.tokenizer
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": max_new_tokens,
+        "do_sample": bool(do_sample),
+        "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+    }
+    if repetition_penalty is not None:
+        if not repetition_penalty > 0:
+            raise GenerationError(f"repetition_penalty must be > 0, got {repetition_penalty}")
+        kwargs["repetition_penalty"] = float(repetition_penalty)
+    if not do_sample:
+        # Greedy: make it greedy even when the checkpoint's generation_config asks for sampling.
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+        return kwargs
+    if not temperature > 0:
+        raise GenerationError(f"temperature must be > 0 when sampling, got {temperature}")
+    if not 0 < top_p <= 1:
+        raise GenerationError(f"top_p must be in (0, 1], got {top_p}")
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 0):
+        raise GenerationError(f"top_k must be a non-negative integer, got {top_k!r}")
+    kwargs.update(temperature=float(temperature), top_p=float(top_p), top_k=top_k)
+    return kwargs
+
+
+def _stop_criteria(*events: threading.Event):
+    """A StoppingCriteria that ends generation at the next token once any event is set."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _EventStop(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            stop = any(event.is_set() for event in events)
+            return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([_EventStop()])
+
+
+def stream_generate(
+    model,
+    processor,
+    prompt: Prompt,
+    *,
+    max_new_tokens: int = 512,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    stop_event: threading.Event | None = None,
+) -> Iterator[str]:
+    """Yield the completion as text deltas while ``model.generate`` runs in a worker thread.
+
+    Setting ``stop_event`` (or closing the iterator) stops generation at the next token. An exception
+    in the worker (out of memory, a broken checkpoint...) is re-raised here, in the consumer.
+    """
+    from transformers import TextIteratorStreamer
+
+    kwargs = generation_kwargs(processor, max_new_tokens=max_new_tokens, do_sample=do_sample,
+                               temperature=temperature, top_p=top_p)
+    inputs = encode(processor, prompt).to(model.device)
+    streamer = TextIteratorStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    closed = threading.Event()  # set when the consumer goes away, so the worker does not run on
+    events = (closed,) if stop_event is None else (closed, stop_event)
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            model.generate(**inputs, **kwargs, streamer=streamer, stopping_criteria=_stop_criteria(*events))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread below
+            failure.append(exc)
+            streamer.end()  # unblock the consumer; generate() did not get to do it
+
+    worker = threading.Thread(target=work, name="judo-generate", daemon=True)
+    worker.start()
+    try:
+        for delta in streamer:
+            if delta:
+                yield delta
+    finally:
+        closed.set()
+        worker.join()
+    if failure:
+        raise failure[0]
+
+
+def generate_batch(
+    model,
+    processor,
+    prompts: Sequence[Prompt],
+    *,
+    max_new_tokens: int = 512,
+    **sampling: Any,
+) -> list[str]:
+    """Generate for several prompts in one batch (left padding); return the decoded completions only.
+
+    ``sampling`` takes do_sample, temperature, top_p, top_k, repetition_penalty.
+    """
+    unknown = set(sampling) - _SAMPLING_KEYS
+    if unknown:
+        raise GenerationError(f"unknown generation option(s) {sorted(unknown)}; use {sorted(_SAMPLING_KEYS)}")
+    prompts = list(prompts)
+    if not prompts:
+        return []
+    import torch
+
+    kwargs = generation_kwargs(processor, max_new_tokens=max_new_tokens, **sampling)
+    inputs = encode_batch(processor, prompts).to(model.device)
+    with torch.inference_mode():
+        output = model.generate(**inputs, **kwargs)
+    completions = output[:, inputs["input_ids"].shape[1]:]
+    return processor.tokenizer.batch_decode(completions, skip_special_tokens=True)
