@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Union
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 #: Decompression-bomb guard: images with more pixels than this are refused from their header, before
 #: any pixel is decoded (a 10 kB PNG can claim 100000 x 100000 pixels = 30 GB once decoded).
@@ -126,15 +126,9 @@ def _decode(data: bytes, what: str) -> Image.Image:
             raise ImageInputError(f"{what} is a corrupt or truncated image file.", "corrupt") from exc
         _check_size(img.width, img.height, what)  # header only: nothing decoded yet
         try:
-            if ImageFile.LOAD_TRUNCATED_IMAGES:  # a process-wide setting we must not silently inherit
-                raise ImageInputError(
-                    "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is enabled in this process; refusing to decode "
-                    "images that could be silently truncated.",
-                    "unsupported",
-                )
+            # Truncation is detected here unless some code in the process has set PIL's global
+            # ImageFile.LOAD_TRUNCATED_IMAGES; we respect that choice rather than flip global state.
             img.load()
-        except ImageInputError:
-            raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageInputError(f"{what} is too large to decode safely.", "bomb") from exc
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
