@@ -13,7 +13,7 @@ import os
 import struct
 import warnings
 from pathlib import Path
-from typing import IO, Union
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -28,7 +28,7 @@ MIN_SIDE = 8
 #: Background used when flattening transparency: white, as a viewer shows a transparent product shot.
 BACKGROUND = (255, 255, 255)
 
-ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, IO[bytes], Image.Image, np.ndarray]
+ImageSource = str | os.PathLike | bytes | bytearray | memoryview | IO[bytes] | Image.Image | np.ndarray
 
 
 class ImageInputError(ValueError):
@@ -71,7 +71,9 @@ def _read_bytes(src: object) -> bytes:
     elif hasattr(src, "read"):
         data = src.read(MAX_BYTES + 1)  # type: ignore[union-attr]
         if isinstance(data, str):
-            raise ImageInputError("The stream is opened in text mode; open images in binary mode.", "unsupported")
+            raise ImageInputError(
+                "The stream is opened in text mode; open images in binary mode.", "unsupported"
+            )
         data = bytes(data or b"")
     else:
         raise ImageInputError(
@@ -152,7 +154,8 @@ def _open(src: ImageSource) -> Image.Image:
         img = _decode(_read_bytes(src), what)
     try:
         upright = ImageOps.exif_transpose(img)
-    except Exception:  # malformed EXIF must not make a readable picture unreadable
+    except (OSError, ValueError, KeyError, TypeError, SyntaxError, struct.error):
+        # malformed EXIF must not make a readable picture unreadable
         upright = img
     return upright if upright is not None else img
 

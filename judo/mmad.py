@@ -9,9 +9,10 @@ generator in judo.synth writes the same layout for tests.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 #: MMAD question types as scored (the keys of the score table), in the paper's column order.
 SUBTASKS: tuple[str, ...] = (
@@ -175,7 +176,9 @@ class MMADRoot:
 
 def _read_json(path: Path, what: str) -> Any:
     if not path.is_file():
-        raise MMADError(path, f"{what} not found" + (" (is this an MMAD root?)" if what == "mmad.json" else ""))
+        raise MMADError(
+            path, f"{what} not found" + (" (is this an MMAD root?)" if what == "mmad.json" else "")
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -203,7 +206,9 @@ def load_knowledge(path: Path | str) -> DomainKnowledge:
                 continue
             for defect, text in defects.items():
                 if not isinstance(text, str):
-                    problems.append(f"[{ds!r}][{cat!r}][{defect!r}] should be a text, got {type(text).__name__}")
+                    problems.append(
+                        f"[{ds!r}][{cat!r}][{defect!r}] should be a text, got {type(text).__name__}"
+                    )
     if problems:
         raise MMADError(path, problems)
     return DomainKnowledge(entries=data)
@@ -218,8 +223,10 @@ def _parse_question(raw: Any, where: str, index: int, problems: list[str]) -> Qu
         problems.append(f"{where}: missing {', '.join(repr(k) for k in missing)}")
         return None
     options = raw["Options"]
-    if not isinstance(options, dict) or not options or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in options.items()
+    if (
+        not isinstance(options, dict)
+        or not options
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in options.items())
     ):
         problems.append(f"{where}: 'Options' should be a non-empty object of letter -> text")
         return None
@@ -305,7 +312,9 @@ def _missing_files(root: Path, samples: dict[str, Sample]) -> list[str]:
     return missing
 
 
-def load_mmad(root: Path | str, *, check_files: bool = False, knowledge: Path | str | None = None) -> MMADRoot:
+def load_mmad(
+    root: Path | str, *, check_files: bool = False, knowledge: Path | str | None = None
+) -> MMADRoot:
     """Load `<root>/mmad.json` and domain knowledge into typed records.
 
     Domain knowledge comes from `knowledge` when given (MMAD ships domain_knowledge.json in its code

@@ -34,7 +34,9 @@ def _noise(w: int = 128, h: int = 128) -> Image.Image:
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 # ---------------------------------------------------------------------------------------------- good input
@@ -90,7 +92,7 @@ def test_16bit_png_is_scaled_not_clipped():
 
 
 def test_mode_i_and_f_images():
-    i_img = Image.fromarray((np.arange(256, dtype=np.int32).reshape(16, 16) * 257))
+    i_img = Image.fromarray(np.arange(256, dtype=np.int32).reshape(16, 16) * 257)
     assert i_img.mode == "I"
     out = np.asarray(load_image(i_img))[:, :, 0]
     assert out[0, 0] == 0 and out[-1, -1] == 255 and out[8, 0] == 128

@@ -22,7 +22,9 @@ from judo.mmad import (
 )
 
 REAL_KNOWLEDGE = Path(
-    os.environ.get("MMAD_KNOWLEDGE", Path(__file__).resolve().parents[2] / "shared/mmad/domain_knowledge.json")
+    os.environ.get(
+        "MMAD_KNOWLEDGE", Path(__file__).resolve().parents[2] / "shared/mmad/domain_knowledge.json"
+    )
 )
 
 
@@ -43,10 +45,19 @@ def _entry(**over) -> dict:
         "similar_templates": ["MVTec-AD/x/train/good/000.png"],
         "random_templates": ["MVTec-AD/x/train/good/001.png"],
         "conversation": [
-            {"Question": "Is there any defect in the object?", "Answer": "B",
-             "Options": {"B": "No.", "A": "Yes."}, "type": "Anomaly Detection", "annotation": True},
-            {"Question": "What is the shape?", "Answer": "A", "Options": {"A": "Round.", "B": "Square."},
-             "type": "Object Structure"},
+            {
+                "Question": "Is there any defect in the object?",
+                "Answer": "B",
+                "Options": {"B": "No.", "A": "Yes."},
+                "type": "Anomaly Detection",
+                "annotation": True,
+            },
+            {
+                "Question": "What is the shape?",
+                "Answer": "A",
+                "Options": {"A": "Round.", "B": "Square."},
+                "type": "Object Structure",
+            },
         ],
     }
     entry.update(over)
@@ -148,15 +159,18 @@ def test_malformed_json(tmp_path, content, message):
 def test_every_structural_problem_is_reported_at_once(tmp_path):
     bad_question = _entry()
     del bad_question["conversation"][1]["Options"]
-    _write(tmp_path, {
-        "DS-MVTec/x/image/good/000.png": _entry(),
-        "DS-MVTec/x/image/good/001.png": _entry(image_path=None),
-        "DS-MVTec/x/image/good/002.png": _entry(conversation="nope"),
-        "DS-MVTec/x/image/good/003.png": bad_question,
-        "DS-MVTec/x/image/good/004.png": _entry(similar_templates="MVTec-AD/x.png"),
-        "toplevel.png": _entry(),
-        "DS-MVTec/x/image/good/005.png": [],
-    })
+    _write(
+        tmp_path,
+        {
+            "DS-MVTec/x/image/good/000.png": _entry(),
+            "DS-MVTec/x/image/good/001.png": _entry(image_path=None),
+            "DS-MVTec/x/image/good/002.png": _entry(conversation="nope"),
+            "DS-MVTec/x/image/good/003.png": bad_question,
+            "DS-MVTec/x/image/good/004.png": _entry(similar_templates="MVTec-AD/x.png"),
+            "toplevel.png": _entry(),
+            "DS-MVTec/x/image/good/005.png": [],
+        },
+    )
     with pytest.raises(MMADError) as info:
         load_mmad(tmp_path)
     err = info.value
@@ -176,7 +190,10 @@ def test_every_structural_problem_is_reported_at_once(tmp_path):
     [
         ({"Question": "q", "Answer": 1, "Options": {"A": "x"}, "type": "t"}, "'Answer' should be a letter"),
         ({"Question": "q", "Answer": "A", "Options": {}, "type": "t"}, "'Options' should be a non-empty"),
-        ({"Question": "q", "Answer": "A", "Options": {"A": 3}, "type": "t"}, "'Options' should be a non-empty"),
+        (
+            {"Question": "q", "Answer": "A", "Options": {"A": 3}, "type": "t"},
+            "'Options' should be a non-empty",
+        ),
         ({"Question": None, "Answer": "A", "Options": {"A": "x"}, "type": "t"}, "should be texts"),
         ("just text", "should be an object, got str"),
     ],
@@ -205,7 +222,9 @@ def test_check_files_reports_all_missing_files(root_copy):
 
 
 def test_malformed_knowledge(root_copy):
-    (root_copy / "domain_knowledge.json").write_text(json.dumps({"MVTec": {"bottle": {"good": 3}}, "VisA": []}))
+    (root_copy / "domain_knowledge.json").write_text(
+        json.dumps({"MVTec": {"bottle": {"good": 3}}, "VisA": []})
+    )
     with pytest.raises(MMADError) as info:
         load_mmad(root_copy)
     assert str(root_copy / "domain_knowledge.json") in str(info.value)

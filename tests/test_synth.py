@@ -220,8 +220,12 @@ def test_conversations_follow_mmad(mmad_root):
             assert set(types[2:]) == {"Object Structure", "Object Details"}
         else:
             assert ad["Options"][ad["Answer"]] == "Yes."
-            assert types[1:] == ["Defect Classification", "Defect Localization", "Defect Description",
-                                 "Defect Analysis"]
+            assert types[1:] == [
+                "Defect Classification",
+                "Defect Localization",
+                "Defect Description",
+                "Defect Analysis",
+            ]
         for q in conv:
             assert q["Answer"] in q["Options"] and q["annotation"] is True
             assert list(q["Options"]) == list("ABCD"[: len(q["Options"])])
@@ -239,8 +243,8 @@ def test_answers_match_the_synthetic_truth(mmad_root):
         dataset, category, _, folder, _ = key.split("/")
         spec = SPECS[category]
         defect = spec.defect(folder)
-        by_type = {q["type"]: q for q in entry["conversation"]}
-        answer = lambda t: by_type[t]["Options"][by_type[t]["Answer"]]  # noqa: E731
+        answers = {q["type"]: q["Options"][q["Answer"]] for q in entry["conversation"]}
+        answer = answers.__getitem__
         assert answer("Defect Classification") == (defect.label or KIND_TEXTS[defect.kind].label)
         assert answer("Defect Description") == KIND_TEXTS[defect.kind].appearance
         assert answer("Defect Analysis") == KIND_TEXTS[defect.kind].effect
@@ -263,12 +267,15 @@ def test_domain_knowledge_format(mmad_root):
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_root_is_deterministic_per_seed(tmp_path):
-    kw = dict(categories=["pill", "carpet"], per_defect=1, normals=1, templates=2, size=64)
+    kw = {"categories": ["pill", "carpet"], "per_defect": 1, "normals": 1, "templates": 2, "size": 64}
     a = _digest(make_mmad_root(tmp_path / "a", seed=5, **kw))
     b = _digest(make_mmad_root(tmp_path / "b", seed=5, **kw))
     c = _digest(make_mmad_root(tmp_path / "c", seed=6, **kw))
@@ -288,8 +295,24 @@ def test_root_bad_arguments(tmp_path):
 
 def test_cli(tmp_path, capsys):
     out = tmp_path / "root"
-    assert synth_main([str(out), "--seed", "2", "--size", "64", "--categories", "wood,hazelnut",
-                       "--per-defect", "1", "--normals", "1"]) == 0
+    assert (
+        synth_main(
+            [
+                str(out),
+                "--seed",
+                "2",
+                "--size",
+                "64",
+                "--categories",
+                "wood,hazelnut",
+                "--per-defect",
+                "1",
+                "--normals",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "wrote" in capsys.readouterr().out
     data = _mmad(out)
     assert {k.split("/")[1] for k in data} == {"wood", "hazelnut"}

@@ -7,7 +7,7 @@ colour layer; the mask is then computed from the 8-bit result, so it can never d
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -67,11 +67,13 @@ def _stroke_alpha(size: tuple[int, int], paths: list[list[tuple[float, float]]],
     draw = ImageDraw.Draw(canvas)
     for path in paths:
         pts = [(x * _SS, y * _SS) for x, y in path]
-        draw.line(pts, fill=255, width=max(1, int(round(width * _SS))), joint="curve")
+        draw.line(pts, fill=255, width=max(1, round(width * _SS)), joint="curve")
     return np.asarray(canvas.resize((w, h), Image.BOX), np.float32) / 255.0
 
 
-def _blob(h: int, w: int, cx: float, cy: float, radius: float, rng: np.random.Generator, rough: float = 0.35) -> Array:
+def _blob(
+    h: int, w: int, cx: float, cy: float, radius: float, rng: np.random.Generator, rough: float = 0.35
+) -> Array:
     """Soft irregular blob alpha: a disc whose edge is pushed around by smooth noise."""
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     small = rng.standard_normal((6, 6)).astype(np.float32)
@@ -81,8 +83,15 @@ def _blob(h: int, w: int, cx: float, cy: float, radius: float, rng: np.random.Ge
     return np.clip((1.0 - d) / edge + 0.5, 0.0, 1.0)
 
 
-def _walk(rng: np.random.Generator, x: float, y: float, length: float, step: float, turn: float,
-          angle: float | None = None) -> list[tuple[float, float]]:
+def _walk(
+    rng: np.random.Generator,
+    x: float,
+    y: float,
+    length: float,
+    step: float,
+    turn: float,
+    angle: float | None = None,
+) -> list[tuple[float, float]]:
     """A random-walk polyline: small `turn` gives smooth scratches, large gives jagged cracks."""
     angle = rng.uniform(0, 2 * np.pi) if angle is None else angle
     pts = [(x, y)]
@@ -154,7 +163,9 @@ def _stain(rgb: Array, fg: Array, rng: np.random.Generator) -> tuple[Array, Arra
     x, y = _pick_inside(fg, rng, int(r))
     alpha = 0.85 * _blob(h, w, x, y, r, rng, rough=0.45) * fg
     if float(_luma(rgb)[alpha > 0.1].mean()) > 0.35:
-        tint = np.asarray(rng.choice([(0.55, 0.42, 0.25), (0.40, 0.45, 0.60), (0.62, 0.30, 0.25)]), np.float32)
+        tint = np.asarray(
+            rng.choice([(0.55, 0.42, 0.25), (0.40, 0.45, 0.60), (0.62, 0.30, 0.25)]), np.float32
+        )
         colour = rgb * tint  # darkening dye: the texture stays visible through the stain
     else:
         colour = np.clip(rgb * 0.4 + np.asarray((0.55, 0.50, 0.38), np.float32), 0, 1)  # pale residue
@@ -195,13 +206,16 @@ def _missing(rgb: Array, fg: Array, rng: np.random.Generator) -> tuple[Array, Ar
     cy, cx = ndimage.center_of_mass(fg)
     ex, ey = float(xs[k]), float(ys[k])
     r = rng.uniform(0.07, 0.11) * s
-    bx, by = ex + 0.35 * r * (cx - ex) / (np.hypot(cx - ex, cy - ey) + 1e-6), ey + 0.35 * r * (cy - ey) / (
-        np.hypot(cx - ex, cy - ey) + 1e-6)
+    bx, by = (
+        ex + 0.35 * r * (cx - ex) / (np.hypot(cx - ex, cy - ey) + 1e-6),
+        ey + 0.35 * r * (cy - ey) / (np.hypot(cx - ex, cy - ey) + 1e-6),
+    )
     alpha = _blob(h, w, bx, by, r, rng, rough=0.3) * grown
     background = rgb[~grown]
     bg_colour = np.median(background, axis=0) if len(background) else np.asarray((0.5, 0.5, 0.5))
     colour = np.broadcast_to(bg_colour.astype(np.float32), rgb.shape) + rng.normal(0, 0.01, rgb.shape).astype(
-        np.float32)
+        np.float32
+    )
     return alpha, colour
 
 
@@ -215,8 +229,9 @@ _PAINTERS: dict[str, Callable[[Array, Array, np.random.Generator], tuple[Array, 
 }
 
 
-def paint_defect(img: Image.Image, kind: str, rng: np.random.Generator, *,
-                 foreground: Array | None = None) -> tuple[Image.Image, Array]:
+def paint_defect(
+    img: Image.Image, kind: str, rng: np.random.Generator, *, foreground: Array | None = None
+) -> tuple[Image.Image, Array]:
     """Paint one defect of `kind` into a copy of `img`; returns (RGB image, bool mask of changed pixels).
 
     `foreground` (bool H x W) limits where the defect may go; by default it is estimated from the

@@ -10,8 +10,8 @@ the root under a separate tree (`MVTec-AD/...` for DS-MVTec), empty mask paths f
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from PIL import Image
@@ -24,8 +24,12 @@ from judo.synth.questions import anomalous_conversation, normal_conversation
 #: Mask folder per dataset: both spellings occur in MMAD, so consumers must read mask_path, not guess.
 MASK_FOLDER = {"DS-MVTec": "rbg_mask", "MVTec-LOCO": "rbg_mask", "VisA": "rgb_mask", "GoodsAD": "rgb_mask"}
 #: Mask colour per dataset: white, and one coloured variant (any nonzero channel marks a defect).
-MASK_COLOUR = {"DS-MVTec": (255, 255, 255), "MVTec-LOCO": (255, 255, 255), "VisA": (255, 255, 255),
-               "GoodsAD": (255, 0, 0)}
+MASK_COLOUR = {
+    "DS-MVTec": (255, 255, 255),
+    "MVTec-LOCO": (255, 255, 255),
+    "VisA": (255, 255, 255),
+    "GoodsAD": (255, 0, 0),
+}
 #: domain_knowledge.json key per dataset.
 KNOWLEDGE_KEY = {"DS-MVTec": "MVTec"}
 
@@ -53,8 +57,16 @@ def _mask_image(mask: np.ndarray, colour: tuple[int, int, int]) -> Image.Image:
     return Image.fromarray(arr)
 
 
-def _write_category(root: Path, spec: CategorySpec, rng: np.random.Generator, *, per_defect: int,
-                    normals: int, templates: int, size: tuple[int, int]) -> dict[str, dict]:
+def _write_category(
+    root: Path,
+    spec: CategorySpec,
+    rng: np.random.Generator,
+    *,
+    per_defect: int,
+    normals: int,
+    templates: int,
+    size: tuple[int, int],
+) -> dict[str, dict]:
     base = root / spec.dataset / spec.name
     tdir = template_dir(spec.dataset, spec.name)
     template_paths = []
@@ -106,9 +118,16 @@ def _write_category(root: Path, spec: CategorySpec, rng: np.random.Generator, *,
     return entries
 
 
-def make_mmad_root(out_dir: Path | str, seed: int = 0, categories: Iterable[str] | None = None, *,
-                   per_defect: int = 2, normals: int = 3, templates: int = 3,
-                   size: int | tuple[int, int] | None = None) -> Path:
+def make_mmad_root(
+    out_dir: Path | str,
+    seed: int = 0,
+    categories: Iterable[str] | None = None,
+    *,
+    per_defect: int = 2,
+    normals: int = 3,
+    templates: int = 3,
+    size: int | tuple[int, int] | None = None,
+) -> Path:
     """Write a synthetic MMAD root (images, masks, templates, mmad.json, domain_knowledge.json).
 
     Deterministic for `seed`; each category draws from its own generator, so adding a category does
@@ -129,9 +148,14 @@ def make_mmad_root(out_dir: Path | str, seed: int = 0, categories: Iterable[str]
         spec = SPECS[name]
         rng = np.random.default_rng([seed, list(SPECS).index(name)])
         wh = spec.size if size is None else ((size, size) if isinstance(size, int) else tuple(size))
-        mmad.update(_write_category(root, spec, rng, per_defect=per_defect, normals=normals,
-                                    templates=templates, size=wh))
-        knowledge.setdefault(KNOWLEDGE_KEY.get(spec.dataset, spec.dataset), {})[spec.name] = spec_knowledge(spec)
+        mmad.update(
+            _write_category(
+                root, spec, rng, per_defect=per_defect, normals=normals, templates=templates, size=wh
+            )
+        )
+        knowledge.setdefault(KNOWLEDGE_KEY.get(spec.dataset, spec.dataset), {})[spec.name] = spec_knowledge(
+            spec
+        )
     (root / "mmad.json").write_text(json.dumps(mmad, indent=1), encoding="utf-8")
     (root / "domain_knowledge.json").write_text(json.dumps(knowledge, indent=1), encoding="utf-8")
     return root

@@ -8,7 +8,7 @@ category, the size and a numpy Generator, so a seed reproduces a dataset bit for
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -64,7 +64,9 @@ def _finish(rgb: Array, rng: np.random.Generator, noise: float) -> Image.Image:
     return Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
 
 
-def _background(rng: np.random.Generator, h: int, w: int, level: float, tint: tuple[float, float, float]) -> Array:
+def _background(
+    rng: np.random.Generator, h: int, w: int, level: float, tint: tuple[float, float, float]
+) -> Array:
     """A plain, slightly uneven inspection background."""
     x, _ = _coords(h, w)
     light = level * (1 + 0.015 * _smooth(rng, h, w, 2)) + 0.03 * (x / w - 0.5)
@@ -99,7 +101,7 @@ def _carpet(rng: np.random.Generator, h: int, w: int) -> Array:
 
 def _wood(rng: np.random.Generator, h: int, w: int) -> Array:
     """Vertical grain: distorted growth rings plus fine fibres along the grain."""
-    x, y = _coords(h, w)
+    x, _y = _coords(h, w)
     s = min(h, w)
     period = s / rng.uniform(5, 9)
     t = (x + 0.10 * s * _smooth(rng, h, w, (3, 2)) + 0.02 * s * _smooth(rng, h, w, (10, 6))) / period
@@ -115,10 +117,14 @@ def _metal_plate(rng: np.random.Generator, h: int, w: int) -> Array:
     """Brushed metal: streaks along x and a broad light gradient."""
     x, y = _coords(h, w)
     streaks = np.asarray(
-        Image.fromarray(rng.standard_normal((h, max(4, w // 50))).astype(np.float32)).resize((w, h), Image.BILINEAR)
+        Image.fromarray(rng.standard_normal((h, max(4, w // 50))).astype(np.float32)).resize(
+            (w, h), Image.BILINEAR
+        )
     )
     level = rng.uniform(0.55, 0.66)
-    light = level + 0.045 * streaks + 0.08 * (x / w - 0.5) - 0.05 * (y / h - 0.5) + 0.02 * _smooth(rng, h, w, 3)
+    light = (
+        level + 0.045 * streaks + 0.08 * (x / w - 0.5) - 0.05 * (y / h - 0.5) + 0.02 * _smooth(rng, h, w, 3)
+    )
     return light[..., None] * np.asarray((0.97, 0.99, 1.03), np.float32)
 
 
@@ -135,7 +141,9 @@ def _bottle(rng: np.random.Generator, h: int, w: int) -> Array:
     bg = _background(rng, h, w, 0.86, (1.0, 1.0, 0.98))
     glass = np.asarray((0.36, 0.28, 0.17), np.float32) * rng.uniform(0.85, 1.1)
     mid = (outer + inner) / 2
-    ring_light = 0.65 + 0.9 * np.exp(-(((r - mid) / 0.035) ** 2)) + 0.25 * np.exp(-(((r - outer + 0.02) / 0.01) ** 2))
+    ring_light = (
+        0.65 + 0.9 * np.exp(-(((r - mid) / 0.035) ** 2)) + 0.25 * np.exp(-(((r - outer + 0.02) / 0.01) ** 2))
+    )
     rim = glass * ring_light[..., None] * (1 + 0.04 * _smooth(rng, h, w, 6))[..., None]
     interior = (0.03 + 0.07 * (r / inner) ** 2)[..., None] * np.asarray((1.0, 0.95, 0.9), np.float32)
     px = 2.0 / s  # one pixel in radius units: anti-aliased edges
@@ -274,7 +282,7 @@ def _draw_tab(w: int, h: int, cx: float, cy: float, sz: int, angle: float) -> tu
     dl.line(hole + [hole[0]], fill=255, width=max(2, sz * k // 200))
     score = [pt(-0.45 * np.cos(a), 0.45 * np.sin(a)) for a in np.linspace(-0.9, 0.9, 24)]
     dl.line(score, fill=255, width=max(2, sz * k // 200))
-    to_alpha = lambda im: np.asarray(im.resize((w, h), Image.BOX), np.float32) / 255.0  # noqa: E731
+    to_alpha = lambda im: np.asarray(im.resize((w, h), Image.BOX), np.float32) / 255.0
     return to_alpha(body), to_alpha(lines)
 
 

@@ -13,9 +13,15 @@ from judo.synth.catalog import EXTRA_LABELS, KIND_TEXTS, OBJECT_NAMES, CategoryS
 LETTERS = "ABCDE"
 #: Position names for Defect Localization, by (row, col) of a 3x3 split of the image.
 POSITIONS: dict[tuple[int, int], str] = {
-    (0, 0): "Top left.", (0, 1): "Top center.", (0, 2): "Top right.",
-    (1, 0): "Center left.", (1, 1): "Center.", (1, 2): "Center right.",
-    (2, 0): "Bottom left.", (2, 1): "Bottom center.", (2, 2): "Bottom right.",
+    (0, 0): "Top left.",
+    (0, 1): "Top center.",
+    (0, 2): "Top right.",
+    (1, 0): "Center left.",
+    (1, 1): "Center.",
+    (1, 2): "Center right.",
+    (2, 0): "Bottom left.",
+    (2, 1): "Bottom center.",
+    (2, 2): "Bottom right.",
 }
 
 AD_QUESTION = "Is there any defect in the object?"
@@ -62,8 +68,13 @@ def _pick(pool: list[str], k: int, rng: np.random.Generator) -> list[str]:
 
 
 def anomaly_detection(has_defect: bool, rng: np.random.Generator) -> dict:
-    return _question(AD_QUESTION, "Yes." if has_defect else "No.", ["No." if has_defect else "Yes."],
-                     "Anomaly Detection", rng)
+    return _question(
+        AD_QUESTION,
+        "Yes." if has_defect else "No.",
+        ["No." if has_defect else "Yes."],
+        "Anomaly Detection",
+        rng,
+    )
 
 
 def _location_distractors(cell: tuple[int, int], rng: np.random.Generator) -> list[str]:
@@ -76,8 +87,9 @@ def _location_distractors(cell: tuple[int, int], rng: np.random.Generator) -> li
     return picked
 
 
-def anomalous_conversation(spec: CategorySpec, defect: DefectSpec, mask: np.ndarray,
-                           rng: np.random.Generator) -> list[dict]:
+def anomalous_conversation(
+    spec: CategorySpec, defect: DefectSpec, mask: np.ndarray, rng: np.random.Generator
+) -> list[dict]:
     """Anomaly Detection, then Defect Classification / Localization / Description / Analysis."""
     kt = KIND_TEXTS[defect.kind]
     label = defect.label or kt.label
@@ -88,10 +100,19 @@ def anomalous_conversation(spec: CategorySpec, defect: DefectSpec, mask: np.ndar
     return [
         anomaly_detection(True, rng),
         _question(CLASSIFY_QUESTION, label, _pick(label_pool, 3, rng), "Defect Classification", rng),
-        _question(LOCATE_QUESTION, POSITIONS[cell], _location_distractors(cell, rng), "Defect Localization", rng),
-        _question(DESCRIBE_QUESTION, kt.appearance, _pick([t.appearance for t in others], 3, rng),
-                  "Defect Description", rng),
-        _question(ANALYSE_QUESTION, kt.effect, _pick([t.effect for t in others], 3, rng), "Defect Analysis", rng),
+        _question(
+            LOCATE_QUESTION, POSITIONS[cell], _location_distractors(cell, rng), "Defect Localization", rng
+        ),
+        _question(
+            DESCRIBE_QUESTION,
+            kt.appearance,
+            _pick([t.appearance for t in others], 3, rng),
+            "Defect Description",
+            rng,
+        ),
+        _question(
+            ANALYSE_QUESTION, kt.effect, _pick([t.effect for t in others], 3, rng), "Defect Analysis", rng
+        ),
     ]
 
 
