@@ -78,13 +78,37 @@ def load_sft_dataset(folder: str | Path, *, stages: tuple[str, ...] = ("stage1",
     return _to_dataset(records)
 
 
-def load_grpo_dataset(folder: str | Path):
-    """Stage-3 folder -> Dataset(prompt, images, answer, seg, rationale, options, question_key)."""
+def _restyled_prompt(row: dict, images: list[str], style: str) -> list[dict]:
+    """The row's question asked with another output instruction (e.g. the Base GRPO ablation's).
+
+    Rebuilt by judo.prompts from the saved 448x448 images (template first, query last), so the
+    prompt text still comes from the one place that writes prompts.
+    """
+    from judo.images import load_image
+    from judo.prompts import inspection_prompt
+
+    options = json.loads(row["options"]) if isinstance(row.get("options"), str) else row.get("options")
+    prompt = inspection_prompt(load_image(images[-1]), load_image(images[0]), row["question"], options,
+                               style=style)
+    if len(prompt.images) != len(images):
+        raise DataBuildError(f"style {style!r} makes a prompt with {len(prompt.images)} images, "
+                             f"the stored rows have {len(images)}")
+    return prompt.messages
+
+
+def load_grpo_dataset(folder: str | Path, *, prompt_style: str | None = None):
+    """Stage-3 folder -> Dataset(prompt, images, answer, seg, rationale, options, question_key).
+
+    `prompt_style=None` keeps the stored JUDO prompts; another judo.prompts style re-asks each question
+    with that style's output instruction (the images and the truth columns stay the same).
+    """
     folder, rows = stage_rows(folder, expect=("stage3",))
     records: dict[str, list] = {c: [] for c in GRPO_COLUMNS}
     for row in rows:
-        records["prompt"].append(_messages(row["prompt"]))
-        records["images"].append(_images(folder, row["images"]))
+        images = _images(folder, row["images"])
+        prompt = row["prompt"] if prompt_style is None else _restyled_prompt(row, images, prompt_style)
+        records["prompt"].append(_messages(prompt))
+        records["images"].append(images)
         records["answer"].append(row["answer"])
         records["seg"].append([[int(r), int(c)] for r, c in row["seg"]])
         records["rationale"].append(row["rationale"])

@@ -1,0 +1,111 @@
+"""What the SFT and GRPO scripts share: our recipe fields, model loading kwargs, resume, saving.
+
+Kept next to the scripts (not in the `judo` package) because only training needs it; the scripts
+import it as a sibling module, which works for `python`, `torchrun` and `accelerate launch` alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+#: Written into an output folder once its stage has finished and saved; launch_h200.sh skips such stages.
+DONE_FILE = "judo_training.json"
+
+
+@dataclass
+class JudoArguments:
+    """The recipe fields TRL does not have: where the built data is, which rewards, LoRA merging.
+
+    Reward *weights* are TRL's own `reward_weights` (GRPOConfig), listed in the same order.
+    """
+
+    data_dir: str = field(default="", metadata={"help": "a `judo data` output folder (stage1, stage2 or stage3)"})
+    stage: str = field(default="", metadata={"help": "name written into judo_training.json (stage1, base-grpo, ...)"})
+    reward_funcs: list[str] = field(
+        default_factory=list,
+        metadata={"help": "GRPO only: names from judo.rewards.REWARDS, e.g. domain_reward seg_reward ..."},
+    )
+    prompt_style: str | None = field(
+        default=None,
+        metadata={"help": "GRPO only: rebuild the stored prompts with judo.prompts.inspection_prompt(style=...) "
+                          "(None keeps the stage-3 'judo' prompts)"},
+    )
+    merge_lora: bool = field(
+        default=True,
+        metadata={"help": "with --use_peft: merge the adapter into a full bf16 model in output_dir at the end, "
+                          "so the next stage and the app load a plain checkpoint"},
+    )
+
+
+def model_init_kwargs(model_args, training_args) -> dict:
+    """from_pretrained kwargs for TRL's string-model loading (dtype, attention, 4/8-bit on a workstation)."""
+    from trl import get_kbit_device_map, get_quantization_config
+
+    kwargs = dict(revision=model_args.model_revision, attn_implementation=model_args.attn_implementation,
+                  dtype=model_args.dtype)
+    quantization = get_quantization_config(model_args)
+    if quantization is not None:
+        kwargs.update(quantization_config=quantization, device_map=get_kbit_device_map())
+    if training_args.model_init_kwargs:
+        kwargs.update(training_args.model_init_kwargs)
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def check_start(model_args, judo_args) -> None:
+    """Fail early, in words, when the recipe points at something that is not there."""
+    if not judo_args.data_dir:
+        raise SystemExit("set data_dir in the recipe (or --data_dir): a `judo data` output folder")
+    source = model_args.model_name_or_path
+    if not source:
+        raise SystemExit("set model_name_or_path in the recipe (or --model_name_or_path)")
+    if (source.startswith((".", "/")) or source.startswith("outputs")) and not Path(source).is_dir():
+        raise SystemExit(f"model_name_or_path {source} does not exist: train the previous stage first")
+
+
+def last_checkpoint(output_dir: str) -> str | None:
+    """The newest `checkpoint-N` folder in output_dir (resume point), or None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+
+
+def finish(trainer, processor, model_args, training_args, judo_args, started: float) -> None:
+    """Save the model and the processor together (the next stage starts from this folder), merge a
+    LoRA adapter when asked, and mark the stage done."""
+    out = training_args.output_dir
+    trainer.save_model(out)
+    if trainer.accelerator.is_main_process:
+        processor.save_pretrained(out)
+    trainer.accelerator.wait_for_everyone()
+    if model_args.use_peft and judo_args.merge_lora and trainer.accelerator.is_main_process:
+        merge_adapter(model_args.model_name_or_path, out)
+    if trainer.accelerator.is_main_process:
+        record = {"stage": judo_args.stage, "data_dir": judo_args.data_dir,
+                  "base": model_args.model_name_or_path, "global_step": trainer.state.global_step,
+                  "minutes": round((time.time() - started) / 60, 2), "judo": asdict(judo_args)}
+        Path(out, DONE_FILE).write_text(json.dumps(record, indent=1) + "\n")
+    trainer.accelerator.wait_for_everyone()
+
+
+def merge_adapter(base: str, out: str) -> None:
+    """Fold the LoRA adapter saved in `out` into a bf16 copy of `base`; keep the adapter in out/adapter."""
+    import shutil
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForImageTextToText
+
+    out_path = Path(out)
+    adapter = out_path / "adapter"
+    adapter.mkdir(exist_ok=True)
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        if (out_path / name).exists():
+            shutil.move(str(out_path / name), adapter / name)
+    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    model = AutoModelForImageTextToText.from_pretrained(base, dtype=dtype)
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    merged.save_pretrained(out, safe_serialization=True)

@@ -1,0 +1,55 @@
+"""Stage 3 of JUDO (domain-oriented GRPO) and the "Base GRPO" ablation, with TRL's GRPOTrainer.
+
+    torchrun --nproc_per_node 4 train/grpo.py --config train/recipes/stage3.yaml      # JUDO
+    torchrun --nproc_per_node 4 train/grpo.py --config train/recipes/base_grpo.yaml   # Base GRPO
+
+The dataset is a `judo data stage3` folder: conversational `prompt` + `images` and the truth columns
+`answer`, `seg`, `rationale` (+ `options`) that the rewards read. The recipe names the rewards
+(`reward_funcs`, from judo.rewards.REWARDS) and their weights (`reward_weights`, same order). TRL 1.16
+changed defaults that matter here, so every recipe sets `beta` and `loss_type` explicitly, and
+`per_device_train_batch_size` counts completions, not prompts (see the recipe comments).
+Rerunning a recipe resumes from the newest checkpoint in output_dir.
+"""
+
+import time
+
+from trl import GRPOConfig, GRPOTrainer, ModelConfig, TrlParser, get_peft_config
+
+from common import JudoArguments, check_start, finish, last_checkpoint, model_init_kwargs
+from judo.data.datasets import load_grpo_dataset
+from judo.models import load_processor
+from judo.rewards import get_rewards
+
+
+def main(training_args, model_args, judo_args):
+    started = time.time()
+    check_start(model_args, judo_args)
+    if not judo_args.reward_funcs:
+        raise SystemExit("list the rewards in the recipe: reward_funcs: [domain_reward, seg_reward, ...]")
+    if training_args.reward_weights and len(training_args.reward_weights) != len(judo_args.reward_funcs):
+        raise SystemExit(f"reward_weights has {len(training_args.reward_weights)} values for "
+                         f"{len(judo_args.reward_funcs)} reward_funcs")
+    training_args.model_init_kwargs = model_init_kwargs(model_args, training_args)
+
+    dataset = load_grpo_dataset(judo_args.data_dir, prompt_style=judo_args.prompt_style)
+    processor = load_processor(model_args.model_name_or_path)
+
+    trainer = GRPOTrainer(
+        model=model_args.model_name_or_path,
+        reward_funcs=get_rewards(judo_args.reward_funcs),
+        args=training_args,
+        train_dataset=dataset,
+        processing_class=processor,
+        peft_config=get_peft_config(model_args),
+    )
+    resume = training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir)
+    if resume:
+        trainer.accelerator.print(f"resuming from {resume}")
+    trainer.train(resume_from_checkpoint=resume)
+    finish(trainer, processor, model_args, training_args, judo_args, started)
+    trainer.accelerator.print(f"saved {judo_args.stage or 'model'} to {training_args.output_dir}")
+
+
+if __name__ == "__main__":
+    parser = TrlParser((GRPOConfig, ModelConfig, JudoArguments))
+    main(*parser.parse_args_and_config())
