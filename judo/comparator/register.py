@@ -1,0 +1,190 @@
+"""Register the template onto the query with one global transform (OpenCV: phase correlation + ECC).
+
+Why global: a dense flow field would happily bend the template until it matches the query, hiding
+exactly the defects we are looking for. Real template pairs differ by a rigid motion of the camera or
+part (a shift, a few degrees of rotation, a few percent of scale), so one transform is estimated:
+phase correlation for the coarse shift, then OpenCV's ECC maximisation (enhanced correlation
+coefficient, Evangelidis & Psarakis 2008) refines an affine motion coarse to fine. ECC maximises a
+correlation coefficient, so it is indifferent to brightness and contrast changes; a small defect
+barely moves the optimum. The result is reduced to the nearest similarity transform (rotation, one
+scale, shift): what photos of one product really differ by, and it keeps a stray shear from
+bending the borders. Every candidate (no motion, the shift alone, the refined motion) is scored by
+the correlation it achieves and the best plausible one wins; failure falls back to no motion with
+a warning rather than an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+#: Coarse-to-fine sizes (px) and ECC iterations per level.
+LEVELS = ((64, 40), (128, 25))
+#: Plausible motion between two photos of one product; beyond this we call registration failed.
+MAX_ROTATION_DEG = 15.0
+MAX_SCALE_CHANGE = 0.15
+MAX_SHIFT_FRACTION = 0.25
+#: Below this correlation of the registered pair the template is probably another product.
+MIN_SIMILARITY = 0.3
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Template -> query alignment at analysis size.
+
+    matrix: 3x3 homogeneous map from query (x, y) pixel coordinates to template coordinates (where
+    to sample the template for each query pixel). success: a plausible alignment was found (else
+    `matrix` is the identity). similarity: correlation of the registered grey images (1 = same
+    picture; below MIN_SIMILARITY the template probably shows another product). method: which
+    candidate won ("ecc", "phase-correlation", "identity").
+    """
+
+    matrix: np.ndarray
+    success: bool
+    similarity: float
+    method: str
+    message: str | None = None
+
+    @property
+    def rotation_deg(self) -> float:
+        return float(np.rad2deg(np.arctan2(self.matrix[1, 0], self.matrix[0, 0])))
+
+    @property
+    def scale(self) -> float:
+        return float(np.hypot(self.matrix[0, 0], self.matrix[1, 0]))
+
+    @property
+    def shift(self) -> tuple[float, float]:
+        """Translation part of `matrix` (px at analysis size)."""
+        return float(self.matrix[0, 2]), float(self.matrix[1, 2])
+
+
+def _resize(img: np.ndarray, n: int) -> np.ndarray:
+    return img if img.shape[0] == n else cv2.resize(img, (n, n), interpolation=cv2.INTER_AREA)
+
+
+def _rescale(m: np.ndarray, factor: float) -> np.ndarray:
+    """A 3x3 map expressed in pixel coordinates `factor` times larger (pixel centres kept)."""
+    s = np.array([[factor, 0, 0.5 * factor - 0.5], [0, factor, 0.5 * factor - 0.5], [0, 0, 1.0]])
+    return s @ m @ np.linalg.inv(s)
+
+
+def _nearest_similarity(m: np.ndarray, size: int) -> np.ndarray:
+    """Closest rotation+scale to the affine part (polar decomposition), keeping where the centre goes."""
+    u, sv, vt = np.linalg.svd(m[:2, :2])
+    rot = u @ vt
+    if np.linalg.det(rot) < 0:  # a mirror is never a plausible motion
+        return m
+    lin = rot * float(sv.mean())
+    centre = np.full(2, (size - 1) / 2.0)
+    out = np.eye(3)
+    out[:2, :2] = lin
+    out[:2, 2] = m[:2, :2] @ centre + m[:2, 2] - lin @ centre
+    return out
+
+
+def _plausible(m: np.ndarray, size: int) -> bool:
+    if not np.all(np.isfinite(m)):
+        return False
+    scale = np.hypot(m[0, 0], m[1, 0])
+    rotation = abs(np.rad2deg(np.arctan2(m[1, 0], m[0, 0])))
+    centre = np.full(2, (size - 1) / 2.0)
+    moved = np.abs(m[:2, :2] @ centre + m[:2, 2] - centre)
+    return (
+        rotation <= MAX_ROTATION_DEG
+        and abs(scale - 1.0) <= MAX_SCALE_CHANGE
+        and bool(np.all(moved <= MAX_SHIFT_FRACTION * size))
+    )
+
+
+def _warp(img: np.ndarray, m: np.ndarray, border: float = np.nan) -> np.ndarray:
+    n = img.shape[0]
+    return cv2.warpAffine(
+        img, m[:2].astype(np.float64), (n, n), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT, borderValue=border,
+    )
+
+
+def _correlation(q: np.ndarray, t: np.ndarray, m: np.ndarray) -> float:
+    """Pearson correlation of q and the warped t over the pixels t covers."""
+    warped = _warp(t, m)
+    valid = ~np.isnan(warped)
+    if valid.sum() < 0.25 * valid.size:
+        return -1.0
+    x, y = q[valid].astype(np.float64), warped[valid].astype(np.float64)
+    sx, sy = x.std(), y.std()
+    if sx < 1e-6 or sy < 1e-6:
+        return 0.0
+    return float(np.mean((x - x.mean()) * (y - y.mean())) / (sx * sy))
+
+
+def _phase_shift(q: np.ndarray, t: np.ndarray) -> np.ndarray:
+    n = q.shape[0]
+    (dx, dy), _ = cv2.phaseCorrelate(q, t, cv2.createHanningWindow((n, n), cv2.CV_32F))
+    m = np.eye(3)
+    m[0, 2], m[1, 2] = dx, dy
+    return m
+
+
+def _ecc(q_full: np.ndarray, t_full: np.ndarray, start: np.ndarray, start_size: int) -> np.ndarray | None:
+    """Coarse-to-fine ECC from `start` (given at `start_size`); None when it does not converge."""
+    m, size = start, start_size
+    for n, iterations in LEVELS:
+        m = _rescale(m, n / size)
+        size = n
+        criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-5)
+        try:
+            _, warp = cv2.findTransformECC(
+                _resize(q_full, n), _resize(t_full, n), m[:2].astype(np.float32), cv2.MOTION_AFFINE,
+                criteria, None, 3,
+            )
+        except cv2.error:  # "the algorithm stopped before its convergence": correlation did not improve
+            return None
+        m = np.vstack([warp.astype(np.float64), [0.0, 0.0, 1.0]])
+        if not _plausible(m, n):
+            return None
+    return _rescale(m, q_full.shape[0] / size)
+
+
+def register(query_gray: np.ndarray, template_gray: np.ndarray) -> Registration:
+    """Estimate the template -> query alignment of two equally sized square grey float32 images."""
+    size = query_gray.shape[0]
+    q, t = query_gray.astype(np.float32), template_gray.astype(np.float32)
+    judge = LEVELS[-1][0]  # candidates are compared at the finest ECC level: fast and sharp enough
+    qj, tj = _resize(q, judge), _resize(t, judge)
+
+    coarse = LEVELS[0][0]
+    shift = _phase_shift(_resize(q, coarse), _resize(t, coarse))
+    candidates = {"identity": np.eye(3), "phase-correlation": _rescale(shift, size / coarse)}
+    refined = _ecc(q, t, shift, coarse)
+    if refined is not None:
+        candidates["ecc"] = _nearest_similarity(refined, size)
+
+    scored = {
+        name: _correlation(qj, tj, _rescale(m, judge / size))
+        for name, m in candidates.items()
+        if _plausible(m, size)
+    }
+    best = max(scored, key=lambda name: scored[name])
+    # Prefer doing nothing unless moving clearly helps: a blank-ish pair correlates by chance.
+    if scored[best] < scored["identity"] + 0.005:
+        best = "identity"
+    similarity = scored[best]
+    message = None
+    if similarity < MIN_SIMILARITY:
+        message = (
+            f"low similarity ({similarity:.2f}): the template may not show the same product; "
+            "the comparison is not meaningful"
+        )
+    elif best == "identity" and refined is None:
+        message = "registration failed: no alignment improved the match; compared without aligning"
+    return Registration(candidates[best], best != "identity" or refined is not None, similarity, best, message)
+
+
+def warp_template(template: np.ndarray, reg: Registration) -> tuple[np.ndarray, np.ndarray]:
+    """The template resampled into the query frame, and a mask of the pixels it actually covers."""
+    warped = _warp(template.astype(np.float32), reg.matrix, border=0.0)
+    reach = _warp(np.ones(template.shape[:2], np.float32), reg.matrix, border=0.0)
+    return warped, reach > 0.999

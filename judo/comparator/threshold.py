@@ -1,0 +1,71 @@
+"""From a pixel map to the 16x16 grid: pool per cell, then pick cells with a pair-adaptive threshold.
+
+Why adaptive: how different two normal photos look depends on the product (a glossy can reflects
+differently each time, a carpet never aligns fibre for fibre) and on the pair. A fixed threshold is
+either blind on clean pairs or noisy on hard ones. Most of a picture is normal, so the cell values
+of one pair describe its own noise floor: the threshold is a robust z-score above the median cell
+(median + K x MAD), never below an absolute floor so that a normal, well-matched pair yields no
+cells at all (a z-score alone would always flag the "least normal" cells).
+
+Why grow: a cell counts as anomalous when the defect touches it at all (judo.grid), so cells next
+to a clear detection are accepted at a lower score (hysteresis), which recovers the thin borders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from judo.grid import GRID_SIZE, Cell, cell_boxes
+
+#: The threshold in noise units (see features.py): at least this, whatever the pair.
+ABSOLUTE_FLOOR = 1.0
+#: Robust z above the pair's median cell.
+Z_THRESHOLD = 6.0
+#: A neighbour of a detected cell is accepted at this fraction of the threshold.
+GROW_FRACTION = 0.6
+
+
+@dataclass(frozen=True)
+class CellSelection:
+    """scores: cell values divided by the threshold (>= 1 means anomalous); threshold in map units."""
+
+    scores: np.ndarray
+    cells: set[Cell]
+    threshold: float
+
+
+def pool_cells(pixel_map: np.ndarray, stat: str = "max", grid: int = GRID_SIZE) -> np.ndarray:
+    """One value per judo.grid cell of a square or rectangular (H, W) map: the cell's max or mean."""
+    height, width = pixel_map.shape
+    boxes = cell_boxes((width, height))
+    out = np.zeros((grid, grid), dtype=np.float64)
+    reduce = np.max if stat == "max" else np.mean
+    for r in range(grid):
+        for c in range(grid):
+            x0, y0, x1, y1 = boxes[r][c]
+            block = pixel_map[y0:y1, x0:x1]
+            out[r, c] = float(reduce(block)) if block.size else 0.0
+    return out
+
+
+def _grow(above: np.ndarray, near: np.ndarray) -> np.ndarray:
+    """Add cells that are `near` the threshold and 8-connected to an `above` cell (one ring)."""
+    padded = np.pad(above, 1)
+    neighbour = np.zeros_like(above)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            neighbour |= padded[1 + dr : 1 + dr + above.shape[0], 1 + dc : 1 + dc + above.shape[1]]
+    return above | (neighbour & near)
+
+
+def select_cells(values: np.ndarray) -> CellSelection:
+    """Threshold a (16, 16) grid of cell values; see the module docstring for the rule."""
+    median = float(np.median(values))
+    mad = float(np.median(np.abs(values - median))) * 1.4826
+    threshold = max(ABSOLUTE_FLOOR, median + Z_THRESHOLD * mad)
+    scores = values / threshold
+    chosen = _grow(scores >= 1.0, scores >= GROW_FRACTION)
+    cells = {(int(r), int(c)) for r, c in zip(*np.nonzero(chosen))}
+    return CellSelection(scores=scores, cells=cells, threshold=threshold)
