@@ -1,4 +1,5 @@
-"""Throughput of the seg language: format, parse (lenient and strict) and mask -> cells.
+"""Throughput of the seg language: format, parse (lenient and strict), mask -> cells, and the
+streaming response parser that reads it token by token.
 
 Every reward call, evaluation record and streamed token goes through these functions, so they must stay
 far below the cost of generating a token. Run: ``.venv/bin/python bench/grid.py [--n 10000]``.
@@ -16,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from judo.grid import GRID_SIZE, format_seg, mask_to_cells, parse_seg
+from judo.response import StreamParser, parse_response
 
 DASHES = ["-", " - ", "\u2013", " \u2013 ", "\u2014"]  # hyphen, spaced hyphen, en dash (the paper), em dash
 
@@ -48,14 +50,44 @@ def as_model_writes(seg: str, rng: random.Random) -> str:
 
 
 def timed(fn: Callable[[object], object], items: list, repeat: int = 3) -> float:
-    """Best-of-``repeat`` microseconds per item."""
+    """Best-of-``repeat`` CPU microseconds per item.
+
+    CPU time of this process (``process_time``), not wall time: on a shared machine wall time mostly
+    measures the other processes.
+    """
     best = float("inf")
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for item in items:
             fn(item)
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, time.process_time() - t0)
     return best / len(items) * 1e6
+
+
+THINK = (
+    "Compared with the normal template, the query shows a {kind} near the {where}. The surface around it "
+    "is otherwise uniform, and the region differs in texture and brightness from the template. "
+)
+
+
+def response_for(seg_text: str, rng: random.Random) -> str:
+    """A JUDO-shaped response of realistic length around a seg string."""
+    think = "".join(THINK.format(kind=rng.choice(["scratch", "dent", "stain"]),
+                                 where=rng.choice(["top left", "centre", "edge"])) for _ in range(rng.randint(3, 8)))
+    return f"{seg_text}\n<think> {think}</think>\n<answer>{rng.choice('ABCD')}</answer>"
+
+
+def stream_all(chunks: list[str]) -> None:
+    parser = StreamParser()
+    for chunk in chunks:
+        parser.feed(chunk)
+
+
+def reparse_all(chunks: list[str]) -> None:
+    text = ""
+    for chunk in chunks:
+        text += chunk
+        parse_response(text, final=False)
 
 
 def mask_for(cells: set[tuple[int, int]], size: int, rng: random.Random) -> Image.Image:
@@ -89,6 +121,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  format_seg                {timed(format_seg, cell_sets):7.2f} us/string")
     print(f"  parse_seg (lenient)       {timed(parse_seg, written):7.2f} us/string")
     print(f"  parse_seg (strict)        {timed(lambda t: parse_seg(t, strict=True), written):7.2f} us/string")
+
+    responses = [response_for(written[i], rng) for i in range(200)]
+    mean_len = sum(map(len, responses)) / len(responses)
+    print(f"  parse_response (full)     {timed(parse_response, responses):7.2f} us/response "
+          f"({mean_len:.0f} chars)")
+    chunked = [[text[i:i + 4] for i in range(0, len(text), 4)] for text in responses]
+    n_tokens = sum(map(len, chunked))
+    stream_us = timed(stream_all, chunked, 1) * len(chunked) / n_tokens
+    naive_us = timed(reparse_all, chunked[:40], 1) * 40 / sum(map(len, chunked[:40]))
+    print(f"  StreamParser.feed         {stream_us:7.2f} us/token   (re-parsing the prefix per token: "
+          f"{naive_us:.2f} us/token)")
 
     for size in (448, 2048):
         masks = [mask_for(cell_sets[i], size, rng) for i in range(args.masks)]

@@ -45,6 +45,8 @@ _ITEM = re.compile(rf"{_CELL}(?:\s*{_DASH}\s*{_CELL})?")
 _TAIL_PREFIX = re.compile(
     rf"\s*(?:{_DASH}\s*(?:\(\s*(?:[-\u2212]|{_NUM}\s*(?:,\s*(?:[-\u2212]|{_NUM}\s*)?)?)?)?)?\Z"
 )
+_ITEM_SYNTAX = rf"\(\s*{_NUM}\s*,\s*{_NUM}\s*\)(?:\s*{_DASH}\s*\(\s*{_NUM}\s*,\s*{_NUM}\s*\))?"
+_STRICT_SYNTAX = re.compile(rf"\s*{_ITEM_SYNTAX}(?:\s*,\s*{_ITEM_SYNTAX})*\s*,?\s*")
 _SEP = re.compile(r"\s*,\s*")
 _TRAILING = re.compile(r"\s*,?\s*")
 _DANGLING_RUN = re.compile(rf"\s*{_DASH}")
@@ -273,18 +275,40 @@ def _normalise_cells(cells: Iterable[Cell]) -> list[Cell]:
 
 def format_seg_body(cells: Iterable[Cell]) -> str:
     """Canonical body: rows ascending, horizontal runs ``(r,c1)-(r,c2)``, singles ``(r,c)``, ``", "``-joined."""
-    ordered = _normalise_cells(cells)
+    ordered = _fast_sorted(cells)
+    if ordered is None:
+        ordered = _normalise_cells(cells)
     parts: list[str] = []
-    i, n = 0, len(ordered)
-    while i < n:
-        row, start = ordered[i]
-        end = start
-        while i + 1 < n and ordered[i + 1][0] == row and ordered[i + 1][1] == end + 1:
-            i += 1
-            end += 1
-        parts.append(f"({row},{start})" if end == start else f"({row},{start})-({row},{end})")
-        i += 1
+    append = parts.append
+    row = start = end = -2
+    for r, c in ordered:
+        if r == row and c == end + 1:
+            end = c
+            continue
+        if row >= 0:
+            append(f"({row},{start})" if end == start else f"({row},{start})-({row},{end})")
+        row, start, end = r, c, c
+    if row >= 0:
+        append(f"({row},{start})" if end == start else f"({row},{start})-({row},{end})")
     return ", ".join(parts)
+
+
+def _fast_sorted(cells: Iterable[Cell]) -> list[Cell] | None:
+    """Sorted unique cells when they are all plain in-range int pairs, else None (take the checked path)."""
+    if isinstance(cells, (str, bytes)):
+        return None
+    try:
+        ordered = sorted(set(cells))
+    except TypeError:
+        return None
+    n = GRID_SIZE
+    for cell in ordered:
+        if cell.__class__ is not tuple or len(cell) != 2:
+            return None
+        r, c = cell
+        if r.__class__ is not int or c.__class__ is not int or not (0 <= r < n and 0 <= c < n):
+            return None
+    return ordered
 
 
 def format_seg(cells: Iterable[Cell]) -> str:
@@ -338,10 +362,26 @@ def _add_item(cells: set[Cell], r1: str, c1: str, r2: str | None, c2: str | None
 
 
 def _read_body(body: str) -> set[Cell]:
+    """Lenient reading of a whole body (the hot path of rewards and evaluation: kept inline)."""
+    items = _ITEM.findall(body)
     cells: set[Cell] = set()
-    for item in _ITEM.findall(body):
-        r1, c1, r2, c2 = item
-        _add_item(cells, r1, c1, r2 or None, c2 or None)
+    if "\u2212" in body:  # a unicode minus: int() cannot read it, take the general path
+        for r1, c1, r2, c2 in items:
+            _add_item(cells, r1, c1, r2 or None, c2 or None)
+        return cells
+    add, n = cells.add, GRID_SIZE
+    for r1, c1, r2, c2 in items:
+        row, col = int(r1), int(c1)
+        if not r2:
+            if 0 <= row < n and 0 <= col < n:
+                add((row, col))
+            continue
+        end = int(c2)
+        if int(r2) == row and 0 <= row < n and 0 <= col <= end < n:
+            for c in range(col, end + 1):
+                add((row, c))
+        else:
+            _add_item(cells, r1, c1, r2, c2)
     return cells
 
 
@@ -351,9 +391,35 @@ def _describe(snippet: str, limit: int = 40) -> str:
 
 
 def _strict_body(body: str) -> set[Cell]:
-    """Read a body under the full grammar; raise SegFormatError naming the first problem."""
+    """Read a body under the full grammar; raise SegFormatError naming the first problem.
+
+    Fast path: one regex checks the syntax and the values are checked in a tight loop; only a body
+    that fails goes through the item-by-item walk that finds the words for the error.
+    """
     if _NONE_BODY.fullmatch(body):
         return set()
+    if _STRICT_SYNTAX.fullmatch(body) and "\u2212" not in body:
+        cells: set[Cell] = set()
+        add, n = cells.add, GRID_SIZE
+        for r1, c1, r2, c2 in _ITEM.findall(body):
+            row, col = int(r1), int(c1)
+            if not (0 <= row < n and 0 <= col < n):
+                break
+            if not r2:
+                add((row, col))
+                continue
+            end = int(c2)
+            if int(r2) != row or not col <= end < n:
+                break
+            for c in range(col, end + 1):
+                add((row, c))
+        else:
+            return cells
+    return _strict_walk(body)
+
+
+def _strict_walk(body: str) -> set[Cell]:
+    """Item-by-item strict reading that raises with the precise reason and the offending text."""
     cells: set[Cell] = set()
     prev_end, prev_text = 0, ""
     for m in _ITEM.finditer(body):

@@ -9,6 +9,7 @@ batch views can never disagree. Nothing here raises on odd text: a model may wri
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,32 +68,41 @@ def _normalise_options(options: Mapping[str, str] | Sequence[str] | None) -> tup
     return frozenset(k for k, _ in pairs), pairs
 
 
-class _LastLetter:
-    """The last ``\\b([A-E])\\b`` match of a growing text, scanning each character about once.
+@functools.lru_cache(maxsize=64)
+def _last_letter_patterns(letters: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """(last match followed by at least one character, match ending the text) for these letters.
 
-    A match whose next character is known is final; one at the very end is only provisional (``A``
-    may become ``An``), so the last character is looked at again on the next scan.
+    The greedy ``.*`` makes the regex engine look from the end backwards, so the usual case (the
+    letter sits near the end of the response) costs little, unlike a forward scan of every match.
+    """
+    cls = f"[{letters}]"
+    return re.compile(rf"(?s:.*)\b({cls})\b(?=[\s\S])"), re.compile(rf"\b({cls})\Z")
+
+
+class _LastLetter:
+    """The last ``\\b([A-E])\\b`` match (MMAD's rule) of a growing text, each character read about once.
+
+    A match with a character after it is final; one at the very end is only provisional (``A`` may
+    become ``An``), so the last character is looked at again on the next scan.
     """
 
-    __slots__ = ("allowed", "committed", "pos")
+    __slots__ = ("committed", "pos", "_last", "_tail")
 
     def __init__(self, allowed: frozenset[str]):
-        self.allowed = allowed
+        letters = "".join(sorted(allowed & set("ABCDE"))) if allowed else "A-E"
+        self._last, self._tail = _last_letter_patterns(letters) if letters else (None, None)
         self.committed: str | None = None
         self.pos = 0
 
     def scan(self, text: str) -> str | None:
-        n, tail = len(text), None
-        for m in _LETTER.finditer(text, self.pos):
-            letter = m.group(1)
-            if self.allowed and letter not in self.allowed:
-                continue
-            if m.end() < n:
-                self.committed = letter
-            else:
-                tail = letter
-        self.pos = max(self.pos, n - 1)
-        return tail or self.committed
+        if self._last is None:  # options given, none of them A-E: no letter can count
+            return None
+        m = self._last.match(text, self.pos)
+        if m:
+            self.committed = m.group(1)
+        self.pos = max(self.pos, len(text) - 1)
+        tail = self._tail.search(text, self.pos)
+        return tail.group(1) if tail else self.committed
 
 
 def _letter_in(content: str, allowed: frozenset[str]) -> str | None:
