@@ -45,8 +45,9 @@ def encode_batch(processor, prompts: Sequence[Prompt]):
         _check_prompt(prompt)
         texts.append(_chat_text(processor, prompt))
         images.extend(prompt.images)
-    return processor(text=texts, images=images or None, padding=True, padding_side="left",
-                     return_tensors="pt")
+    return processor(
+        text=texts, images=images or None, padding=True, padding_side="left", return_tensors="pt"
+    )
 
 
 def generation_kwargs(
@@ -68,7 +69,9 @@ def generation_kwargs(
     kwargs: dict[str, Any] = {
         "max_new_tokens": max_new_tokens,
         "do_sample": bool(do_sample),
-        "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id
+        if tokenizer.pad_token_id is not None
+        else tokenizer.eos_token_id,
     }
     if repetition_penalty is not None:
         if not repetition_penalty > 0:
@@ -119,8 +122,9 @@ def stream_generate(
     """
     from transformers import TextIteratorStreamer
 
-    kwargs = generation_kwargs(processor, max_new_tokens=max_new_tokens, do_sample=do_sample,
-                               temperature=temperature, top_p=top_p)
+    kwargs = generation_kwargs(
+        processor, max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature, top_p=top_p
+    )
     inputs = encode(processor, prompt).to(model.device)
     streamer = TextIteratorStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
     closed = threading.Event()  # set when the consumer goes away, so the worker does not run on
@@ -171,5 +175,5 @@ def generate_batch(
     inputs = encode_batch(processor, prompts).to(model.device)
     with torch.inference_mode():
         output = model.generate(**inputs, **kwargs)
-    completions = output[:, inputs["input_ids"].shape[1]:]
+    completions = output[:, inputs["input_ids"].shape[1] :]
     return processor.tokenizer.batch_decode(completions, skip_special_tokens=True)

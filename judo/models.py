@@ -25,8 +25,16 @@ from transformers import Qwen2_5_VLProcessor
 MODEL_TYPE = "qwen2_5_vl"
 QUANTIZATIONS = ("4bit", "8bit")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # owner/name, nothing else
-_DTYPES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16",
-           "half": "float16", "float32": "float32", "fp32": "float32", "float": "float32"}
+_DTYPES = {
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+    "float32": "float32",
+    "fp32": "float32",
+    "float": "float32",
+}
 
 
 class ModelLoadError(RuntimeError):
@@ -46,53 +54,64 @@ def torchvision_available() -> bool:
         return False
     try:
         import torchvision  # noqa: F401
-    except Exception:  # a mismatched build raises RuntimeError/OSError/ImportError at import
+    except Exception:  # noqa: BLE001 - a mismatched build raises RuntimeError/OSError/ImportError
         return False
     return True
 
 
 def default_device() -> str:
-    """"cuda" when a CUDA GPU is visible, else "cpu" (the project never relies on MPS)."""
+    """ "cuda" when a CUDA GPU is visible, else "cpu" (the project never relies on MPS)."""
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in {"1", "true", "yes", "on"}
-               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(v, "").strip().lower() in {"1", "true", "yes", "on"}
+        for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def _resolve(name_or_path: str | os.PathLike) -> tuple[str, bool]:
     """Return (string to pass to from_pretrained, is_local) or raise for a missing/invalid local folder."""
     text = str(name_or_path).strip()
     if not text:
-        raise ModelLoadError("No model given: pass a local checkpoint folder or a hub id like "
-                             "'Qwen/Qwen2.5-VL-7B-Instruct'.")
+        raise ModelLoadError(
+            "No model given: pass a local checkpoint folder or a hub id like 'Qwen/Qwen2.5-VL-7B-Instruct'."
+        )
     path = Path(text).expanduser()
     if path.exists():
         if not path.is_dir():
             raise ModelLoadError(f"{path} is a file; pass the checkpoint folder that contains config.json.")
         if not (path / "config.json").is_file():
-            raise ModelLoadError(f"{path} has no config.json, so it is not a saved checkpoint. Pass the folder "
-                                 "written by save_pretrained()/`judo tiny` (the one holding config.json).")
+            raise ModelLoadError(
+                f"{path} has no config.json, so it is not a saved checkpoint. Pass the folder "
+                "written by save_pretrained()/`judo tiny` (the one holding config.json)."
+            )
         return str(path), True
     if _HUB_ID.match(text) and not text.startswith("."):
         return text, False
-    raise ModelLoadError(f"Model folder {path} does not exist. Check the path, or build a tiny test "
-                         f"checkpoint with `judo tiny {path}`.")
+    raise ModelLoadError(
+        f"Model folder {path} does not exist. Check the path, or build a tiny test "
+        f"checkpoint with `judo tiny {path}`."
+    )
 
 
 def _hub_error(name: str, exc: BaseException) -> ModelLoadError:
     """Explain a failed hub lookup: offline mode, no network, unknown repo or gated access."""
     if _offline():
-        how = ("the hub is switched off here (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE) and the model is not in "
-               "the local cache")
+        how = (
+            "the hub is switched off here (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE) and the model is not in "
+            "the local cache"
+        )
     else:
-        how = f"the hub could not provide it ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        first_line = (str(exc).splitlines() or [""])[0][:200]
+        how = f"the hub could not provide it ({type(exc).__name__}: {first_line})"
+    folder = f"./models/{name.split('/')[-1]}"
     return ModelLoadError(
-        f"Cannot load {name!r}: {how}. Download it once where the hub is reachable "
-        f"(`hf download {name} --local-dir ./models/{name.split('/')[-1]}`) and pass that folder instead, "
+        f"Cannot load {name!r}: no local folder has that name and {how}. Download it once where the hub "
+        f"is reachable (`hf download {name} --local-dir {folder}`) and pass that folder instead, "
         "or pass any local Qwen2.5-VL checkpoint folder."
     )
 
@@ -104,11 +123,15 @@ def _check_model_type(source: str, is_local: bool) -> None:
     try:
         config = json.loads((Path(source) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{source}/config.json is unreadable ({exc}); the checkpoint is damaged.") from exc
+        raise ModelLoadError(
+            f"{source}/config.json is unreadable ({exc}); the checkpoint is damaged."
+        ) from exc
     model_type = config.get("model_type")
     if model_type != MODEL_TYPE:
-        raise ModelLoadError(f"{source} holds a {model_type!r} model; JUDO needs a Qwen2.5-VL checkpoint "
-                             f"(model_type {MODEL_TYPE!r}).")
+        raise ModelLoadError(
+            f"{source} holds a {model_type!r} model; JUDO needs a Qwen2.5-VL checkpoint "
+            f"(model_type {MODEL_TYPE!r})."
+        )
 
 
 def _saved_processor_class(source: str, is_local: bool) -> str | None:
@@ -130,16 +153,15 @@ def _saved_processor_class(source: str, is_local: bool) -> str | None:
 def load_processor(name_or_path: str | os.PathLike) -> Any:
     """Load the Qwen2.5-VL processor (tokenizer + image processor + chat template) of a checkpoint.
 
-    With torchvision: the full processor (`AutoProcessor`, or `Qwen2_5_VLProcessor` when the folder was
-    saved from the image-only class). Without it: `ImageOnlyQwen2_5_VLProcessor`.
+    `ImageOnlyQwen2_5_VLProcessor` without torchvision, and for folders saved from it (their config names
+    that class, which `AutoProcessor` does not know); otherwise `AutoProcessor` (the full processor).
     """
     source, is_local = _resolve(name_or_path)
     _check_model_type(source, is_local)
     try:
-        if not torchvision_available():
+        saved_class = _saved_processor_class(source, is_local)
+        if not torchvision_available() or saved_class == ImageOnlyQwen2_5_VLProcessor.__name__:
             return ImageOnlyQwen2_5_VLProcessor.from_pretrained(source)
-        if _saved_processor_class(source, is_local) == ImageOnlyQwen2_5_VLProcessor.__name__:
-            return Qwen2_5_VLProcessor.from_pretrained(source)
         from transformers import AutoProcessor
 
         return AutoProcessor.from_pretrained(source)
@@ -148,8 +170,10 @@ def load_processor(name_or_path: str | os.PathLike) -> Any:
     except (OSError, ValueError) as exc:
         if not is_local:
             raise _hub_error(source, exc) from exc
-        raise ModelLoadError(f"Cannot load the processor from {source}: {exc}. The folder needs the "
-                             "tokenizer files and preprocessor_config.json saved with the model.") from exc
+        raise ModelLoadError(
+            f"Cannot load the processor from {source}: {exc}. The folder needs the "
+            "tokenizer files and preprocessor_config.json saved with the model."
+        ) from exc
 
 
 def _torch_dtype(dtype: Any, device: str):
@@ -174,16 +198,23 @@ def _quantization_config(quantization: str | None, device: str, dtype):
     if q not in QUANTIZATIONS:
         raise ModelLoadError(f"Unknown quantization {quantization!r}; use None, '4bit' or '8bit'.")
     if not device.startswith("cuda"):
-        raise ModelLoadError(f"{q} quantization runs on a CUDA GPU (bitsandbytes) but the device is {device!r}. "
-                             "Drop the quantization option to run in full precision on CPU.")
+        raise ModelLoadError(
+            f"{q} quantization runs on a CUDA GPU (bitsandbytes) but the device is {device!r}. "
+            "Drop the quantization option to run in full precision on CPU."
+        )
     if importlib.util.find_spec("bitsandbytes") is None:
-        raise ModelLoadError(f"{q} quantization needs the bitsandbytes package: "
-                             "`pip install -r requirements.txt`.")
+        raise ModelLoadError(
+            f"{q} quantization needs the bitsandbytes package: `pip install -r requirements.txt`."
+        )
     from transformers import BitsAndBytesConfig
 
     if q == "4bit":
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                  bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True)
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=dtype,
+            bnb_4bit_use_double_quant=True,
+        )
     return BitsAndBytesConfig(load_in_8bit=True)
 
 

@@ -61,7 +61,9 @@ THINK_INSTRUCTION = (
 )
 ANSWER_INSTRUCTION = "In <answer> </answer>, give only the option's letter."
 FREE_ANSWER_TAG_INSTRUCTION = "In <answer> </answer>, give only your short answer."
-JUDO_OUTPUT_INSTRUCTION = "Respond in this format: <seg> ... </seg><think> ... </think><answer> ... </answer>."
+JUDO_OUTPUT_INSTRUCTION = (
+    "Respond in this format: <seg> ... </seg><think> ... </think><answer> ... </answer>."
+)
 THINK_OUTPUT_INSTRUCTION = "Respond in this format: <think> ... </think><answer> ... </answer>."
 STAGE1_TASK = "Find where the query image differs from the normal template{of_category}."
 STAGE1_EXPLAIN = (
@@ -112,7 +114,9 @@ class Prompt:
 def format_options(options: Mapping[str, str]) -> str:
     """MMAD option lines, in the given order: ``"A. Yes.\\nB. No."``."""
     if not isinstance(options, Mapping) or not options:
-        raise PromptError(f"options must be a non-empty mapping like {{'A': 'Yes.', 'B': 'No.'}}, got {options!r}")
+        raise PromptError(
+            f"options must be a non-empty mapping like {{'A': 'Yes.', 'B': 'No.'}}, got {options!r}"
+        )
     lines = []
     for key, value in options.items():
         if not isinstance(key, str) or not _OPTION_KEY.match(key):
@@ -153,8 +157,10 @@ def _images(sources: ImageSource | Sequence[ImageSource], what: str) -> list[Ima
 
 def _template_intro(count: int) -> str:
     images = "image" if count == 1 else "images"
-    return (f"Following is {count} {images} of normal sample, which can be used as a template to compare the "
-            "image being queried.")
+    return (
+        f"Following is {count} {images} of normal sample, which can be used as a template to compare the "
+        "image being queried."
+    )
 
 
 def _user(parts: list[str | Image.Image]) -> list[dict[str, Any]]:
@@ -210,9 +216,9 @@ def inspection_prompt(
     parts.append(ask)
     answer_part = ANSWER_INSTRUCTION if option_text else FREE_ANSWER_TAG_INSTRUCTION
     if style == "judo":
-        parts.append(" ".join([JUDO_OUTPUT_INSTRUCTION, SEG_INSTRUCTION, THINK_INSTRUCTION, answer_part]))
+        parts.append(f"{JUDO_OUTPUT_INSTRUCTION} {SEG_INSTRUCTION} {THINK_INSTRUCTION} {answer_part}")
     elif style == "think":
-        parts.append(" ".join([THINK_OUTPUT_INSTRUCTION, THINK_INSTRUCTION, answer_part]))
+        parts.append(f"{THINK_OUTPUT_INSTRUCTION} {THINK_INSTRUCTION} {answer_part}")
     return Prompt(_user(parts), [*templates, query_image])
 
 
@@ -222,9 +228,13 @@ def stage1_prompt(query: ImageSource, template: ImageSource, *, category: str | 
     query_image = _images(query, "query")[0]
     name = _category(category)
     task = STAGE1_TASK.format(of_category=f" of this {name}" if name else "")
-    instruction = " ".join([STAGE1_OUTPUT_INSTRUCTION, SEG_INSTRUCTION, STAGE1_EXPLAIN])
-    parts: list[str | Image.Image] = [INSPECTOR_INSTRUCTION, *_template_then_query(templates, query_image),
-                                      task, instruction]
+    instruction = f"{STAGE1_OUTPUT_INSTRUCTION} {SEG_INSTRUCTION} {STAGE1_EXPLAIN}"
+    parts: list[str | Image.Image] = [
+        INSPECTOR_INSTRUCTION,
+        *_template_then_query(templates, query_image),
+        task,
+        instruction,
+    ]
     return Prompt(_user(parts), [*templates, query_image])
 
 

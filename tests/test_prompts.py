@@ -43,11 +43,21 @@ def positions(text: str, *needles: str) -> list[int]:
 
 
 def test_mmad_style_follows_the_official_order():
-    prompt = inspection_prompt(solid(RED), solid(BLUE), "Is there any defect in the object?", OPTIONS,
-                               style="mmad")
-    at = positions(prompt.text, INSPECTOR_INSTRUCTION, LETTER_INSTRUCTION_DIRECT,
-                   "Following is 1 image of normal sample", "<image>", QUERY_INTRO, "<image>",
-                   "Question: Is there any defect in the object?", "A. Yes.", "B. No.")
+    prompt = inspection_prompt(
+        solid(RED), solid(BLUE), "Is there any defect in the object?", OPTIONS, style="mmad"
+    )
+    at = positions(
+        prompt.text,
+        INSPECTOR_INSTRUCTION,
+        LETTER_INSTRUCTION_DIRECT,
+        "Following is 1 image of normal sample",
+        "<image>",
+        QUERY_INTRO,
+        "<image>",
+        "Question: Is there any defect in the object?",
+        "A. Yes.",
+        "B. No.",
+    )
     assert -1 not in at and at == sorted(at), prompt.text
     assert prompt.text.endswith("Question: Is there any defect in the object?\nA. Yes.\nB. No.")
     for tag in ("<seg>", "<think>", "<answer>"):
@@ -72,14 +82,15 @@ def test_messages_are_json_serialisable_for_datasets():
 
 
 def test_judo_style_adds_the_output_instruction_with_a_valid_seg_example():
-    prompt = inspection_prompt(solid(RED), solid(BLUE), "Where is the defect?",
-                               {"A": "Top left.", "B": "Center."})
+    prompt = inspection_prompt(
+        solid(RED), solid(BLUE), "Where is the defect?", {"A": "Top left.", "B": "Center."}
+    )
     text = prompt.text
     at = positions(text, "Question: Where is the defect?", "B. Center.", "<seg>", "<think>", "<answer>")
     assert -1 not in at and at == sorted(at)
     assert "16x16 grid" in text and "(row,col)" in text
     assert LETTER_INSTRUCTION_DIRECT not in text  # "directly" contradicts thinking first
-    example = text[text.index("e.g. ") + 5:]
+    example = text[text.index("e.g. ") + 5 :]
     assert parse_seg(example, strict=False) == {(11, 12), (11, 13), (11, 14), (12, 11)}
 
 
@@ -91,8 +102,14 @@ def test_think_style_has_no_seg():
 def test_knowledge_block_comes_before_the_template():
     knowledge = " Scratch\n Description: a thin bright line.\n Good\n Description: uniform. "
     prompt = inspection_prompt(solid(RED), solid(BLUE), "Defect?", OPTIONS, knowledge=knowledge, style="mmad")
-    at = positions(prompt.text, LETTER_INSTRUCTION_DIRECT, KNOWLEDGE_PREFIX, "Scratch\n Description",
-                   "Following is 1 image of normal sample", "<image>")
+    at = positions(
+        prompt.text,
+        LETTER_INSTRUCTION_DIRECT,
+        KNOWLEDGE_PREFIX,
+        "Scratch\n Description",
+        "Following is 1 image of normal sample",
+        "<image>",
+    )
     assert -1 not in at and at == sorted(at)
     for empty in (None, "", "  \n"):
         text = inspection_prompt(solid(RED), solid(BLUE), "Defect?", OPTIONS, knowledge=empty).text
@@ -157,8 +174,16 @@ def test_stage1_prompt():
     prompt = stage1_prompt(solid(RED), solid(BLUE), category="breakfast_box")
     assert [im.getpixel((0, 0)) for im in prompt.images] == [BLUE, RED]
     text = prompt.text
-    at = positions(text, "Following is 1 image of normal sample", "<image>", QUERY_INTRO, "<image>",
-                   "breakfast box", "<seg>", "<think>")
+    at = positions(
+        text,
+        "Following is 1 image of normal sample",
+        "<image>",
+        QUERY_INTRO,
+        "<image>",
+        "breakfast box",
+        "<seg>",
+        "<think>",
+    )
     assert -1 not in at and at == sorted(at)
     assert "<answer>" not in text
 
@@ -166,8 +191,9 @@ def test_stage1_prompt():
 def test_stage2_prompt():
     prompt = stage2_prompt("  What does a bent lead look like?  ", solid(GREEN), category="transistor")
     assert len(prompt.images) == 1 and prompt.images[0].size == (IMAGE_SIZE, IMAGE_SIZE)
-    assert prompt.text == ("Following is an image of a normal transistor sample.<image>"
-                           "What does a bent lead look like?")
+    assert prompt.text == (
+        "Following is an image of a normal transistor sample.<image>What does a bent lead look like?"
+    )
     assert "normal product sample" in stage2_prompt("Why?", solid(GREEN)).text
     with pytest.raises(PromptError):
         stage2_prompt("", solid(GREEN))

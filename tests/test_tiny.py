@@ -41,8 +41,14 @@ def test_cli_rejects_a_file_as_output(tmp_path):
 
 def test_checkpoint_is_small_and_safetensors_only(tiny_model_dir):
     names = {p.name for p in tiny_model_dir.iterdir()}
-    assert {"config.json", "model.safetensors", "tokenizer.json", "processor_config.json",
-            "chat_template.jinja", "generation_config.json"} <= names
+    assert {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "processor_config.json",
+        "chat_template.jinja",
+        "generation_config.json",
+    } <= names
     assert not any(n.endswith((".bin", ".pt", ".pth")) for n in names)
     total = sum(p.stat().st_size for p in tiny_model_dir.iterdir())
     assert total < 8_000_000, f"tiny checkpoint is {total / 1e6:.1f} MB"
@@ -88,8 +94,10 @@ def test_chat_template_renders_the_qwen_format(tiny_model_dir):
     processor = load_processor(tiny_model_dir)
     assert processor.chat_template == CHAT_TEMPLATE
     messages = [
-        {"role": "user", "content": [{"type": "text", "text": "T:"}, {"type": "image"},
-                                     {"type": "text", "text": "Q?"}]},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "T:"}, {"type": "image"}, {"type": "text", "text": "Q?"}],
+        },
         {"role": "assistant", "content": [{"type": "text", "text": "<seg> </seg>"}]},
     ]
     text = processor.apply_chat_template(messages, tokenize=False)
@@ -106,9 +114,12 @@ def test_generation_markers_select_the_assistant_turn(tiny_model_dir):
     from judo.models import load_processor
 
     tokenizer = load_processor(tiny_model_dir).tokenizer
-    messages = [{"role": "user", "content": "Is it defective?"},
-                {"role": "assistant", "content": "<answer>A</answer>"}]
-    out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
-                                        return_assistant_tokens_mask=True)
+    messages = [
+        {"role": "user", "content": "Is it defective?"},
+        {"role": "assistant", "content": "<answer>A</answer>"},
+    ]
+    out = tokenizer.apply_chat_template(
+        messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
     kept = [i for i, m in zip(out["input_ids"], out["assistant_masks"]) if m]
     assert tokenizer.decode(kept) == "<answer>A</answer><|im_end|>\n"
