@@ -49,8 +49,10 @@ def test_format_empty_and_duplicates() -> None:
     assert format_seg([(3, 3), (3, 3), (3, 4)]) == "<seg> (3,3)-(3,4) </seg>"
 
 
-def test_format_accepts_numpy_ints() -> None:
+def test_format_accepts_numpy_ints_and_iterators() -> None:
     assert format_seg([(np.int64(1), np.uint8(2))]) == "<seg> (1,2) </seg>"
+    assert format_seg((np.int64(1), c) for c in (3, 2)) == "<seg> (1,2)-(1,3) </seg>"
+    assert format_seg(zip(np.array([4, 4]), np.array([0, 1]), strict=True)) == "<seg> (4,0)-(4,1) </seg>"
 
 
 @pytest.mark.parametrize(
