@@ -37,7 +37,10 @@ class ParsedResponse:
     ``cells``: cells of the first seg; while it streams, those of every finished run. ``seg_valid``: the
     seg passes :func:`judo.grid.parse_seg` in strict mode (``seg_error`` says why not). ``answer``: the
     option letter (``answer_tagged`` when it came from inside ``<answer>``). ``format_ok``: exactly
-    ``<seg>..</seg><think>..</think><answer>..</answer>`` in that order, only whitespace between.
+    ``<seg>..</seg><think>..</think><answer>..</answer>`` in that order, only whitespace between
+    (structure only: a malformed seg body shows in ``seg_valid``, not here). ``think``/``answer_text``:
+    the stripped text after the first ``<think>``/``<answer>`` up to the next tag; ``*_closed`` when that
+    tag is the matching closing one. The seg is the first ``<seg>``; its body ends at the next ``<``.
     """
 
     text: str
@@ -141,6 +144,7 @@ class _State:
         self.text = ""
         self.tags: list[tuple[int, int, str]] = []  # (start, end, tag string), in text order
         self.first: dict[str, int] = {}  # tag string -> index in self.tags of its first occurrence
+        self.counts: dict[str, int] = {}  # tag string -> occurrences
         self._tag_pos = 0
         self.letters = _LastLetter(self.allowed)
         self.letter: str | None = None
@@ -158,6 +162,7 @@ class _State:
         for m in _TAG.finditer(text, self._tag_pos):
             name = m.group(0)
             self.first.setdefault(name, len(self.tags))
+            self.counts[name] = self.counts.get(name, 0) + 1
             self.tags.append((m.start(), m.end(), name))
         last_end = self.tags[-1][1] if self.tags else 0
         # A tag may be cut at the end of the text: look at the last few characters again next time.
@@ -201,7 +206,7 @@ class _State:
 
     def strict_error(self) -> str | None:
         """The strict seg verdict; recomputed only when the number of seg tags changes."""
-        key = (self._count("<seg>"), self._count("</seg>"))
+        key = (self.counts.get("<seg>", 0), self.counts.get("</seg>", 0))
         if key != self._strict_key:
             self._strict_key = key
             try:
@@ -210,10 +215,6 @@ class _State:
             except SegFormatError as err:
                 self._strict_error = err.reason
         return self._strict_error
-
-    def _count(self, name: str) -> int:
-        i = self.first.get(name)
-        return 0 if i is None else sum(1 for _, _, t in self.tags[i:] if t == name)
 
     def section(self, name: str, final: bool) -> tuple[str | None, bool]:
         """Text after the first ``<name>`` up to the next tag, and whether that tag closes it."""
@@ -228,7 +229,7 @@ class _State:
         return (content if final else _strip_partial_tag(content)).strip(), False
 
     def format_ok(self) -> bool:
-        if [t for _, _, t in self.tags] != _STRUCTURE:
+        if len(self.tags) != len(_STRUCTURE) or [t for _, _, t in self.tags] != _STRUCTURE:
             return False
         text, tags = self.text, self.tags
         gaps = ((0, tags[0][0]), (tags[1][1], tags[2][0]), (tags[3][1], tags[4][0]), (tags[5][1], len(text)))

@@ -281,3 +281,24 @@ def test_stream_work_is_incremental() -> None:
     assert state.letters.pos >= len(parser.text) - 1
     assert state._tag_pos >= len(parser.text) - 8
     assert state._scanner is not None and state._scanner._pos > 0
+
+
+SOUP = st.lists(
+    st.sampled_from(["<seg>", "</seg>", "<think>", "</think>", "<answer>", "</answer>", "<", "</", "<se",
+                     "(1,2)", "(3,4)", "-", "\u2013", "(1,", "5)", ", ", " ", "\n", "A", "B", "E", "An", "x",
+                     "none", "Bottom right.", "(20,1)"]),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(SOUP, st.lists(st.integers(1, 9), min_size=1, max_size=30), st.sampled_from([None, OPTIONS]))
+def test_stream_equals_batch_on_tag_soup(text: str, steps: list[int], options) -> None:
+    """Fuzz the incremental state (tag index, seg reader, letter scan, strict cache) against batch."""
+    parser, end, i = StreamParser(options), 0, 0
+    while end < len(text):
+        step = steps[i % len(steps)]
+        parser.feed(text[end:end + step])
+        end, i = end + step, i + 1
+        assert parser.current == parse_response(text[:end], options, final=False)
+    assert parser.finish() == parse_response(text, options)
