@@ -13,6 +13,7 @@ so `ImageOnlyQwen2_5_VLProcessor` drops the video part (ProcessorMixin derives i
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -48,6 +49,7 @@ class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
         super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
 
 
+@functools.cache
 def torchvision_available() -> bool:
     """True when torchvision imports (find_spec alone is not enough: a CUDA wheel next to CPU torch fails)."""
     if importlib.util.find_spec("torchvision") is None:
