@@ -1,0 +1,70 @@
+"""The comparator engine: the training-free query-vs-template comparison behind the engine interface.
+
+It needs no checkpoint, so the app always has a working engine: it streams the cells it found, a
+short factual explanation of what it measured (clearly labelled as a measurement, not language-model
+reasoning), and answers the two question types a measurement can answer — anomaly detection and
+defect localization by position. For any other question it says plainly that it cannot answer
+without a language model (``answer=None``), which strict scoring counts as wrong.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from judo.engines.base import GenerationSettings, InspectionRequest, Update
+
+
+class ComparatorEngine:
+    kind = "comparator"
+    available = True
+    reason: str | None = None
+
+    def __init__(self, id: str = "comparator", label: str = "Comparator (no language model)",
+                 description: str = "") -> None:
+        self.id, self.label, self.description = id, label, description
+        self.checkpoint = None
+
+    def stream(
+        self,
+        request: InspectionRequest,
+        stop_event: threading.Event | None = None,
+        settings: GenerationSettings | None = None,
+    ) -> Iterator[Update]:
+        from judo.comparator.compare import compare
+
+        t0 = time.perf_counter()
+        meta: dict[str, Any] = {"engine": self.id, "label": self.label, "checkpoint": None,
+                                "prompt_style": None, "settings": None}
+        try:
+            result = compare(request.query, request.template)
+        except Exception as err:  # bad images are validated before; anything else is reported
+            yield Update(done=True, error=f"Comparison failed: {type(err).__name__}: {err}", meta=meta)
+            return
+        from judo.engines import comparator_text as ct
+
+        answer, answer_note = ct.answer(result, request.question, request.options)
+        text = ""
+        cells = set(result.cells)
+        # Stream sentence by sentence: the same rhythm as a language model, cells shown at once.
+        for sentence in ct.sentences(result, answer_note):
+            if stop_event is not None and stop_event.is_set():
+                break
+            text += sentence
+            yield Update(text=text, cells=cells, meta=meta)
+        final_meta = {
+            **meta,
+            "warnings": list(result.warnings),
+            "first_token_s": round(time.perf_counter() - t0, 4),
+            "total_s": round(time.perf_counter() - t0, 4),
+            "comparator": {
+                "valid": result.valid,
+                "max_score": round(result.max_score, 3),
+                "threshold": round(float(result.threshold), 4),
+                "elapsed_ms": round(result.elapsed_ms, 1),
+            },
+            "abstained": answer is None and bool(request.options),
+        }
+        yield Update(text=text, cells=cells, answer=answer, done=True, meta=final_meta)
