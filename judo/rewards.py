@@ -151,8 +151,15 @@ def _options(value: Any) -> dict[str, str] | None:
     return {k: v for k, v in out.items() if len(k) == 1 and "A" <= k <= "Z"} or None
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse_text(text: str) -> ParsedResponse:
+    """Every reward reads the same 128 completions of a batch: parse each text once (the views are
+    never modified)."""
+    return parse_response(text)
+
+
 def _parse(completions: Sequence[Any]) -> list[ParsedResponse]:
-    return [parse_response(completion_text(c)) for c in completions]
+    return [_parse_text(completion_text(c)) for c in completions]
 
 
 # --------------------------------------------------------------------------- domain

@@ -284,3 +284,43 @@ def test_retry_after_parsing():
     future = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))
     assert 25 <= _retry_after_s(future) <= 31
     assert _retry_after_s("999999") == 600.0
+
+
+# ----------------------------------------------------------------------------------------- local teacher
+@pytest.fixture(scope="module")
+def local_teacher(tiny_model_dir):
+    from judo.data.local_teacher import LocalTeacher
+
+    return LocalTeacher(tiny_model_dir, temperature=0, max_tokens=8)
+
+
+def test_local_teacher_replies_in_openai_shape(local_teacher):
+    messages = [{"role": "system", "content": "be brief"},
+                user_message("compare", [Image.new("RGB", (64, 48), (200, 0, 0)), Image.new("RGB", (40, 40))])]
+    first = local_teacher.chat(messages)
+    again = local_teacher.chat(messages)
+    assert first.text and first.text == again.text  # greedy at temperature 0
+    assert first.raw["object"] == "chat.completion"
+    assert first.raw["choices"][0]["message"] == {"role": "assistant", "content": first.text}
+    assert first.raw["model"] == local_teacher.config.model
+    assert local_teacher.config.max_concurrency == 1 and local_teacher.config.endpoint.startswith("local:")
+    assert local_teacher.request_body(messages)["max_tokens"] == 8
+    sampled = local_teacher.chat(messages, temperature=0.9, seed=1, response_format={"type": "json_object"})
+    assert sampled.text
+
+
+def test_local_teacher_turns_parts_into_a_prompt_and_refuses_bad_ones(local_teacher):
+    from judo.data.local_teacher import to_prompt
+
+    prompt = to_prompt([{"role": "system", "content": "s"}, user_message("t", [Image.new("RGB", (8, 8))] * 2)])
+    assert len(prompt.images) == 2 and prompt.text == "s<image><image>t"
+    remote = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]
+    broken = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,@@"}}]}]
+    garbage = [{"role": "user", "content": [{"type": "image_url",
+                                             "image_url": {"url": "data:image/png;base64,aGVsbG8="}}]}]
+    results = dict(local_teacher.map([remote, broken, garbage, [{"role": "user", "content": "hi"}]]))
+    assert "base64 data URLs" in str(results[0]) and "not valid base64" in str(results[1])
+    assert "usable image" in str(results[2])
+    assert isinstance(results[3], TeacherReply)
+    with pytest.raises(ValueError, match="does not understand"):
+        local_teacher.chat([{"role": "user", "content": "hi"}], tools=[])
