@@ -35,8 +35,8 @@ OUTLINE_WORK_SIDE = 512
 
 
 def _edge_width(size: tuple[int, int]) -> int:
-    """Line width that stays visible on small and large images alike (2 px at 448, 5 px at 2048)."""
-    return max(1, round(min(size) / 224))
+    """Line width that stays visible on small and large images alike (2 px up to 448, 9 px at 2048)."""
+    return max(2, round(min(size) / 224))
 
 
 def overlay_cells(
@@ -91,29 +91,40 @@ def outline_mask(
     """The image with the border of a region drawn in ``color`` (the paper's green ground truth).
 
     ``mask_or_cells`` is a mask of any size and mode (resized to the image, nearest neighbour) or a
-    set of grid cells. The line is drawn just outside the region so the red cells inside stay
-    readable; a region covering the whole image gets its inner border instead.
+    set of grid cells. The line is drawn just outside the region so what lies inside stays readable;
+    a region covering the whole image gets its inner border instead.
     """
     out = image.convert("RGB") if image.mode != "RGB" else image.copy()
-    mask = _mask_image(mask_or_cells, out.size)
+    edge = outline_edges(out.size, mask_or_cells, width=width)
+    if edge is not None:
+        out.paste(color, (0, 0), edge)
+    return out
+
+
+def outline_edges(
+    size: tuple[int, int], mask_or_cells: np.ndarray | Image.Image | Iterable[Cell], *, width: int | None = None
+) -> Image.Image | None:
+    """The outline of a region as an 'L' stencil at ``size`` (None for an empty region).
+
+    Computed once per inspection and pasted over every re-rendered overlay, so the green truth stays
+    on top of the red cells while they stream.
+    """
+    mask = _mask_image(mask_or_cells, size)
     if mask.getbbox() is None:
-        return out
-    width = width or _edge_width(out.size)
-    # Dilate at a reduced scale (cheaper on large images), then cut the full-size mask out
-    # of the upsampled ring so the line still never covers the region itself.
-    scale = min(1.0, OUTLINE_WORK_SIDE / max(out.size))
+        return None
+    width = width or _edge_width(size)
+    # Dilate at a reduced scale (cheaper on large images), then cut the full-size mask out of the
+    # upsampled ring so the line still never covers the region itself.
+    scale = min(1.0, OUTLINE_WORK_SIDE / max(size))
     small_w = max(1, round(width * scale))
     small = mask if scale == 1.0 else mask.resize(
-        (max(1, round(out.width * scale)), max(1, round(out.height * scale))), Image.Resampling.BOX
+        (max(1, round(size[0] * scale)), max(1, round(size[1] * scale))), Image.Resampling.BOX
     ).point(lambda v: 255 if v else 0)
     ring = ImageChops.subtract(_dilate(small, small_w), small)
     if ring.getbbox() is None:  # the region fills the image: inner border
         ring = ImageChops.subtract(small, ImageChops.invert(_dilate(ImageChops.invert(small), small_w)))
-        edge = ring if scale == 1.0 else ImageChops.multiply(ring.resize(out.size, Image.Resampling.NEAREST), mask)
-    else:
-        edge = ring if scale == 1.0 else ImageChops.subtract(ring.resize(out.size, Image.Resampling.NEAREST), mask)
-    out.paste(color, (0, 0), edge)
-    return out
+        return ring if scale == 1.0 else ImageChops.multiply(ring.resize(size, Image.Resampling.NEAREST), mask)
+    return ring if scale == 1.0 else ImageChops.subtract(ring.resize(size, Image.Resampling.NEAREST), mask)
 
 
 def _dilate(mask: Image.Image, radius: int) -> Image.Image:
