@@ -173,7 +173,9 @@ def set_embedder(embedder: Embedder | None) -> None:
     _embedder_override = embedder
 
 
-def _domain_scores(completions: Sequence[Any], rationale: Any, embedder: Embedder | None) -> list[float]:
+def _domain_scores(
+    completions: Sequence[Any], rationale: Any, embedder: Embedder | None, log_metric: Any = None
+) -> list[float]:
     n = len(completions)
     rationales = _column(rationale, "rationale", n, "domain_reward")
     thinks: list[str] = []
@@ -190,6 +192,9 @@ def _domain_scores(completions: Sequence[Any], rationale: Any, embedder: Embedde
         sims = cosine(thinks, refs, embedder=embedder if embedder is not None else get_embedder())
         for i, sim in zip(rows, sims.tolist()):
             scores[i] = float(sim) if sim >= DOMAIN_THRESHOLD else 0.0
+        if callable(log_metric):  # TRL's hook: shows whether the 0.5 threshold zeroes most completions
+            log_metric("domain_reward/raw_cosine", float(sims.mean()))
+            log_metric("domain_reward/below_threshold", float((sims < DOMAIN_THRESHOLD).mean()))
     return scores
 
 
@@ -199,15 +204,16 @@ def domain_reward(completions: Sequence[Any], rationale: Sequence[str] | None = 
     e() is all-MiniLM-L6-v2 with normalised embeddings; think is the text inside a closed
     `<think>..</think>` (no closed think, or an empty rationale: 0). The model is loaded once per
     process on its device (`judo.embedding.get_embedder`) unless `set_embedder` injected another.
+    With TRL's `log_metric` it also logs the mean raw cosine and the share below the threshold.
     """
-    return _domain_scores(completions, rationale, _embedder_override)
+    return _domain_scores(completions, rationale, _embedder_override, kwargs.get("log_metric"))
 
 
 def make_domain_reward(embedder: Embedder) -> RewardFn:
     """`domain_reward` bound to a given embedder (for tests or a shared model); same name in TRL logs."""
 
     def bound(completions: Sequence[Any], rationale: Sequence[str] | None = None, **kwargs: Any) -> list[float]:
-        return _domain_scores(completions, rationale, embedder)
+        return _domain_scores(completions, rationale, embedder, kwargs.get("log_metric"))
 
     functools.update_wrapper(bound, domain_reward)
     return bound

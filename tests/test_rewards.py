@@ -312,7 +312,8 @@ def test_domain_reward_with_the_real_minilm():
 def test_rewards_accept_trl_keyword_call_with_extra_columns():
     embedder = TableEmbedder(TABLE)
     rewards.set_embedder(embedder)
-    completion = full(FILLER.replace("template", "template") + " so the answer is B.")
+    completion = full(FILLER + " so the answer is B.")
+    logged: list = []
     embedder.table[completion.split("<think>")[1].split("</think>")[0].strip()] = [0.6, 0.8]
     kwargs = dict(
         prompts=[[{"role": "user", "content": "q"}]] * 2,
@@ -320,7 +321,8 @@ def test_rewards_accept_trl_keyword_call_with_extra_columns():
         completion_ids=[[1, 2, 3], [4]],
         answer=["B", "B"], seg=[CELLS, CELLS], rationale=["rationale", "rationale"],
         options=[json.dumps({"A": "x", "B": "y"})] * 2, images=[["q.png", "t.png"]] * 2,
-        question_key=["k#0", "k#0"], trainer_state=None, log_metric=lambda *a: None, log_extra=lambda *a: None,
+        question_key=["k#0", "k#0"], trainer_state=None, log_metric=lambda *a: logged.append(a),
+        log_extra=lambda *a: None,
     )
     try:
         out = {name: fn(**kwargs) for name, fn in REWARDS.items()}
@@ -335,6 +337,7 @@ def test_rewards_accept_trl_keyword_call_with_extra_columns():
         "base_format_reward": [0.0, 0.0],
         "base_answer_reward": [1.0, 0.0],
     }
+    assert logged == [("domain_reward/raw_cosine", pytest.approx(0.6)), ("domain_reward/below_threshold", 0.0)]
 
 
 @pytest.mark.parametrize(("name", "column"), [("seg_reward", "seg"), ("choice_reward", "answer"),

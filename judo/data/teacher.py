@@ -61,6 +61,8 @@ class TeacherConfig:
     `base_url` is the API root as OpenAI's SDK expects it, e.g. `https://api.openai.com/v1` or
     `http://localhost:8000/v1`; a URL that already ends in `/chat/completions` is used as is.
     `temperature` and `max_tokens` are defaults that `chat(..., temperature=...)` may override.
+    `timeout_s` bounds each network operation (connect, each read), so a server that stops answering
+    is detected within it; a slow server still streaming bytes is not cut off.
     """
 
     base_url: str
