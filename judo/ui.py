@@ -1,0 +1,377 @@
+"""The inspection app (Gradio Blocks): layout, wiring, queue and launch. `judo app` runs `main`.
+
+Left: the inputs a quality lab works with (query upload or example, a normal template from the
+product's golden-sample gallery, an MMAD question preset with editable options, optional ground
+truth). Right: one engine streaming (red cells, reasoning, highlighted answer, truth metrics,
+downloads), or two-three engines side by side. Handlers live in judo/ui_run.py; the template library
+in judo/ui_library.py.
+
+Named API endpoints: ``/inspect`` and ``/compare`` (see `INSPECT_API` / `COMPARE_API` for the
+parameter order). GPU work runs under one concurrency id (limit from the config, 1 by default) with an
+explicit queue size; uploads are capped with ``max_file_size``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from judo.engines import AppConfig, Engine, build_engines, default_engine, load_config
+from judo.engines.config import ENV_HELP, ConfigError
+from judo.ui_library import TemplateLibrary
+from judo.ui_presets import FREE, format_option_lines, preset, preset_choices
+from judo.ui_run import MAX_COMPARE, STOPS, Runner, session_of
+
+log = logging.getLogger(__name__)
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+INSPECT_API = ("query", "template", "question", "options", "engine", "category", "mask", "expected",
+               "visual_prior", "max_new_tokens", "do_sample", "temperature", "top_p")
+COMPARE_API = ("query", "template", "question", "options", "engines", "category", "mask", "expected",
+               "max_new_tokens", "do_sample", "temperature", "top_p")
+GPU_CONCURRENCY_ID = "gpu"
+
+
+@dataclass
+class AppState:
+    """Everything the page is built from, loaded once at start-up (models included)."""
+
+    config: AppConfig
+    engines: list[Engine]
+    library: TemplateLibrary
+    defect_titles: dict[str, list[str]] = field(default_factory=dict)  # category -> defect titles
+
+    @classmethod
+    def load(cls, config: AppConfig, engines: list[Engine] | None = None) -> AppState:
+        library = TemplateLibrary.from_config(config.templates)
+        if not config.knowledge:
+            # Fall back to the knowledge that came with the template sources (MMAD root, examples).
+            if library.knowledge_files:
+                config.knowledge = str(library.knowledge_files[0])
+        engines = engines if engines is not None else build_engines(config)
+        return cls(config, engines, library, _defect_titles(config.knowledge))
+
+
+def _defect_titles(path: str | None) -> dict[str, list[str]]:
+    """Category -> defect titles ("<Title>" of each knowledge text), for the classification preset."""
+    if not path or not Path(path).is_file():
+        return {}
+    import re
+
+    from judo.mmad import MMADError, load_knowledge
+
+    try:
+        knowledge = load_knowledge(path)
+    except MMADError:
+        return {}
+    out: dict[str, list[str]] = {}
+    for e in knowledge.all_entries():
+        if e.defect == "good":
+            continue
+        m = re.search(r"<([^>]+)>", e.text)
+        out.setdefault(e.category, []).append(m.group(1).strip() if m else e.defect.replace("_", " ").capitalize())
+    return out
+
+
+# ----------------------------------------------------------------------------------- components
+def accept_raw_upload(component: gr.Image) -> gr.Image:
+    """Hand uploads to the handler as the stored file path, unopened.
+
+    Gradio's Image.preprocess opens every upload with PIL first, so a non-image or a decompression
+    bomb would fail inside Gradio with a generic error. Every image must go through
+    `judo.images.load_image` instead, which answers bad input with one clear sentence.
+    """
+    original = component.preprocess
+
+    def preprocess(payload):
+        if payload is None:
+            return None
+        path = getattr(payload, "path", None)
+        if path:
+            return str(path)
+        return original(payload)  # data: URLs (pasted images) are decoded by Gradio
+
+    component.preprocess = preprocess  # type: ignore[method-assign]
+    return component
+
+
+def engine_choices(engines: list[Engine]) -> list[tuple[str, str]]:
+    return [(e.label if e.available else f"{e.label} (unavailable)", e.id) for e in engines]
+
+
+def engines_markdown(state: AppState) -> str:
+    lines = ["| Engine | Status | Notes |", "|---|---|---|"]
+    for e in state.engines:
+        status = "ready" if e.available else "unavailable"
+        notes = e.reason if not e.available else (getattr(e, "description", "") or "")
+        lines.append(f"| {e.label} | {status} | {notes.replace('|', '/')} |")
+    if state.library.notes:
+        lines += ["", "**Template library:**"] + [f"- {n}" for n in state.library.notes]
+    lines += ["", "**Configuration** (`" + (state.config.source or "") + "`), environment overrides:"]
+    lines += [f"- `{k}`: {v}" for k, v in ENV_HELP.items()]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------- build
+def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = None) -> gr.Blocks:
+    """The Blocks page. ``gpu`` decorates the GPU handlers (``spaces.GPU`` on ZeroGPU Spaces)."""
+    runner = Runner(state.engines, state.config.stream_interval_s)
+    wrap = gpu or (lambda f: f)
+    default = default_engine(state.engines, state.config.default_engine)
+    available = [e for e in state.engines if e.available]
+    library = state.library
+    products = library.products()
+    first_product = products[0] if products else None
+    no_lm = not any(getattr(e, "kind", "") == "qwen" for e in available)
+
+    def apply_preset(subtask, product, example_id):
+        ex = library.example(example_id) if example_id else None
+        if ex is not None:
+            for q in ex.questions:
+                if q.get("subtask") == subtask or q.get("type") == subtask:
+                    return q["text"], format_option_lines(q.get("options")), q.get("answer") or ""
+        if subtask == FREE:
+            return gr.skip(), "", ""
+        question, options = preset(subtask, state.defect_titles.get(product or ""), products)
+        return question, options, ""
+
+    def load_example(example_id, subtask):
+        ex = library.example(example_id or "")
+        if ex is None:
+            return (gr.skip(),) * 7
+        if not any(q.get("subtask") == subtask for q in ex.questions):
+            subtask = ex.questions[0]["subtask"] if ex.questions else subtask
+        question, options, expected = apply_preset(subtask, ex.category, ex.id)
+        gallery = [str(p) for p in library.templates_for(ex.category)]
+        mask = str(ex.mask) if ex.mask else None
+        return ex.category, gallery, subtask, question, options, mask, expected
+
+    def show_templates(product):
+        return [str(p) for p in library.templates_for(product)]
+
+    def pick_template(product, evt: gr.SelectData):
+        paths = library.templates_for(product)
+        if evt.index is None or not 0 <= int(evt.index) < len(paths):
+            return gr.skip()
+        return str(paths[int(evt.index)])
+
+    def forget_example():
+        return None, "", ""
+
+    def stop(request: gr.Request):
+        stopped = STOPS.stop(session_of(request))
+        return "Stopping…" if stopped else "Nothing is running."
+
+    with gr.Blocks(title=state.config.title, analytics_enabled=False) as demo:
+        gr.Markdown(
+            f"# {state.config.title}\n"
+            "Compare a **query** image with a **normal template** of the same product: the engine marks the "
+            "differing cells of a 16x16 grid in red, reasons, and answers the question."
+            + ("\n\n**No language-model checkpoint is loaded:** the comparator (a measurement) answers detection "
+               "and localization questions. See the Engines tab for how to add a model." if no_lm else ""),
+            elem_id="judo-header",
+        )
+        example_id = gr.Textbox(visible="hidden", elem_id="judo-example-id")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=5, min_width=360):
+                with gr.Row():
+                    query = accept_raw_upload(gr.Image(label="Query image (drop a photo)", type="filepath",
+                                                       sources=["upload", "clipboard"], height=300,
+                                                       elem_id="judo-query"))
+                    template = accept_raw_upload(gr.Image(label="Normal template", type="filepath",
+                                                          sources=["upload", "clipboard"], height=300,
+                                                          elem_id="judo-template"))
+                product = gr.Dropdown(products, value=first_product, label="Product (category)",
+                                      allow_custom_value=True, elem_id="judo-product",
+                                      info="Picks the template gallery and the domain knowledge.")
+                gallery = gr.Gallery(value=show_templates(first_product), label="Golden samples: click to use as template",
+                                     columns=6, height=130, allow_preview=False, show_label=True,
+                                     elem_id="judo-gallery")
+                subtask = gr.Dropdown(preset_choices(), value="Anomaly Detection", label="Question type",
+                                      elem_id="judo-subtask")
+                q0, o0 = preset("Anomaly Detection")
+                question = gr.Textbox(q0, label="Question", lines=2, max_lines=6, elem_id="judo-question")
+                options = gr.Textbox(o0, label="Options: one per line, 'A. text' (empty = free question)",
+                                     lines=4, max_lines=8, elem_id="judo-options")
+                with gr.Accordion("Ground truth (optional)", open=False):
+                    mask = accept_raw_upload(gr.Image(label="Defect mask (white = defect)", type="filepath",
+                                                      sources=["upload"], height=160, elem_id="judo-mask"))
+                    expected = gr.Textbox(label="Correct option letter", max_lines=1, elem_id="judo-expected")
+                with gr.Accordion("Generation settings", open=False):
+                    max_new_tokens = gr.Slider(16, 2048, value=768, step=16, label="Max new tokens")
+                    do_sample = gr.Checkbox(False, label="Sample (greedy when off)")
+                    temperature = gr.Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature")
+                    top_p = gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p")
+                if library.examples:
+                    gr.Examples(
+                        examples=[[str(e.query), str(e.template), e.id] for e in library.examples],
+                        inputs=[query, template, example_id],
+                        example_labels=[e.title for e in library.examples],
+                        label="Examples (click one)",
+                        examples_per_page=12,
+                        cache_examples=False,
+                        elem_id="judo-examples",
+                    )
+            with gr.Column(scale=7, min_width=420):
+                with gr.Tabs():
+                    with gr.Tab("Inspect", id="inspect"):
+                        with gr.Row():
+                            engine = gr.Dropdown(engine_choices(state.engines), value=default.id if default else None,
+                                                 label="Engine", elem_id="judo-engine", scale=3)
+                            prior = gr.Checkbox(False, label="Visual prior (comparator heat map)", scale=2,
+                                                elem_id="judo-prior")
+                        with gr.Row():
+                            run = gr.Button("Inspect", variant="primary", elem_id="judo-run")
+                            stop_btn = gr.Button("Stop", variant="stop", elem_id="judo-stop")
+                        with gr.Row():
+                            overlay = gr.Image(label="Query: red = predicted cells, green = truth", type="pil",
+                                               format="png", interactive=False, height=360, elem_id="judo-overlay")
+                            prior_img = gr.Image(label="Visual prior", type="pil", format="png", interactive=False,
+                                                 height=360, elem_id="judo-prior-img")
+                        answer = gr.HTML(label="Answer", elem_id="judo-answer")
+                        status = gr.Markdown(label="Status", elem_id="judo-status")
+                        reasoning = gr.Textbox(label="Model output (streaming)", lines=8, max_lines=20,
+                                               interactive=False, elem_id="judo-reasoning")
+                        with gr.Row():
+                            record = gr.File(label="Inspection record (JSON)", interactive=False,
+                                             elem_id="judo-record")
+                            overlay_png = gr.File(label="Overlay (PNG)", interactive=False, elem_id="judo-overlay-png")
+                        with gr.Accordion("Result (JSON)", open=False):
+                            result = gr.JSON(label="Result", elem_id="judo-result")
+                    with gr.Tab("Compare", id="compare"):
+                        default_cmp = [e.id for e in available][:2]
+                        engines_cmp = gr.CheckboxGroup(engine_choices(available), value=default_cmp,
+                                                       label="Engines (two or three)", elem_id="judo-compare-engines")
+                        with gr.Row():
+                            run_cmp = gr.Button("Compare", variant="primary", elem_id="judo-run-compare")
+                            stop_cmp = gr.Button("Stop", variant="stop")
+                        panels = []
+                        with gr.Row():
+                            for i in range(MAX_COMPARE):
+                                with gr.Column(min_width=200):
+                                    img = gr.Image(type="pil", format="png", interactive=False, height=260,
+                                                   show_label=False, elem_id=f"judo-cmp-img-{i}")
+                                    ans = gr.HTML(elem_id=f"judo-cmp-answer-{i}")
+                                    txt = gr.Textbox(lines=6, max_lines=14, interactive=False, show_label=False,
+                                                     elem_id=f"judo-cmp-text-{i}")
+                                    panels += [img, txt, ans]
+                        summary = gr.Markdown(label="Summary", elem_id="judo-compare-summary")
+                        cmp_status = gr.Markdown(label="Status")
+                        with gr.Accordion("Result (JSON)", open=False):
+                            cmp_result = gr.JSON(label="Result")
+                    with gr.Tab("Engines", id="engines"):
+                        gr.Markdown(engines_markdown(state))
+
+        # ---- wiring: inputs
+        product.change(show_templates, product, gallery, api_name=False, queue=False)
+        gallery.select(pick_template, product, template, api_name=False, queue=False)
+        subtask.input(apply_preset, [subtask, product, example_id], [question, options, expected],
+                      api_name=False, queue=False)
+        example_id.change(load_example, [example_id, subtask],
+                          [product, gallery, subtask, question, options, mask, expected],
+                          api_name=False, queue=False)
+        query.upload(forget_example, None, [mask, expected, example_id], api_name=False, queue=False)
+
+        # ---- wiring: GPU work
+        common = dict(concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=state.config.queue.concurrency_limit)
+        inspect_evt = run.click(
+            wrap(runner.inspect),
+            [query, template, question, options, engine, product, mask, expected, prior,
+             max_new_tokens, do_sample, temperature, top_p],
+            [overlay, prior_img, reasoning, answer, status, result, record, overlay_png],
+            api_name="inspect",
+            **common,
+        )
+        compare_evt = run_cmp.click(
+            wrap(runner.compare),
+            [query, template, question, options, engines_cmp, product, mask, expected,
+             max_new_tokens, do_sample, temperature, top_p],
+            [*panels, summary, cmp_status, cmp_result],
+            api_name="compare",
+            **common,
+        )
+        # Stop: ask the running engine to end at its next token (it then finishes cleanly with a record),
+        # and drop the request from the queue if it has not started yet.
+        stop_btn.click(stop, None, status, queue=False, api_name=False)
+        stop_cmp.click(stop, None, cmp_status, queue=False, api_name=False)
+        stop_btn.click(None, None, None, cancels=[inspect_evt], queue=False, api_name=False)
+        stop_cmp.click(None, None, None, cancels=[compare_evt], queue=False, api_name=False)
+    demo.queue(max_size=state.config.queue.max_size, default_concurrency_limit=state.config.queue.concurrency_limit)
+    return demo
+
+
+# ------------------------------------------------------------------------------------- launch
+def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
+    """JUDO_AUTH: 'user:password', or a file with one 'user:password' per line ('#' comments)."""
+    if not value:
+        return None
+    path = Path(os.path.expanduser(value))
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else [value]
+    pairs = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, password = line.partition(":")
+        if not sep or not user or not password:
+            raise ConfigError("JUDO_AUTH must be 'user:password' or a file of such lines")
+        pairs.append((user, password))
+    return pairs or None
+
+
+def launch_kwargs(config: AppConfig) -> dict[str, Any]:
+    """Arguments for demo.launch(): upload cap, auth, css, narrow allowed paths."""
+    allowed = [p for p in (config.templates.examples_dir, config.templates.golden_dir, config.templates.mmad_root,
+                           *config.templates.golden.values()) if p]
+    css_path = ASSETS / "judo.css"
+    kwargs: dict[str, Any] = {
+        "max_file_size": config.queue.max_file_size,
+        "allowed_paths": allowed,
+        "show_error": True,
+        "ssr_mode": False,
+        "css": css_path.read_text(encoding="utf-8") if css_path.is_file() else None,
+        "theme": gr.themes.Soft(primary_hue="red"),
+    }
+    auth = parse_auth(config.auth)
+    if auth:
+        kwargs["auth"] = auth
+        kwargs["auth_message"] = "JUDO Inspector: sign in with your lab account."
+    return kwargs
+
+
+def create_app(config: AppConfig | None = None, gpu: Callable | None = None,
+               engines: list[Engine] | None = None) -> tuple[gr.Blocks, dict[str, Any]]:
+    """Load the configuration and the models, build the page; return (demo, launch kwargs)."""
+    config = config or load_config()
+    state = AppState.load(config, engines)
+    for e in state.engines:
+        log.info("engine %-16s %s", e.id, "ready" if e.available else f"UNAVAILABLE: {e.reason}")
+    return build_demo(state, gpu), launch_kwargs(config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="judo app", description="Serve the JUDO inspection app.")
+    parser.add_argument("--config", help="YAML file (default: $JUDO_CONFIG or configs/app.yaml)")
+    parser.add_argument("--host", default=None, help="interface (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.config)
+        demo, kwargs = create_app(config)
+    except ConfigError as err:
+        print(f"judo app: {err}", file=sys.stderr)
+        return 2
+    demo.launch(server_name=args.host, server_port=args.port, **kwargs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

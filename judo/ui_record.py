@@ -1,0 +1,104 @@
+"""The inspection record: what a lab keeps of one inspection (JSON) next to the overlay picture (PNG).
+
+The record holds what is needed to audit or reproduce an answer: the question and options, the engine
+and its settings, the raw model output, the parsed cells (as the canonical seg text too), the answer,
+truth metrics when a mask was known, image fingerprints and timing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from judo.engines.base import InspectionRequest, Update
+from judo.grid import format_seg
+
+RECORD_VERSION = 1
+
+
+def image_fingerprint(img: Image.Image) -> dict[str, Any]:
+    """Size and a SHA-256 of the decoded pixels (stable across file formats and metadata)."""
+    return {"size": list(img.size), "sha256": hashlib.sha256(img.tobytes()).hexdigest()}
+
+
+def build_record(
+    request: InspectionRequest,
+    update: Update,
+    *,
+    engine_label: str,
+    truth: dict[str, Any] | None = None,
+    names: dict[str, str] | None = None,
+    started_at: float | None = None,
+    elapsed_s: float | None = None,
+    first_update_s: float | None = None,
+) -> dict[str, Any]:
+    meta = dict(update.meta)
+    answer_text = (request.options or {}).get(update.answer or "", None)
+    return {
+        "version": RECORD_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started_at or time.time())),
+        "engine": {
+            "id": meta.get("engine"),
+            "label": engine_label,
+            "checkpoint": meta.get("checkpoint"),
+            "prompt_style": meta.get("prompt_style"),
+            "settings": meta.get("settings"),
+        },
+        "question": request.question,
+        "options": request.options,
+        "category": request.category,
+        "dataset": request.dataset,
+        "images": {
+            "query": {**image_fingerprint(request.query), "name": (names or {}).get("query")},
+            "template": {**image_fingerprint(request.template), "name": (names or {}).get("template")},
+        },
+        "raw_output": update.text,
+        "cells": sorted([list(c) for c in update.cells]),
+        "seg": format_seg(update.cells),
+        "answer": update.answer,
+        "answer_text": answer_text,
+        "error": update.error,
+        "warnings": meta.get("warnings", []),
+        "knowledge": meta.get("knowledge"),
+        "truth": truth,
+        "timing": {
+            "first_update_s": _round(first_update_s),
+            "first_token_s": meta.get("first_token_s"),
+            "total_s": _round(elapsed_s if elapsed_s is not None else meta.get("total_s")),
+            "new_tokens": meta.get("new_tokens"),
+            "tokens_per_s": meta.get("tokens_per_s"),
+        },
+        "extra": {k: v for k, v in meta.items() if k in {"comparator"}},
+    }
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 4)
+
+
+def write_outputs(record: dict[str, Any], overlay: Image.Image, stem: str = "inspection") -> tuple[str, str]:
+    """Write record JSON and overlay PNG into a fresh temporary folder; return both paths."""
+    folder = Path(tempfile.mkdtemp(prefix="judo-"))
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in stem)[:60] or "inspection"
+    json_path = folder / f"{safe}.json"
+    png_path = folder / f"{safe}-overlay.png"
+    json_path.write_text(json.dumps(record, indent=1, ensure_ascii=False, default=_jsonable), encoding="utf-8")
+    buf = io.BytesIO()
+    overlay.save(buf, format="PNG")
+    png_path.write_bytes(buf.getvalue())
+    return str(json_path), str(png_path)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, (set, frozenset, tuple)):
+        return sorted(obj) if isinstance(obj, (set, frozenset)) else list(obj)
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)

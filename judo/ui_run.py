@@ -1,0 +1,552 @@
+"""What happens when the inspector presses Run: validate, stream an engine, draw, record.
+
+Kept apart from the layout (judo/ui.py) so the streaming logic reads top to bottom. Rules:
+- bad input ends in one clear sentence (a toast and the status line), never a traceback, and costs
+  no accelerator time (images are validated before an engine is touched);
+- the overlay is re-rendered only when the set of streamed cells changes (``gr.skip()`` otherwise),
+  and text refreshes are throttled to ``stream_interval_s``: a fast model must not drown the page;
+- every run ends with a record (JSON) and the overlay (PNG) ready to download, also after Stop.
+"""
+
+from __future__ import annotations
+
+import html
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+from judo.engines.base import Engine, GenerationSettings, InspectionRequest, Update
+from judo.grid import Cell, mask_to_cells, seg_f1, seg_iou
+from judo.images import ImageInputError, load_image, load_mask
+from judo.render import GREEN, fit_within, heatmap_overlay, outline_edges, outline_mask, overlay_cells
+from judo.ui_presets import OptionsError, parse_options
+from judo.ui_record import build_record, write_outputs
+
+#: Longest side of the pictures sent to the browser while streaming (downloads keep full size).
+DISPLAY_SIDE = 1024
+MAX_QUESTION_CHARS = 2000
+MAX_COMPARE = 3
+#: What each /inspect yield holds, in order (the final yield always carries every value).
+INSPECT_OUTPUTS = ("overlay", "visual_prior", "output_text", "answer_html", "status", "result", "record",
+                   "overlay_png")
+
+
+class InputProblem(ValueError):
+    """A user-facing reason why an inspection cannot start."""
+
+
+@dataclass
+class Prepared:
+    """Validated inputs of one run."""
+
+    request: InspectionRequest
+    truth_mask: Any = None  # bool ndarray at query size
+    truth_cells: set[Cell] | None = None
+    expected: str | None = None
+    names: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------------- stops
+class StopRegistry:
+    """One stop event per browser session: the Stop button sets it, the running engine sees it."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def start(self, session: str) -> threading.Event:
+        event = threading.Event()
+        with self._lock:
+            self._events[session] = event
+        return event
+
+    def stop(self, session: str) -> bool:
+        with self._lock:
+            event = self._events.get(session)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    def finish(self, session: str, event: threading.Event) -> None:
+        with self._lock:
+            if self._events.get(session) is event:
+                del self._events[session]
+
+
+STOPS = StopRegistry()
+
+
+def session_of(request: gr.Request | None) -> str:
+    return (getattr(request, "session_hash", None) or "api") if request is not None else "api"
+
+
+# ------------------------------------------------------------------------------------- validation
+def _path_of(value: Any) -> Any:
+    """Gradio hands files as paths (str) or dicts with a 'path'; PIL/arrays pass through."""
+    if isinstance(value, dict):
+        return value.get("path") or value.get("name")
+    return value
+
+
+def load_input_image(value: Any, what: str) -> Image.Image:
+    if value is None or value == "":
+        raise InputProblem(
+            f"No {what} image: upload one (drag and drop) or pick an example."
+            if what == "query" else f"No {what} image: pick a normal sample from the gallery or upload one."
+        )
+    try:
+        return load_image(_path_of(value))
+    except ImageInputError as err:
+        raise InputProblem(f"The {what} image cannot be used: {err}") from None
+
+
+def prepare_inputs(query, template, question, options_text, category, mask, expected) -> Prepared:
+    """Validate every input; raise InputProblem with a sentence for the first problem found."""
+    question = (question or "").strip()
+    if not question:
+        raise InputProblem("The question is empty: type a question or pick a preset.")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InputProblem(f"The question is too long ({len(question)} characters, at most {MAX_QUESTION_CHARS}).")
+    try:
+        options = parse_options(options_text)
+    except OptionsError as err:
+        raise InputProblem(str(err)) from None
+    q_img = load_input_image(query, "query")
+    t_img = load_input_image(template, "template")
+    notes = []
+    if q_img.size != t_img.size:
+        notes.append(
+            f"The template ({t_img.width}x{t_img.height}) and the query ({q_img.width}x{q_img.height}) differ in "
+            "size: both are resized to 448x448 for the model, so compare like with like when you can."
+        )
+    prepared = Prepared(
+        request=InspectionRequest(q_img, t_img, question, options, category=category or None),
+        names={"query": _name(query), "template": _name(template)},
+        notes=notes,
+    )
+    if mask not in (None, ""):
+        try:
+            prepared.truth_mask = load_mask(_path_of(mask), size=q_img.size)
+            prepared.truth_cells = mask_to_cells(prepared.truth_mask)
+        except (ImageInputError, ValueError) as err:
+            notes.append(f"The ground-truth mask was ignored: {err}")
+    exp = (expected or "").strip().upper()[:1]
+    if exp and options and exp in options:
+        prepared.expected = exp
+    return prepared
+
+
+def _name(value: Any) -> str | None:
+    p = _path_of(value)
+    return str(p).rsplit("/", 1)[-1] if isinstance(p, str) else None
+
+
+def settings_from(max_new_tokens, do_sample, temperature, top_p) -> GenerationSettings:
+    def num(x, cast):
+        try:
+            return cast(x) if x not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
+
+    return GenerationSettings(
+        max_new_tokens=num(max_new_tokens, int),
+        do_sample=bool(do_sample) if do_sample is not None else None,
+        temperature=num(temperature, float) if do_sample else None,
+        top_p=num(top_p, float) if do_sample else None,
+    )
+
+
+# ----------------------------------------------------------------------------------------- views
+def answer_html(update: Update | None, options: dict[str, str] | None, expected: str | None = None,
+                title: str | None = None) -> str:
+    """The options as a list with the chosen one highlighted (and the expected one marked, if known)."""
+    head = f"<div class='judo-answer-title'>{html.escape(title, quote=False)}</div>" if title else ""
+    if update is None:
+        return head + "<div class='judo-answer judo-pending'>No answer yet.</div>"
+    chosen = update.answer
+    if not options:
+        body = html.escape(chosen or "—", quote=False)
+        return head + f"<div class='judo-answer'><span class='judo-chosen'>{body}</span></div>"
+    rows = []
+    for letter, text in options.items():
+        cls = ["judo-option"]
+        if letter == chosen:
+            cls.append("judo-chosen")
+        mark = ""
+        if expected:
+            if letter == expected:
+                cls.append("judo-expected")
+                mark = " ✓ correct" if letter == chosen else " (correct)"
+            elif letter == chosen:
+                mark = " ✗"
+        rows.append(f"<li class='{' '.join(cls)}'><b>{letter}.</b> {html.escape(text, quote=False)}{mark}</li>")
+    status = ""
+    if update.done and chosen is None:
+        status = "<div class='judo-pending'>No option chosen.</div>"
+    elif not update.done and chosen is None:
+        status = "<div class='judo-pending'>Waiting for &lt;answer&gt;…</div>"
+    return head + f"<ul class='judo-answer'>{''.join(rows)}</ul>{status}"
+
+
+class OverlayPainter:
+    """Draws the query with red cells and the green truth outline on top, at display size.
+
+    The display copy and the outline stencil are computed once; each re-render is one translucent
+    rectangle per run of cells plus one paste.
+    """
+
+    def __init__(self, query: Image.Image, truth_mask: Any = None) -> None:
+        self.query = query
+        self.truth_mask = truth_mask
+        self.base = fit_within(query, DISPLAY_SIDE)
+        self.edges = outline_edges(self.base.size, truth_mask) if truth_mask is not None else None
+        self.cells: frozenset[Cell] | None = None
+
+    def update(self, cells: set[Cell]) -> Image.Image | Any:
+        """A new picture when the cell set changed, else gr.skip()."""
+        key = frozenset(cells)
+        if key == self.cells:
+            return gr.skip()
+        self.cells = key
+        img = overlay_cells(self.base, key)
+        if self.edges is not None:
+            img.paste(GREEN, (0, 0), self.edges)
+        return img
+
+    def full_size(self, cells: set[Cell]) -> Image.Image:
+        img = overlay_cells(self.query, cells)
+        return outline_mask(img, self.truth_mask) if self.truth_mask is not None else img
+
+
+def truth_metrics(cells: set[Cell], truth: set[Cell] | None) -> dict[str, float] | None:
+    if truth is None:
+        return None
+    return {"patch_f1": round(seg_f1(cells, truth), 4), "patch_iou": round(seg_iou(cells, truth), 4),
+            "truth_cells": len(truth), "predicted_cells": len(cells)}
+
+
+def prior_heatmap(request: InspectionRequest) -> tuple[Image.Image | None, str | None]:
+    """The comparator heat map over the query (display size), or a note why not."""
+    try:
+        from judo.comparator.compare import compare
+
+        result = compare(request.query, request.template)
+    except Exception as err:
+        return None, f"Visual prior unavailable: {err}"
+    display = fit_within(request.query, DISPLAY_SIDE)
+    img = heatmap_overlay(display, result.heatmap, vmax=1.0)
+    img = overlay_cells(img, result.cells, color=(255, 255, 255), alpha=0.15)
+    note = f"Visual prior: {len(result.cells)} cells differ from the template"
+    if result.warnings:
+        note += " (" + "; ".join(result.warnings) + ")"
+    return img, note
+
+
+def status_markdown(engine_label: str, update: Update | None, notes: list[str], metrics: dict | None,
+                    elapsed: float, running: bool) -> str:
+    lines = []
+    if running:
+        lines.append(f"**{html.escape(engine_label, quote=False)}** is running… {elapsed:.1f} s")
+    elif update is not None and update.error:
+        lines.append(f"**Error:** {html.escape(update.error, quote=False)}")
+    else:
+        meta = update.meta if update else {}
+        parts = [f"**{html.escape(engine_label, quote=False)}** finished in {elapsed:.2f} s"]
+        if meta.get("first_token_s") is not None:
+            parts.append(f"first token {meta['first_token_s']:.2f} s")
+        if meta.get("new_tokens"):
+            parts.append(f"{meta['new_tokens']} tokens")
+        if meta.get("tokens_per_s"):
+            parts.append(f"{meta['tokens_per_s']:.1f} tok/s")
+        lines.append(" · ".join(parts))
+    if metrics:
+        lines.append(
+            f"Truth (green) vs prediction (red): patch F1 **{metrics['patch_f1']:.2f}**, "
+            f"IoU **{metrics['patch_iou']:.2f}** ({metrics['predicted_cells']} predicted, "
+            f"{metrics['truth_cells']} true cells)"
+        )
+    meta = update.meta if update else {}
+    if meta.get("knowledge_summary"):
+        lines.append(html.escape(meta["knowledge_summary"], quote=False))
+    for w in [*notes, *(meta.get("warnings") or [])]:
+        lines.append(f"⚠ {html.escape(str(w), quote=False)}")
+    return "\n\n".join(lines)
+
+
+def result_json(update: Update, metrics: dict | None, engine: str) -> dict[str, Any]:
+    return {
+        "engine": engine,
+        "done": update.done,
+        "answer": update.answer,
+        "cells": sorted([list(c) for c in update.cells]),
+        "error": update.error,
+        "warnings": update.meta.get("warnings", []),
+        "truth": metrics,
+    }
+
+
+# ------------------------------------------------------------------------------------- inspect
+class Runner:
+    """The app's handlers, bound to its engines."""
+
+    def __init__(self, engines: list[Engine], stream_interval_s: float = 0.05) -> None:
+        self.engines = {e.id: e for e in engines}
+        self.interval = stream_interval_s
+
+    def engine(self, engine_id: str | None) -> Engine:
+        e = self.engines.get(engine_id or "") or next(
+            (x for x in self.engines.values() if x.label == engine_id), None
+        )
+        if e is None:
+            raise InputProblem(f"Unknown engine {engine_id!r}; choose one of {', '.join(self.engines)}.")
+        if not e.available:
+            raise InputProblem(f"{e.label} is unavailable: {e.reason}")
+        return e
+
+    def inspect(self, query, template, question, options, engine, category, mask, expected,
+                visual_prior, max_new_tokens, do_sample, temperature, top_p, request: gr.Request = None
+                ) -> Iterator[tuple]:
+        """One engine on one input, streamed; see INSPECT_OUTPUTS for what each yield holds."""
+        options_text, engine_id, prior_on = options, engine, visual_prior
+        t0 = time.perf_counter()
+        try:
+            prep = prepare_inputs(query, template, question, options_text, category, mask, expected)
+            engine = self.engine(engine_id)
+        except InputProblem as err:
+            gr.Warning(str(err))
+            yield (None, None, "", answer_html(None, None), f"**Cannot inspect:** {html.escape(str(err), quote=False)}",
+                   {"error": str(err), "done": True}, None, None)
+            return
+        req = prep.request
+        painter = OverlayPainter(req.query, prep.truth_mask)
+        prior_img, notes = None, list(prep.notes)
+        if prior_on:
+            prior_img, note = prior_heatmap(req)
+            if note:
+                notes.append(note)
+        session = session_of(request)
+        stop = STOPS.start(session)
+        first_update_s = None
+        last = Update()
+        last_yield = time.perf_counter()
+        shown = ("", None)
+        try:
+            yield (painter.update(set()), prior_img, "", answer_html(None, req.options, prep.expected),
+                   status_markdown(engine.label, None, notes, None, 0.0, True), gr.skip(), None, None)
+            for update in _safe_stream(engine, req, stop, settings_from(max_new_tokens, do_sample, temperature,
+                                                                      top_p)):
+                last = update
+                if update.text and first_update_s is None:
+                    first_update_s = time.perf_counter() - t0
+                if update.done:
+                    break
+                now = time.perf_counter()
+                cells_changed = painter.cells != frozenset(update.cells)
+                answer_changed = update.answer != shown[1]
+                if not (cells_changed or answer_changed or now - last_yield >= self.interval):
+                    continue
+                last_yield = now
+                yield (
+                    painter.update(update.cells),
+                    gr.skip(),
+                    update.text if update.text != shown[0] else gr.skip(),
+                    answer_html(update, req.options, prep.expected) if answer_changed else gr.skip(),
+                    gr.skip(),
+                    gr.skip(),
+                    gr.skip(),
+                    gr.skip(),
+                )
+                shown = (update.text, update.answer)
+        finally:
+            stop.set()
+            STOPS.finish(session, stop)
+        yield self._final(engine, prep, painter, last, notes, t0, first_update_s, prior_img)
+
+    def _final(self, engine, prep: Prepared, painter: OverlayPainter, last: Update, notes, t0, first_update_s,
+               prior_img):
+        req = prep.request
+        if not last.done:  # the stream ended without a final update (should not happen): say so
+            last = Update(text=last.text, cells=last.cells, answer=None, done=True,
+                          error="The engine stopped without a final answer.", meta=last.meta)
+        metrics = truth_metrics(last.cells, prep.truth_cells)
+        elapsed = time.perf_counter() - t0
+        record = build_record(req, last, engine_label=engine.label, truth=_truth(metrics, prep),
+                              names=prep.names, elapsed_s=elapsed, first_update_s=first_update_s)
+        full = painter.full_size(last.cells)
+        record_path, png_path = write_outputs(record, full, stem=f"judo-{engine.id}")
+        if last.error:
+            gr.Warning(last.error)
+        painter.cells = None  # the last yield carries every value, for API clients
+        return (
+            painter.update(last.cells),
+            prior_img,
+            last.text,
+            answer_html(last, req.options, prep.expected),
+            status_markdown(engine.label, last, notes, metrics, elapsed, False),
+            result_json(last, metrics, engine.id),
+            record_path,
+            png_path,
+        )
+
+    # ---------------------------------------------------------------------------------- compare
+    def compare(self, query, template, question, options, engines, category, mask, expected,
+                max_new_tokens, do_sample, temperature, top_p, request: gr.Request = None) -> Iterator[tuple]:
+        """2-3 engines on the same input, streaming side by side; outputs: 3 x (overlay, text, answer),
+        summary, status, result."""
+        t0 = time.perf_counter()
+        options_text, engine_ids = options, engines
+        try:
+            ids = [i for i in (engine_ids or []) if i]
+            if not 2 <= len(ids) <= MAX_COMPARE:
+                raise InputProblem(f"Pick two or three engines to compare (got {len(ids)}).")
+            engines = [self.engine(i) for i in ids]
+            prep = prepare_inputs(query, template, question, options_text, category, mask, expected)
+        except InputProblem as err:
+            gr.Warning(str(err))
+            blank = [None, "", answer_html(None, None)] * MAX_COMPARE
+            yield (*blank, "", f"**Cannot compare:** {html.escape(str(err), quote=False)}", {"error": str(err), "done": True})
+            return
+        req = prep.request
+        settings = settings_from(max_new_tokens, do_sample, temperature, top_p)
+        painters = [OverlayPainter(req.query, prep.truth_mask) for _ in engines]
+        latest: list[Update] = [Update() for _ in engines]
+        session = session_of(request)
+        stop = STOPS.start(session)
+        events: queue.Queue = queue.Queue()
+
+        def run(i: int, engine: Engine) -> None:
+            for update in _safe_stream(engine, req, stop, settings):
+                events.put((i, update))
+            events.put((i, None))
+
+        threads = [threading.Thread(target=run, args=(i, e), daemon=True, name=f"judo-compare-{e.id}")
+                   for i, e in enumerate(engines)]
+        first = []
+        for i, e in enumerate(engines):
+            first += [painters[i].update(set()), "", answer_html(None, req.options, prep.expected, e.label)]
+        first += [gr.skip()] * ((MAX_COMPARE - len(engines)) * 3)
+        yield (*first, "", f"Comparing {', '.join(e.label for e in engines)}…", gr.skip())
+        for t in threads:
+            t.start()
+        running = len(engines)
+        shown = [("", None, False)] * len(engines)
+        last_yield = time.perf_counter()
+        try:
+            while running:
+                try:
+                    i, update = events.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if update is None:
+                    running -= 1
+                else:
+                    latest[i] = update
+                now = time.perf_counter()
+                if running and now - last_yield < self.interval and not (
+                    update is not None and (painters[i].cells != frozenset(update.cells) or update.done)
+                ):
+                    continue
+                last_yield = now
+                out = []
+                for j, e in enumerate(engines):
+                    u = latest[j]
+                    changed = (u.text, u.answer, u.done) != shown[j]
+                    out += [
+                        painters[j].update(u.cells),
+                        u.text if changed else gr.skip(),
+                        answer_html(u if u.done or u.answer else None, req.options, prep.expected, e.label)
+                        if changed else gr.skip(),
+                    ]
+                    shown[j] = (u.text, u.answer, u.done)
+                out += [gr.skip()] * ((MAX_COMPARE - len(engines)) * 3)
+                yield (*out, gr.skip(), gr.skip(), gr.skip())
+        finally:
+            stop.set()
+            STOPS.finish(session, stop)
+        for t in threads:
+            t.join(timeout=5)
+        metrics = [truth_metrics(u.cells, prep.truth_cells) for u in latest]
+        summary = disagreement_summary([e.label for e in engines], latest, req.options)
+        out = []
+        for j, e in enumerate(engines):
+            u = latest[j]
+            painters[j].cells = None  # the last yield carries every value, for API clients
+            out += [painters[j].update(u.cells), u.text, answer_html(u, req.options, prep.expected, e.label)]
+        out += [None, "", ""] * (MAX_COMPARE - len(engines))
+        status = [f"Compared in {time.perf_counter() - t0:.2f} s."]
+        for e, u, m in zip(engines, latest, metrics):
+            line = f"**{html.escape(e.label, quote=False)}**: " + (f"error: {html.escape(u.error, quote=False)}" if u.error else
+                                                      f"answer {u.answer or '—'}, {len(u.cells)} cells")
+            if m:
+                line += f", patch F1 {m['patch_f1']:.2f}, IoU {m['patch_iou']:.2f}"
+            status.append(line)
+        result = {
+            "summary": summary,
+            "engines": [result_json(u, m, e.id) for e, u, m in zip(engines, latest, metrics)],
+        }
+        yield (*out, summary, "\n\n".join(status), result)
+
+
+def _safe_stream(engine: Engine, request: InspectionRequest, stop: threading.Event,
+                 settings: GenerationSettings) -> Iterator[Update]:
+    """An engine's stream that never raises: a crash becomes a final update with the error."""
+    last = Update()
+    try:
+        try:
+            stream = engine.stream(request, stop, settings=settings)
+        except TypeError:  # engines that take no settings
+            stream = engine.stream(request, stop)
+        for update in stream:
+            last = update
+            yield update
+            if update.done:
+                return
+    except Exception as err:
+        yield Update(text=last.text, cells=last.cells, done=True,
+                     error=f"{engine.label} failed: {type(err).__name__}: {err}", meta=last.meta)
+        return
+    if not last.done:
+        yield Update(text=last.text, cells=last.cells, answer=last.answer, done=True, meta=last.meta)
+
+
+def _truth(metrics: dict | None, prep: Prepared) -> dict | None:
+    if metrics is None and prep.expected is None:
+        return None
+    out = dict(metrics or {})
+    if prep.truth_cells is not None:
+        out["cells"] = sorted([list(c) for c in prep.truth_cells])
+    if prep.expected:
+        out["answer"] = prep.expected
+    return out
+
+
+def disagreement_summary(labels: list[str], updates: list[Update], options: dict[str, str] | None) -> str:
+    """One line: do the engines agree on the answer, and how much do their segmentations overlap?"""
+    answers = [u.answer for u in updates]
+    named = ", ".join(f"{lab} → {a or '—'}" for lab, a in zip(labels, answers))
+    if any(u.error for u in updates):
+        failed = [lab for lab, u in zip(labels, updates) if u.error]
+        head = f"{', '.join(failed)} failed; "
+    else:
+        head = ""
+    if len(set(answers)) == 1 and answers[0] is not None:
+        text = (options or {}).get(answers[0], "")
+        head += f"All agree on {answers[0]}{(' (' + text + ')') if text else ''}"
+    else:
+        head += f"Answers differ: {named}"
+    pairs = []
+    for i in range(len(updates)):
+        for j in range(i + 1, len(updates)):
+            a, b = updates[i].cells, updates[j].cells
+            if a or b:
+                pairs.append(f"{labels[i]}/{labels[j]} {seg_iou(a, b):.2f}")
+    seg = ("; segmentation IoU " + ", ".join(pairs)) if pairs else "; no engine marked any cell"
+    return head + seg + "."

@@ -1,0 +1,49 @@
+"""Launch the real app on 127.0.0.1 with the tiny engine for a test module (shared by app/bad-input/browser tests)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+
+
+@dataclass
+class Served:
+    url: str
+    demo: object
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_tiny_app(tiny_model_dir: Path, **env_overrides: str) -> Iterator[Served]:
+    """configs/tiny.yaml with the session's tiny checkpoint; closed afterwards."""
+    from judo.engines import load_config
+    from judo.ui import create_app
+
+    env = {"JUDO_ENGINE_TINY_CHECKPOINT": str(tiny_model_dir),
+           "JUDO_ENGINE_TINY_RAG_CHECKPOINT": str(tiny_model_dir), **env_overrides}
+    config = load_config(REPO / "configs" / "tiny.yaml", env=env)
+    demo, kwargs = create_app(config)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **kwargs)
+    try:
+        yield Served(f"http://127.0.0.1:{port}/", demo)
+    finally:
+        demo.close()
+
+
+def inspect_args(query, template, *, question="Is there any defect in the object?", options="A. Yes.\nB. No.",
+                 engine="tiny", category="bottle", mask=None, expected="", prior=False, max_new_tokens=32):
+    """Positional arguments of /inspect (order: judo.ui.INSPECT_API)."""
+    return (query, template, question, options, engine, category, mask, expected, prior, max_new_tokens,
+            False, 0.7, 0.9)

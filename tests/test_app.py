@@ -1,0 +1,157 @@
+"""The served app, driven over HTTP with gradio_client: /inspect and /compare stream, draw and record."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from judo.grid import cells_to_mask
+from judo.ui_presets import parse_options
+from tests.app_server import EXAMPLES, inspect_args, serve_tiny_app
+
+pytestmark = pytest.mark.slow
+
+QUERY = EXAMPLES / "bottle" / "bottle-contamination-000.png"
+MASK = EXAMPLES / "bottle" / "bottle-contamination-000_mask.png"
+TEMPLATE = EXAMPLES / "templates" / "bottle" / "00.png"
+
+
+@pytest.fixture(scope="module")
+def app(tiny_model_dir):
+    with serve_tiny_app(tiny_model_dir) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    from gradio_client import Client
+
+    return Client(app.url, verbose=False)
+
+
+def _run(client, *args, api_name="/inspect"):
+    job = client.submit(*args, api_name=api_name)
+    for _ in job:
+        pass
+    return job.outputs()
+
+
+def _is_value(x) -> bool:
+    return not (isinstance(x, dict) and x.get("__type__") == "update")
+
+
+def test_api_has_named_inspect_and_compare_endpoints(client):
+    api = client.view_api(return_format="dict", print_info=False)
+    assert {"/inspect", "/compare"} <= set(api["named_endpoints"])
+    names = [p["parameter_name"] for p in api["named_endpoints"]["/inspect"]["parameters"]]
+    from judo.ui import INSPECT_API
+
+    assert tuple(names) == INSPECT_API
+
+
+def test_inspect_streams_in_order_and_records(client):
+    from gradio_client import handle_file
+
+    outputs = _run(client, *inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), max_new_tokens=40))
+    assert len(outputs) >= 3, "expected a start update, streamed updates and a final update"
+    texts = [o[2] for o in outputs if _is_value(o[2])]
+    assert all(b.startswith(a) for a, b in zip(texts, texts[1:])), "streamed text must only grow"
+    assert "running" in outputs[0][4]
+    final = outputs[-1]
+    result = final[5]
+    assert result["done"] and result["engine"] == "tiny" and result["error"] is None
+    assert final[2] == texts[-1]
+    record = json.loads(open(final[6], encoding="utf-8").read())
+    assert record["question"] == "Is there any defect in the object?"
+    assert record["options"] == {"A": "Yes.", "B": "No."}
+    assert record["engine"]["id"] == "tiny" and record["raw_output"] == final[2]
+    assert record["cells"] == result["cells"] and record["answer"] == result["answer"]
+    assert record["timing"]["total_s"] > 0 and record["images"]["query"]["size"] == [256, 256]
+    with Image.open(final[7]) as png:
+        assert png.format == "PNG" and png.size == (256, 256)
+
+
+def test_final_overlay_has_red_exactly_in_the_cells(client):
+    """The comparator marks real cells on this pair: the overlay changes exactly those pixels."""
+    from gradio_client import handle_file
+
+    question = "There is a defect in the object. Where is the defect?"
+    options = "A. Top left.\nB. Center left.\nC. Bottom right.\nD. Top right."
+    outputs = _run(client, *inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), question=question,
+                                         options=options, engine="comparator"))
+    final = outputs[-1]
+    cells = {tuple(c) for c in final[5]["cells"]}
+    assert cells, "the comparator should find the contamination"
+    assert final[5]["answer"] in parse_options(options)
+    query = np.asarray(Image.open(QUERY).convert("RGB")).astype(int)
+    overlay = np.asarray(Image.open(final[0]).convert("RGB")).astype(int)
+    changed = np.any(overlay != query, axis=2)
+    assert np.array_equal(changed, cells_to_mask(cells, (256, 256)))
+    red = (overlay[..., 0] - query[..., 0] >= 0) & (overlay[..., 1] < query[..., 1] + 1)
+    assert red[changed].all()
+
+
+def test_truth_mask_gives_green_outline_and_metrics(client):
+    from gradio_client import handle_file
+
+    outputs = _run(client, *inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), engine="comparator",
+                                         mask=handle_file(str(MASK)), expected="A", options="A. Yes.\nB. No."))
+    final = outputs[-1]
+    truth = final[5]["truth"]
+    assert 0.0 <= truth["patch_f1"] <= 1.0 and truth["truth_cells"] > 0
+    assert "patch F1" in final[4]
+    overlay = np.asarray(Image.open(final[0]).convert("RGB"))
+    green = (overlay[..., 1] == 200) & (overlay[..., 0] == 0) & (overlay[..., 2] == 0)
+    assert green.sum() > 50
+    assert "correct" in final[3]  # the expected option is marked in the answer list
+
+
+def test_visual_prior_next_to_a_language_model(client):
+    from gradio_client import handle_file
+
+    outputs = _run(client, *inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), prior=True,
+                                         max_new_tokens=16))
+    final = outputs[-1]
+    assert final[1] is not None
+    with Image.open(final[1]) as prior:
+        assert prior.size == (256, 256)
+    assert "Visual prior" in final[4]
+
+
+def test_compare_streams_two_engines_side_by_side(client):
+    from gradio_client import handle_file
+
+    outputs = _run(client, handle_file(str(QUERY)), handle_file(str(TEMPLATE)), "Is there any defect in the object?",
+                   "A. Yes.\nB. No.", ["tiny", "comparator"], "bottle", None, "", 32, False, 0.7, 0.9,
+                   api_name="/compare")
+    assert len(outputs) >= 3
+    final = outputs[-1]
+    result = final[11]
+    assert [e["engine"] for e in result["engines"]] == ["tiny", "comparator"]
+    assert all(e["done"] for e in result["engines"])
+    summary = final[9]
+    assert summary.startswith(("All agree", "Answers differ")) and "segmentation" in summary
+    assert final[1] and final[4]  # both panels got their text
+    texts0 = [o[1] for o in outputs if _is_value(o[1])]
+    assert all(b.startswith(a) for a, b in zip(texts0, texts0[1:]))
+
+
+def test_compare_needs_two_engines(client):
+    from gradio_client import handle_file
+
+    outputs = _run(client, handle_file(str(QUERY)), handle_file(str(TEMPLATE)), "Q?", "", ["tiny"], "bottle", None, "",
+                   32, False, 0.7, 0.9, api_name="/compare")
+    assert "two or three engines" in outputs[-1][10]
+
+
+def test_unknown_engine_is_a_clear_message(client):
+    """Gradio validates the dropdown itself: the API caller gets the list of engines, not a traceback."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="not in the list of choices"):
+        client.predict(*inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), engine="judo-xl"),
+                       api_name="/inspect")
