@@ -78,6 +78,8 @@ def parse_options(text: str | None) -> dict[str, str] | None:
     lines = [ln for ln in (text or "").splitlines() if ln.strip()]
     if not lines:
         return None
+    if len(lines) > MAX_OPTIONS:
+        raise OptionsError(f"{len(lines)} options given: at most {MAX_OPTIONS} (A-E).")
     out: dict[str, str] = {}
     for i, line in enumerate(lines):
         m = _OPTION_LINE.match(line)
@@ -90,8 +92,6 @@ def parse_options(text: str | None) -> dict[str, str] | None:
         if key not in "ABCDE":
             raise OptionsError(f"Option letter {key} on line {i + 1}: MMAD-style options use the letters A-E.")
         out[key] = value
-    if len(out) > MAX_OPTIONS:
-        raise OptionsError(f"{len(out)} options given: at most {MAX_OPTIONS} (A-E).")
     if len(out) == 1:
         raise OptionsError("A single option is not a choice: give at least two, or clear the options.")
     return dict(sorted(out.items()))

@@ -102,10 +102,14 @@ def load_input_image(value: Any, what: str) -> Image.Image:
             f"No {what} image: upload one (drag and drop) or pick an example."
             if what == "query" else f"No {what} image: pick a normal sample from the gallery or upload one."
         )
+    path = _path_of(value)
     try:
-        return load_image(_path_of(value))
+        return load_image(path)
     except ImageInputError as err:
-        raise InputProblem(f"The {what} image cannot be used: {err}") from None
+        message = str(err)
+        if isinstance(path, str):  # show the uploaded file's name, not the server's cache path
+            message = message.replace(path, path.rsplit("/", 1)[-1])
+        raise InputProblem(f"The {what} image cannot be used: {message}") from None
 
 
 def prepare_inputs(query, template, question, options_text, category, mask, expected) -> Prepared:
