@@ -123,9 +123,6 @@ def compare(query: ImageSource, template: ImageSource, *, size: int = ANALYSIS_S
     q_rgb, t_rgb = (as_gray_rgb(q), as_gray_rgb(t)) if (q.is_gray or t.is_gray) else (q.rgb, t.rgb)
     warped, covered = warp_template(t_rgb, reg)
     matched = match_photometry(warped, q_rgb, covered)
-    # Where the template does not reach (borders uncovered by the motion) there is nothing to judge:
-    # let the query stand in, so no filter smears a fake edge into the picture.
-    matched[~covered] = q_rgb[~covered]
     maps = difference_maps(q_rgb, matched, covered)
     selection = select_cells(pool_cells(maps.combined))
     result = ComparisonResult(

@@ -26,7 +26,7 @@ import numpy as np
 #: compares brightness and both chroma channels (YCrCb) after stronger smoothing.
 #: Floors are distances in [0, 1] units; the texture floor is a log energy ratio.
 SCALES = {"luma_fine": (1.0, 2, 0.04), "colour_coarse": (3.0, 3, 0.035)}
-TEXTURE_SIGMA, TEXTURE_FLOOR = 3.0, 0.25
+TEXTURE_SIGMA, TEXTURE_FLOOR, TEXTURE_EPS_QUANTILE = 3.0, 0.35, 0.5
 #: The pair's typical difference: this quantile of the map over valid pixels, times this factor.
 NOISE_QUANTILE, NOISE_FACTOR = 0.75, 2.5
 
@@ -79,19 +79,33 @@ def _noise_scale(values: np.ndarray, valid: np.ndarray, floor: float) -> float:
     return max(floor, NOISE_FACTOR * typical)
 
 
-def _gradient_energy(luma: np.ndarray, sigma: float) -> np.ndarray:
-    """Local texture strength: Sobel gradient magnitude of the lightly smoothed image, smoothed."""
+def _gradient(luma: np.ndarray) -> np.ndarray:
+    """Sobel gradient magnitude of the lightly smoothed image."""
     smooth = _blur(luma, 1.0)
     gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)
-    return _blur(cv2.magnitude(gx, gy), sigma)
+    return cv2.magnitude(gx, gy)
+
+
+def _local_energy(grad: np.ndarray, support: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian-weighted mean of `grad` over `support` only (normalised convolution): the texture
+    strength near the template's edge is not diluted by, nor seamed to, what lies beyond it."""
+    weight = support.astype(np.float32)
+    return _blur(grad * weight, sigma) / np.maximum(_blur(weight, sigma), 1e-3)
 
 
 def difference_maps(query: np.ndarray, template: np.ndarray, valid: np.ndarray) -> DifferenceMaps:
-    """Compare (N, N, 3) float32 RGB images already registered and photometrically matched."""
+    """Compare (N, N, 3) float32 RGB images already registered and photometrically matched.
+
+    `valid` marks the pixels the template really covers. For the colour measures the query stands in
+    for the template elsewhere (no difference where nothing can be judged); the texture measure keeps
+    the template's mirrored continuation there, which has the right texture statistics and no seam.
+    """
     q_ycc = cv2.cvtColor(query.astype(np.float32), cv2.COLOR_RGB2YCrCb)
     t_ycc = cv2.cvtColor(template.astype(np.float32), cv2.COLOR_RGB2YCrCb)
-    inputs = {"luma_fine": (q_ycc[:, :, 0], t_ycc[:, :, 0]), "colour_coarse": (q_ycc, t_ycc)}
+    filled = t_ycc.copy()
+    filled[~valid] = q_ycc[~valid]
+    inputs = {"luma_fine": (q_ycc[:, :, 0], filled[:, :, 0]), "colour_coarse": (q_ycc, filled)}
     maps: dict[str, np.ndarray] = {}
     noise: dict[str, float] = {}
     for name, (sigma, radius, floor) in SCALES.items():
@@ -101,8 +115,13 @@ def difference_maps(query: np.ndarray, template: np.ndarray, valid: np.ndarray) 
         noise[name] = _noise_scale(dist, valid, floor)
         maps[name] = dist / noise[name]
 
-    eq, et = (_gradient_energy(x[:, :, 0], TEXTURE_SIGMA) for x in (q_ycc, t_ycc))
-    eps = 0.01 + 0.05 * float(np.median(et[valid])) if valid.any() else 0.01
+    # Gradients are trusted one pixel inside the covered area (the edge itself is not texture).
+    support = cv2.erode(valid.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    eq, et = (_local_energy(_gradient(x[:, :, 0]), support, TEXTURE_SIGMA) for x in (q_ycc, t_ycc))
+    # The ratio is damped by the weakest texture of the pair: in flat regions the "texture" is sensor
+    # noise, and two photos' noise levels differ (gain, JPEG) without anything being wrong.
+    eps = 0.01 + (max(float(np.quantile(eq[support], TEXTURE_EPS_QUANTILE)),
+                      float(np.quantile(et[support], TEXTURE_EPS_QUANTILE))) if support.any() else 0.0)
     texture_sign = np.log((eq + eps) / (et + eps))
     texture_sign[~valid] = 0.0
     tex = np.abs(texture_sign)

@@ -28,6 +28,8 @@ MAX_SCALE_CHANGE = 0.15
 MAX_SHIFT_FRACTION = 0.25
 #: Below this correlation of the registered pair the template is probably another product.
 MIN_SIMILARITY = 0.3
+#: Pixels (at analysis size) along the edge of the warped template that are not judged.
+EDGE_MARGIN = 3
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ def _plausible(m: np.ndarray, size: int) -> bool:
 
 
 def _warp(img: np.ndarray, m: np.ndarray, border: float = np.nan) -> np.ndarray:
+    """Resample `img` at m(x) for every pixel x (bilinear); `border` where m(x) falls outside."""
     n = img.shape[0]
     return cv2.warpAffine(
         img, m[:2].astype(np.float64), (n, n), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
@@ -184,7 +187,11 @@ def register(query_gray: np.ndarray, template_gray: np.ndarray) -> Registration:
 
 
 def warp_template(template: np.ndarray, reg: Registration) -> tuple[np.ndarray, np.ndarray]:
-    """The template resampled into the query frame, and a mask of the pixels it actually covers."""
+    """The template resampled into the query frame (0 outside), and a mask of the pixels it covers."""
     warped = _warp(template.astype(np.float32), reg.matrix, border=0.0)
     reach = _warp(np.ones(template.shape[:2], np.float32), reg.matrix, border=0.0)
-    return warped, reach > 0.999
+    # Pixels next to the template's edge are interpolated from the edge itself (and from whatever
+    # padding the photo had): not trustworthy enough to call a defect on.
+    kernel = np.ones((2 * EDGE_MARGIN + 1, 2 * EDGE_MARGIN + 1), np.uint8)
+    covered = cv2.erode((reach > 0.999).astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE)
+    return warped, covered.astype(bool)
