@@ -1,0 +1,54 @@
+"""Questions per second of `judo eval`'s model engine at batch 1 vs batch 8 (tiny model, CPU).
+
+Same questions, same greedy generation length, same code path as `judo eval` (prepare -> prompt ->
+generate_batch); only the batch size changes. Prints both rates and their ratio (target: >= 3x).
+
+    .venv/bin/python bench/eval_batching.py [--questions 32] [--max-new-tokens 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--questions", type=int, default=32)
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--batch", type=int, default=8)
+    args = p.parse_args()
+
+    import torch
+
+    from judo.evaluate.answerers import ModelAnswerer
+    from judo.evaluate.run import prepare
+    from judo.evaluate.selection import select_items
+    from judo.mmad import load_mmad
+    from judo.synth import make_mmad_root
+    from judo.tiny import build_tiny
+
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = build_tiny(Path(tmp) / "tiny", seed=0)
+        mmad = load_mmad(make_mmad_root(Path(tmp) / "MMAD", seed=0))
+        items, _ = select_items(mmad, limit=args.questions)
+        prepared = [prepare(it, None) for it in items]
+        answerer = ModelAnswerer(str(ckpt), max_new_tokens=args.max_new_tokens, device="cpu")
+        answerer.answer(prepared[:2])  # warm-up (first-call allocations, lazy imports)
+
+        rates = {}
+        for bs in (1, args.batch):
+            t0 = time.perf_counter()
+            for start in range(0, len(prepared), bs):
+                answerer.answer(prepared[start:start + bs])
+            rates[bs] = len(prepared) / (time.perf_counter() - t0)
+            print(f"batch {bs:>2}: {rates[bs]:6.2f} questions/s ({len(prepared)} questions, "
+                  f"{args.max_new_tokens} new tokens max, {torch.get_num_threads()} threads)")
+        print(f"speed-up batch {args.batch} vs 1: {rates[args.batch] / rates[1]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

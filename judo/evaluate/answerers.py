@@ -1,0 +1,96 @@
+"""What answers the questions in `judo eval`: a checkpoint (batched greedy generation) or the comparator.
+
+Both take a batch of prepared items and return one raw output text per item; the runner parses the
+letter and the seg cells from that text with `judo.response`, the same way for every engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from PIL import Image
+
+from judo.mmad import subtask_of
+
+
+@dataclass
+class Prepared:
+    """One question ready to ask: images loaded, knowledge text resolved."""
+
+    query: Image.Image
+    templates: list[Image.Image]
+    question: str
+    options: dict[str, str]
+    type: str
+    knowledge: str | None
+    category: str
+    dataset: str
+
+
+class Answerer(Protocol):
+    info: dict[str, Any]
+
+    def answer(self, batch: list[Prepared]) -> list[str]: ...
+
+
+class ModelAnswerer:
+    """A Qwen2.5-VL checkpoint with the 1-shot prompt of `judo.prompts`, greedy, batched."""
+
+    def __init__(self, checkpoint: str, *, prompt_style: str = "judo", quantization: str | None = None,
+                 device: str | None = None, max_new_tokens: int = 512):
+        from judo.models import load_model, load_processor
+
+        self.processor = load_processor(checkpoint)
+        self.model = load_model(checkpoint, quantization=quantization, device=device)
+        self.prompt_style = prompt_style
+        self.max_new_tokens = max_new_tokens
+        self.info = {"engine": "model", "checkpoint": checkpoint, "prompt": prompt_style,
+                     "quantization": quantization, "max_new_tokens": max_new_tokens}
+
+    def prompt(self, item: Prepared):
+        from judo.prompts import inspection_prompt
+
+        return inspection_prompt(item.query, item.templates, item.question, item.options,
+                                 knowledge=item.knowledge, style=self.prompt_style)
+
+    def answer(self, batch: list[Prepared]) -> list[str]:
+        from judo.generation import generate_batch
+
+        prompts = [self.prompt(item) for item in batch]
+        return generate_batch(self.model, self.processor, prompts, max_new_tokens=self.max_new_tokens,
+                              do_sample=False)
+
+
+class ComparatorAnswerer:
+    """The training-free comparator as a baseline row: it answers Anomaly Detection and position-type
+    Defect Localization questions from its query-vs-template map and abstains (empty output) elsewhere.
+
+    Its output is written in the JUDO format (`<seg>..</seg>` + `<answer>X</answer>`) so that the same
+    parser reads it; an abstention has no answer, so the record's predicted letter is None.
+    """
+
+    def __init__(self) -> None:
+        from judo import comparator
+
+        self._c = comparator
+        self.info = {"engine": "comparator", "checkpoint": None, "prompt": None}
+
+    def answer(self, batch: list[Prepared]) -> list[str]:
+        from judo.grid import format_seg
+
+        out = []
+        for item in batch:
+            result = self._c.compare(item.query, item.templates[0])
+            letter = self._letter(result, item)
+            seg = format_seg(result.cells)
+            out.append(seg if letter is None else f"{seg}<answer>{letter}</answer>")
+        return out
+
+    def _letter(self, result: Any, item: Prepared) -> str | None:
+        subtask = subtask_of(item.type)
+        if subtask == "Anomaly Detection":
+            return self._c.answer_detection(result, item.options)
+        if subtask == "Defect Localization":
+            return self._c.answer_localization(result, item.options)
+        return None

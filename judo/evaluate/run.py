@@ -1,0 +1,297 @@
+"""`judo eval`: run one engine over an MMAD root with the official 1-shot protocol, one record per question.
+
+    judo eval --mmad-root /data/MMAD --checkpoint ./checkpoints/judo-stage3 --out runs/judo.jsonl
+    judo eval --mmad-root /data/MMAD --checkpoint Qwen/Qwen2.5-VL-7B-Instruct --prompt mmad --rag --out runs/base-rag.jsonl
+    accelerate launch --num_processes 4 -m judo.evaluate.run --mmad-root ... --out runs/judo.jsonl --batch-size 16
+    judo eval --mmad-root /data/MMAD --engine comparator --out runs/comparator.jsonl
+
+Protocol: one question per call, no history, greedy; template `random_templates[0]` (`--template similar`,
+`--shots K`), images re-sent each call. Re-running the same command resumes: questions already in the
+output are not asked again, a torn last line from a killed run is cut off. Under `accelerate launch`
+(RANK / WORLD_SIZE set) every process asks its shard and writes `OUT.rankN.jsonl`; the last process to
+finish merges them into OUT (`judo score 'OUT.rank*.jsonl'` works at any time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from judo.evaluate.answerers import Answerer, Prepared
+from judo.evaluate.records import EvalRecord, RecordWriter, iter_file, write_records
+from judo.evaluate.selection import EvalItem, SelectionError, missing_files, read_manifest, select_items, shard
+
+
+@dataclass
+class RunResult:
+    """What a run did; `main` prints it, tests assert on it."""
+
+    selected: int
+    excluded: int
+    skipped_missing: int
+    already_done: int
+    asked: int
+    out: Path
+    merged: bool
+
+
+class EvalError(RuntimeError):
+    """A run that cannot start (missing files, a resumed file written with other options, ...)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="judo eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mmad-root", type=Path, required=True, help="folder with mmad.json and the images")
+    p.add_argument("--out", type=Path, required=True, help="records file (JSONL); rerun to resume")
+    p.add_argument("--engine", choices=("model", "comparator"), default="model")
+    p.add_argument("--checkpoint", help="local folder or hub id of a Qwen2.5-VL checkpoint (engine model)")
+    p.add_argument("--quantization", choices=("4bit", "8bit"), default=None)
+    p.add_argument("--device", default=None, help="e.g. cuda:0 or cpu (default: best available)")
+    p.add_argument("--prompt", choices=("judo", "mmad", "think"), default="judo",
+                   help="judo: the <seg>/<think>/<answer> format; mmad: MMAD's plain letter prompt (base models); "
+                        "think: <think>/<answer> without seg")
+    p.add_argument("--rag", action="store_true", help="MMAD's oracle domain knowledge of the category in the prompt")
+    p.add_argument("--knowledge", type=Path, help="domain_knowledge.json (default: the one in the MMAD root)")
+    p.add_argument("--template", choices=("random", "similar"), default="random")
+    p.add_argument("--shots", type=int, default=1, help="number of normal templates shown (default 1)")
+    p.add_argument("--datasets", nargs="+", help="e.g. DS-MVTec VisA")
+    p.add_argument("--categories", nargs="+")
+    p.add_argument("--types", nargs="+", help="question types or subtasks, e.g. 'Anomaly Detection'")
+    p.add_argument("--limit", type=int, help="ask only the first N selected questions")
+    p.add_argument("--exclude", type=Path, help="manifest of MMAD keys to leave out (JSON list or one per line)")
+    p.add_argument("--skip-missing", action="store_true", help="skip samples whose images are missing (counted)")
+    p.add_argument("--batch-size", type=int, default=1, help="questions per generate call")
+    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def _dist() -> tuple[int, int]:
+    """RANK / WORLD_SIZE as set by `accelerate launch` or torchrun (1 process when absent)."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank_path(out: Path, rank: int) -> Path:
+    return out.with_name(f"{out.stem}.rank{rank}{out.suffix or '.jsonl'}")
+
+
+def _shard_files(out: Path) -> list[Path]:
+    return sorted(out.parent.glob(f"{out.stem}.rank*{out.suffix or '.jsonl'}"))
+
+
+def _read_quietly(path: Path) -> list[EvalRecord]:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # another rank may be mid-write; its torn line is not ours to fix
+        return list(iter_file(path)) if path.exists() else []
+
+
+def run_config(args: argparse.Namespace, info: dict[str, Any]) -> dict[str, Any]:
+    """The options that change answers: a resumed file must have been written with the same ones."""
+    return {**info, "template": args.template, "shots": args.shots, "rag": bool(args.rag),
+            "max_new_tokens": args.max_new_tokens if args.engine == "model" else None}
+
+
+def _check_resume(path: Path, existing: list[EvalRecord], config: dict[str, Any]) -> None:
+    if not existing:
+        return
+    old = existing[0].extra.get("config")
+    if old is None:
+        return
+    diff = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
+    if diff:
+        shown = ", ".join(f"{k}: {a!r} in the file vs {b!r} now" for k, (a, b) in diff.items())
+        raise EvalError(f"{path} was written with other options ({shown}); use another --out or the same options")
+
+
+def _knowledge(args: argparse.Namespace, mmad):
+    if not args.rag:
+        return None
+    if args.knowledge is not None:
+        from judo.mmad import load_knowledge
+
+        return load_knowledge(args.knowledge)
+    if mmad.knowledge is None:
+        raise EvalError(f"--rag needs domain knowledge: no domain_knowledge.json in {mmad.root}; pass --knowledge PATH")
+    return mmad.knowledge
+
+
+def prepare(item: EvalItem, knowledge) -> Prepared:
+    from judo.images import load_image
+
+    s = item.sample
+    return Prepared(
+        query=load_image(s.image_path), templates=[load_image(t) for t in item.templates],
+        question=item.question.text, options=dict(item.question.options), type=item.question.type,
+        knowledge=knowledge.text_for(s.dataset, s.category) if knowledge is not None else None,
+        category=s.category, dataset=s.dataset,
+    )
+
+
+def to_record(item: EvalItem, raw: str, latency: float, root: Path, config: dict[str, Any],
+              batch_size: int, rank: int) -> EvalRecord:
+    from judo.mmad import subtask_of
+    from judo.response import extract_answer, parse_response
+
+    options = dict(item.question.options)
+    parsed = parse_response(raw, options)
+    letter = extract_answer(raw, options) if raw.strip() else None
+
+    def rel(p: Path) -> str:
+        try:
+            return str(Path(p).relative_to(root))
+        except ValueError:
+            return str(p)
+
+    return EvalRecord(
+        key=item.sample.key, question_key=item.question_key, index=item.index, question=item.question.text,
+        type=item.question.type, options=options, answer=item.question.answer, predicted=letter, raw=raw,
+        cells=sorted(parsed.cells) if parsed.seg_present else None, latency_s=round(latency, 4),
+        engine=config.get("engine"), checkpoint=config.get("checkpoint"), prompt=config.get("prompt"),
+        templates=[rel(t) for t in item.templates],
+        extra={"subtask": subtask_of(item.question.type), "batch_size": batch_size, "rank": rank,
+               "config": config},
+    )
+
+
+def make_answerer(args: argparse.Namespace) -> Answerer:
+    from judo.evaluate.answerers import ComparatorAnswerer, ModelAnswerer
+
+    if args.engine == "comparator":
+        return ComparatorAnswerer()
+    if not args.checkpoint:
+        raise EvalError("--checkpoint is required with --engine model (a local folder or a hub id)")
+    device = args.device
+    rank, world = _dist()
+    if device is None and world > 1:
+        import torch
+
+        if torch.cuda.is_available():
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
+    return ModelAnswerer(args.checkpoint, prompt_style=args.prompt, quantization=args.quantization,
+                         device=device, max_new_tokens=args.max_new_tokens)
+
+
+def merge_shards(out: Path, keys: list[str]) -> bool:
+    """Write OUT from the rank files (and OUT itself) once every selected question is answered."""
+    records: dict[str, EvalRecord] = {}
+    for path in [out, *_shard_files(out)]:
+        for rec in _read_quietly(path):
+            records.setdefault(rec.question_key or rec.uid, rec)
+    if not all(k in records for k in keys):
+        return False
+    order = {k: i for i, k in enumerate(keys)}
+    extra = [r for k, r in records.items() if k not in order]
+    write_records(out, sorted((records[k] for k in keys), key=lambda r: order[r.question_key]) + extra)
+    return True
+
+
+def run(args: argparse.Namespace, answerer: Answerer | None = None) -> RunResult:
+    """Select, check files, resume, ask in batches, write as it goes; see the module docstring."""
+    from judo.mmad import MMADError, load_mmad
+
+    if args.batch_size < 1:
+        raise EvalError(f"--batch-size must be >= 1, got {args.batch_size}")
+    try:
+        mmad = load_mmad(args.mmad_root)
+        exclude = read_manifest(args.exclude) if args.exclude else set()
+        items, excluded = select_items(
+            mmad, datasets=args.datasets, categories=args.categories, types=args.types, exclude=exclude,
+            limit=args.limit, template=args.template, shots=args.shots,
+        )
+    except (MMADError, SelectionError, FileNotFoundError) as exc:
+        raise EvalError(str(exc)) from exc
+    knowledge = _knowledge(args, mmad)
+
+    problems = missing_files(items, args.shots)
+    skipped = 0
+    if problems:
+        if not args.skip_missing:
+            lines = [f"  {key}: {msg}" for key, msgs in problems.items() for msg in msgs]
+            raise EvalError(
+                f"{len(problems)} sample(s) cannot be asked ({len(lines)} problem(s)); fix the root or pass "
+                "--skip-missing:\n" + "\n".join(lines)
+            )
+        before = len(items)
+        items = [it for it in items if it.sample.key not in problems]
+        skipped = before - len(items)
+        print(f"skipping {skipped} question(s) of {len(problems)} sample(s) with missing files", file=sys.stderr)
+
+    rank, world = _dist()
+    mine = shard(items, rank, world)
+    own = args.out if world == 1 else rank_path(args.out, rank)
+    writer = RecordWriter(own)
+    if writer.discarded_bytes:
+        print(f"{own}: cut off a torn last line ({writer.discarded_bytes} bytes) from an interrupted run",
+              file=sys.stderr)
+    done = set(writer.done)
+    for path in [args.out, *_shard_files(args.out)]:
+        if path != own:
+            done.update(r.question_key or r.uid for r in _read_quietly(path))
+    todo = [it for it in mine if it.question_key not in done]
+
+    answerer = answerer or make_answerer(args)
+    config = run_config(args, answerer.info)
+    _check_resume(own, writer.existing, config)
+
+    from tqdm import tqdm
+
+    from judo.images import ImageInputError
+
+    bar = tqdm(total=len(mine), initial=len(mine) - len(todo), unit="q", desc=f"eval rank {rank}" if world > 1 else "eval",
+               position=rank if world > 1 else None, disable=args.no_progress, dynamic_ncols=True)
+    asked = 0
+    try:
+        for start in range(0, len(todo), args.batch_size):
+            batch = todo[start:start + args.batch_size]
+            try:
+                prepared = [prepare(it, knowledge) for it in batch]
+            except ImageInputError as exc:
+                raise EvalError(f"{exc} (records so far are kept; fix or --exclude the image and rerun)") from exc
+            t0 = time.perf_counter()
+            raws = answerer.answer(prepared)
+            per_item = (time.perf_counter() - t0) / len(batch)
+            writer.write([to_record(it, raw, per_item, mmad.root, config, len(batch), rank)
+                          for it, raw in zip(batch, raws)])
+            asked += len(batch)
+            bar.update(len(batch))
+    finally:
+        bar.close()
+        writer.close()
+
+    merged = False
+    if world > 1 or _shard_files(args.out):
+        merged = merge_shards(args.out, [it.question_key for it in items])
+    return RunResult(len(items) + skipped, excluded, skipped, len(mine) - len(todo), asked, args.out, merged)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = run(args)
+    except EvalError as exc:
+        print(f"judo eval: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # model loading etc.: say what failed without a traceback wall
+        from judo.models import ModelLoadError
+
+        if isinstance(exc, ModelLoadError):
+            print(f"judo eval: {exc}", file=sys.stderr)
+            return 2
+        raise
+    msg = (f"{result.asked} asked, {result.already_done} already in the records, {result.excluded} excluded "
+           f"by the manifest, {result.skipped_missing} skipped (missing files); records: {result.out}")
+    if result.merged:
+        msg += " (rank shards merged)"
+    print(msg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

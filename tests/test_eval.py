@@ -1,0 +1,226 @@
+"""`judo eval` end to end on the synthetic MMAD root with the tiny model, then `judo score` on its records."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from judo.evaluate.records import EvalRecord, read_records
+from judo.evaluate.run import EvalError, build_parser, main as eval_main, rank_path, run
+from judo.evaluate.score_cli import main as score_main
+from judo.evaluate.selection import SelectionError, read_manifest, select_items
+from judo.mmad import load_mmad, question_key
+
+MAX_NEW = "4"  # the tiny model's answers are noise anyway: keep generation short
+
+
+@pytest.fixture(scope="module")
+def answerer(tiny_model_dir):
+    """The tiny checkpoint loaded once for the in-process runs of this module."""
+    from judo.evaluate.answerers import ModelAnswerer
+
+    return ModelAnswerer(str(tiny_model_dir), prompt_style="judo", max_new_tokens=int(MAX_NEW), device="cpu")
+
+
+def all_keys(root: Path, **filters) -> list[str]:
+    items, _ = select_items(load_mmad(root), **filters)
+    return [it.question_key for it in items]
+
+
+def eval_args(root: Path, out: Path, ckpt: Path, *extra: str):
+    return build_parser().parse_args(
+        ["--mmad-root", str(root), "--out", str(out), "--checkpoint", str(ckpt), "--max-new-tokens", MAX_NEW,
+         "--device", "cpu", "--no-progress", *extra]
+    )
+
+
+@pytest.mark.slow
+def test_full_eval_then_score(mmad_root, tiny_model_dir, answerer, tmp_path, capsys):
+    out = tmp_path / "run.jsonl"
+    result = run(eval_args(mmad_root, out, tiny_model_dir, "--batch-size", "8"), answerer)
+    expected = all_keys(mmad_root)
+    assert result.asked == len(expected) and result.already_done == 0
+
+    records = read_records([out])
+    assert [r.question_key for r in records] == expected            # every question once, in order
+    mmad = load_mmad(mmad_root)
+    for rec in records[:20]:
+        sample = mmad.samples[rec.key]
+        q = sample.questions[rec.index]
+        assert (rec.question, rec.type, rec.answer, rec.options) == (q.text, q.type, q.answer, q.options)
+        assert rec.predicted is None or rec.predicted in q.options
+        assert rec.templates == [str(sample.random_templates[0].relative_to(mmad_root))]
+        assert rec.checkpoint == str(tiny_model_dir) and 1 <= rec.extra["batch_size"] <= 8
+        assert rec.latency_s is not None and rec.latency_s >= 0
+        assert rec.extra["subtask"] in {"Anomaly Detection", "Defect Classification", "Defect Localization",
+                                        "Defect Description", "Defect Analysis", "Object Classification",
+                                        "Object Analysis"}
+
+    # Rerunning the finished command asks nothing.
+    again = run(eval_args(mmad_root, out, tiny_model_dir, "--batch-size", "8"), answerer)
+    assert again.asked == 0 and again.already_done == len(expected)
+
+    capsys.readouterr()
+    rc = score_main([str(out), "--mmad-root", str(mmad_root), "--json", str(tmp_path / "scores.json")])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "MMAD-official" in text and "strict" in text and "Segmentation" in text
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    for mode in ("official", "strict"):
+        assert 0.0 <= scores[mode]["Average"]["Average"] <= 100.0
+    assert scores["summary"]["strict"]["records"] == len(expected)
+
+
+@pytest.mark.slow
+def test_eval_killed_midway_resumes_without_loss_or_duplicates(mmad_root, tiny_model_dir, answerer, tmp_path):
+    out = tmp_path / "killed.jsonl"
+    limit = 24
+    cmd = [sys.executable, "-m", "judo.cli", "eval", "--mmad-root", str(mmad_root), "--out", str(out),
+           "--checkpoint", str(tiny_model_dir), "--max-new-tokens", MAX_NEW, "--device", "cpu",
+           "--limit", str(limit), "--batch-size", "2", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            if out.exists() and out.read_bytes().count(b"\n") >= 6:
+                break
+            if proc.poll() is not None:
+                pytest.fail(f"eval exited early: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.05)
+        else:
+            pytest.fail("eval wrote nothing in time")
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    partial = read_records([out])
+    assert 6 <= len(partial) < limit
+    with open(out, "ab") as fh:             # as if the kill had cut a write in half
+        fh.write(partial[0].to_json().encode()[:25])
+
+    result = run(eval_args(mmad_root, out, tiny_model_dir, "--limit", str(limit), "--batch-size", "2"), answerer)
+    assert result.already_done == len(partial) and result.asked == limit - len(partial)
+    keys = [r.question_key for r in read_records([out])]
+    assert len(keys) == len(set(keys)) == limit
+    assert set(keys) == set(all_keys(mmad_root, limit=limit))
+
+
+def test_exclude_manifest_and_filters(mmad_root, tiny_model_dir, answerer, tmp_path):
+    mmad = load_mmad(mmad_root)
+    sample_keys = list(mmad.samples)
+    manifest = tmp_path / "train_keys.txt"
+    manifest.write_text("# stage-1 images\n" + "\n".join(sample_keys[:3]) + "\n")
+    as_json = tmp_path / "train_keys.json"
+    as_json.write_text(json.dumps(sample_keys[:3]))
+    assert read_manifest(manifest) == read_manifest(as_json) == set(sample_keys[:3])
+
+    out = tmp_path / "clean.jsonl"
+    result = run(eval_args(mmad_root, out, tiny_model_dir, "--exclude", str(manifest), "--types",
+                           "Anomaly Detection", "--batch-size", "8", "--limit", "8"), answerer)
+    records = read_records([out])
+    assert records and not {r.key for r in records} & set(sample_keys[:3])
+    assert {r.type for r in records} == {"Anomaly Detection"}
+    assert result.excluded == 3                      # one Anomaly Detection question per excluded image
+
+    sub = all_keys(mmad_root, types=["Object Analysis"])
+    types = {mmad.samples[k.split("#")[0]].questions[int(k.split("#")[1])].type for k in sub}
+    assert types <= {"Object Structure", "Object Details"} and types
+
+
+def test_bad_selection_is_a_clear_error(mmad_root, tmp_path, capsys):
+    base = ["--mmad-root", str(mmad_root), "--out", str(tmp_path / "x.jsonl"), "--checkpoint", "unused"]
+    assert eval_main([*base, "--datasets", "NoSuchSet"]) == 2
+    assert "unknown dataset(s): NoSuchSet" in capsys.readouterr().err
+    assert eval_main([*base, "--limit", "0"]) == 2
+    assert "--limit must be >= 1" in capsys.readouterr().err
+    assert eval_main([*base, "--exclude", str(tmp_path / "nope.txt")]) == 2
+    assert "exclude manifest not found" in capsys.readouterr().err
+    assert eval_main(["--mmad-root", str(tmp_path / "absent"), "--out", str(tmp_path / "x.jsonl")]) == 2
+    assert "MMAD root" in capsys.readouterr().err
+    with pytest.raises(SelectionError, match="--shots"):
+        select_items(load_mmad(mmad_root), shots=0)
+
+
+def test_missing_images_are_all_reported_or_skipped(mmad_root, tiny_model_dir, answerer, tmp_path, capsys):
+    root = tmp_path / "MMAD"
+    shutil.copytree(mmad_root, root)
+    mmad = load_mmad(root)
+    samples = list(mmad.samples.values())
+    gone = [samples[0].image_path, samples[1].random_templates[0]]
+    for path in gone:
+        path.unlink()
+    out = tmp_path / "m.jsonl"
+    rc = eval_main(["--mmad-root", str(root), "--out", str(out), "--checkpoint", str(tiny_model_dir)])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert all(str(p) in err for p in gone) and "--skip-missing" in err
+    assert not out.exists() or out.read_text() == ""
+
+    sel = ["--types", "Anomaly Detection", "--limit", "6"]
+    result = run(eval_args(root, out, tiny_model_dir, *sel, "--skip-missing", "--batch-size", "8"), answerer)
+    affected = {s.key for s in samples if s.image_path in gone or s.random_templates[0] in gone}
+    selected = {it.sample.key for it in select_items(mmad, types=["Anomaly Detection"], limit=6)[0]}
+    assert result.skipped_missing == len(affected & selected) >= 2
+    assert result.asked == 6 - result.skipped_missing
+    assert not {r.key for r in read_records([out])} & affected
+
+
+def test_resume_with_other_options_is_refused(mmad_root, tiny_model_dir, answerer, tmp_path):
+    out = tmp_path / "r.jsonl"
+    run(eval_args(mmad_root, out, tiny_model_dir, "--limit", "2"), answerer)
+    with pytest.raises(EvalError, match="other options.*template"):
+        run(eval_args(mmad_root, out, tiny_model_dir, "--limit", "4", "--template", "similar"), answerer)
+
+
+def test_data_parallel_shards_merge(mmad_root, tiny_model_dir, answerer, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "dp.jsonl"
+    limit = 10
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    first = run(eval_args(mmad_root, out, tiny_model_dir, "--limit", str(limit), "--batch-size", "3"), answerer)
+    assert first.asked == limit // 2 and not first.merged and not out.exists()
+    # Before the merge the shards are scorable with a glob.
+    assert score_main([str(out.with_name("dp.rank*.jsonl"))]) == 0
+    monkeypatch.setenv("RANK", "1")
+    second = run(eval_args(mmad_root, out, tiny_model_dir, "--limit", str(limit), "--batch-size", "3"), answerer)
+    assert second.merged and rank_path(out, 1).exists()
+    merged = read_records([out])
+    assert [r.question_key for r in merged] == all_keys(mmad_root, limit=limit)
+    assert {r.extra["rank"] for r in merged} == {0, 1}
+    capsys.readouterr()
+    # run.jsonl together with its shards counts questions twice: refused with a pointer to the cause.
+    assert score_main([str(out), str(out.with_name("dp.rank*.jsonl"))]) == 2
+    assert "rank" in capsys.readouterr().err
+
+
+def test_rag_needs_knowledge_and_uses_it(mmad_root, tiny_model_dir, answerer, tmp_path):
+    out = tmp_path / "rag.jsonl"
+    from judo.evaluate.answerers import ModelAnswerer
+
+    plain = ModelAnswerer(str(tiny_model_dir), prompt_style="mmad", max_new_tokens=int(MAX_NEW), device="cpu")
+    result = run(eval_args(mmad_root, out, tiny_model_dir, "--rag", "--prompt", "mmad", "--limit", "2"), plain)
+    assert result.asked == 2
+    rec = read_records([out])[0]
+    assert rec.extra["config"]["rag"] is True and rec.prompt == "mmad"
+
+    root = tmp_path / "MMAD"
+    shutil.copytree(mmad_root, root)
+    (root / "domain_knowledge.json").unlink()
+    with pytest.raises(EvalError, match="--rag needs domain knowledge"):
+        run(eval_args(root, tmp_path / "rag2.jsonl", tiny_model_dir, "--rag", "--limit", "2"), answerer)
+
+
+def test_question_keys_match_the_data_model(mmad_root):
+    mmad = load_mmad(mmad_root)
+    items, _ = select_items(mmad, limit=3)
+    assert [it.question_key for it in items] == [question_key(it.sample.key, it.question.index) for it in items]
+    assert isinstance(EvalRecord.from_dict(json.loads(EvalRecord(
+        key="k", question="q", type="t", options={}, answer="A", predicted=None).to_json())), EvalRecord)
