@@ -43,13 +43,14 @@ class JudoArguments:
 
 def model_init_kwargs(model_args, training_args) -> dict:
     """from_pretrained kwargs for TRL's string-model loading (dtype, attention, 4/8-bit on a workstation)."""
-    from trl import get_kbit_device_map, get_quantization_config
+    from accelerate import PartialState
+    from trl import get_quantization_config
 
     kwargs = dict(revision=model_args.model_revision, attn_implementation=model_args.attn_implementation,
                   dtype=model_args.dtype)
     quantization = get_quantization_config(model_args)
-    if quantization is not None:
-        kwargs.update(quantization_config=quantization, device_map=get_kbit_device_map())
+    if quantization is not None:  # a k-bit model must sit whole on this process's GPU
+        kwargs.update(quantization_config=quantization, device_map={"": PartialState().local_process_index})
     if training_args.model_init_kwargs:
         kwargs.update(training_args.model_init_kwargs)
     return {k: v for k, v in kwargs.items() if v is not None}

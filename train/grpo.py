@@ -20,6 +20,8 @@ from judo.data.datasets import load_grpo_dataset
 from judo.models import load_processor
 from judo.rewards import get_rewards
 
+VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
+
 
 def main(training_args, model_args, judo_args):
     started = time.time()
@@ -33,6 +35,15 @@ def main(training_args, model_args, judo_args):
 
     dataset = load_grpo_dataset(judo_args.data_dir, prompt_style=judo_args.prompt_style)
     processor = load_processor(model_args.model_name_or_path)
+    # GRPO pads prompts on the left; TRL sets this only on processors it loads itself, and a right-padded
+    # processor would misalign Qwen's image-token positions for batches of prompts of different lengths.
+    processor.tokenizer.padding_side = "left"
+    processor.tokenizer.truncation_side = "left"
+    # A sampled <|image_pad|> or <|vision_start|> in a completion would be read as an image that is not
+    # there when the completion is scored (Qwen's 3D positions count them): never sample them.
+    vision_ids = [processor.tokenizer.convert_tokens_to_ids(t) for t in VISION_TOKENS]
+    training_args.generation_kwargs = {"suppress_tokens": [i for i in vision_ids if i is not None],
+                                       **(training_args.generation_kwargs or {})}
 
     trainer = GRPOTrainer(
         model=model_args.model_name_or_path,
