@@ -43,10 +43,12 @@ def main() -> None:
         for bs in (1, args.batch):
             t0 = time.perf_counter()
             for start in range(0, len(prepared), bs):
-                answerer.answer(prepared[start:start + bs])
+                answerer.answer(prepared[start : start + bs])
             rates[bs] = len(prepared) / (time.perf_counter() - t0)
-            print(f"batch {bs:>2}: {rates[bs]:6.2f} questions/s ({len(prepared)} questions, "
-                  f"{args.max_new_tokens} new tokens max, {torch.get_num_threads()} threads)")
+            print(
+                f"batch {bs:>2}: {rates[bs]:6.2f} questions/s ({len(prepared)} questions, "
+                f"{args.max_new_tokens} new tokens max, {torch.get_num_threads()} threads)"
+            )
         print(f"speed-up batch {args.batch} vs 1: {rates[args.batch] / rates[1]:.2f}x")
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from judo.evaluate.compare import differences, disagreements, load_runs, main as compare_main, run_name
+from judo.evaluate.compare import differences, disagreements, load_runs, run_name
+from judo.evaluate.compare import main as compare_main
 from judo.evaluate.plots import progression_points, stage_progression, subtask_bars
 from judo.evaluate.records import EvalRecord
 from judo.evaluate.score import AVERAGE, score
@@ -24,9 +25,18 @@ def write_run(path: Path, items, predict, with_cells: bool, root: Path) -> Path:
         for i, it in enumerate(items):
             q = it.question
             rec = EvalRecord(
-                key=it.sample.key, question_key=it.question_key, index=it.index, question=q.text, type=q.type,
-                options=dict(q.options), answer=q.answer, predicted=predict(i, it), raw=f"<answer>{predict(i, it)}</answer>",
-                cells=[(3, 4), (3, 5)] if with_cells and not it.sample.is_normal else ([] if with_cells else None),
+                key=it.sample.key,
+                question_key=it.question_key,
+                index=it.index,
+                question=q.text,
+                type=q.type,
+                options=dict(q.options),
+                answer=q.answer,
+                predicted=predict(i, it),
+                raw=f"<answer>{predict(i, it)}</answer>",
+                cells=[(3, 4), (3, 5)]
+                if with_cells and not it.sample.is_normal
+                else ([] if with_cells else None),
                 templates=[str(it.templates[0].relative_to(root))],
             )
             fh.write(rec.to_json() + "\n")
@@ -41,9 +51,19 @@ def wrong(q) -> str:
 def runs(mmad_root, tmp_path_factory):
     items, _ = select_items(load_mmad(mmad_root), limit=30)
     folder = tmp_path_factory.mktemp("runs")
-    base = write_run(folder / "base.jsonl", items, lambda i, it: wrong(it.question), with_cells=False, root=mmad_root)
-    mid = write_run(folder / "grpo.jsonl", items, lambda i, it: it.question.answer if i % 2 else wrong(it.question), False, mmad_root)
-    best = write_run(folder / "judo.rank0.jsonl", items, lambda i, it: it.question.answer, with_cells=True, root=mmad_root)
+    base = write_run(
+        folder / "base.jsonl", items, lambda i, it: wrong(it.question), with_cells=False, root=mmad_root
+    )
+    mid = write_run(
+        folder / "grpo.jsonl",
+        items,
+        lambda i, it: it.question.answer if i % 2 else wrong(it.question),
+        False,
+        mmad_root,
+    )
+    best = write_run(
+        folder / "judo.rank0.jsonl", items, lambda i, it: it.question.answer, with_cells=True, root=mmad_root
+    )
     return items, [base, mid, best]
 
 
@@ -56,7 +76,7 @@ def test_tables_differences_and_disagreements(runs):
     assert diffs["judo"][AVERAGE] == pytest.approx(100.0)
     assert diffs["grpo"][AVERAGE] == pytest.approx(loaded[1].tables["official"].headline)
     rows = disagreements(loaded)
-    assert len(rows) == len(items)                         # base is always wrong, judo always right
+    assert len(rows) == len(items)  # base is always wrong, judo always right
     assert set(rows[0]["runs"]) == {"base", "grpo", "judo"}
     assert rows[0]["runs"]["judo"]["correct"] is True and rows[0]["runs"]["base"]["correct"] is False
 
@@ -64,8 +84,19 @@ def test_tables_differences_and_disagreements(runs):
 def test_compare_cli_exports_images_and_plots(runs, mmad_root, tmp_path, capsys, artifacts_dir):
     _, paths = runs
     out = tmp_path / "cmp"
-    rc = compare_main([*map(str, paths), "--names", "Base", "Base GRPO", "JUDO", "--mmad-root", str(mmad_root),
-                       "--out", str(out)])
+    rc = compare_main(
+        [
+            *map(str, paths),
+            "--names",
+            "Base",
+            "Base GRPO",
+            "JUDO",
+            "--mmad-root",
+            str(mmad_root),
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "Differences to Base" in text and "| JUDO |" in text
@@ -87,7 +118,12 @@ def test_compare_cli_exports_images_and_plots(runs, mmad_root, tmp_path, capsys,
 def test_compare_copy_mode_and_bad_input(runs, mmad_root, tmp_path, capsys):
     _, paths = runs
     out = tmp_path / "copy"
-    assert compare_main([str(paths[0]), str(paths[2]), "--mmad-root", str(mmad_root), "--out", str(out), "--copy"]) == 0
+    assert (
+        compare_main(
+            [str(paths[0]), str(paths[2]), "--mmad-root", str(mmad_root), "--out", str(out), "--copy"]
+        )
+        == 0
+    )
     row = json.loads((out / "disagreements.jsonl").read_text().splitlines()[0])
     assert not (out / row["images"]["query"]).is_symlink()
     capsys.readouterr()
@@ -100,7 +136,10 @@ def test_compare_copy_mode_and_bad_input(runs, mmad_root, tmp_path, capsys):
 
 def test_run_names_and_plots_directly(runs, tmp_path):
     _, paths = runs
-    assert run_name("runs/judo.rank*.jsonl") == "judo" and run_name("answers_1_shot_gpt-4o.json") == "answers_1_shot_gpt-4o"
+    assert (
+        run_name("runs/judo.rank*.jsonl") == "judo"
+        and run_name("answers_1_shot_gpt-4o.json") == "answers_1_shot_gpt-4o"
+    )
     tables = {r.name: r.tables["official"] for r in load_runs([str(p) for p in paths], None)}
     pts = progression_points(tables)
     assert pts[-1][1:] == (100.0, 100.0) and pts[0][1:] == (0.0, 0.0)

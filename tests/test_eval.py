@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from judo.evaluate.records import EvalRecord, read_records
-from judo.evaluate.run import EvalError, build_parser, main as eval_main, rank_path, run
+from judo.evaluate.run import EvalError, build_parser, rank_path, run
+from judo.evaluate.run import main as eval_main
 from judo.evaluate.score_cli import main as score_main
 from judo.evaluate.selection import SelectionError, read_manifest, select_items
 from judo.mmad import load_mmad, question_key
@@ -37,8 +38,20 @@ def all_keys(root: Path, **filters) -> list[str]:
 
 def eval_args(root: Path, out: Path, ckpt: Path, *extra: str):
     return build_parser().parse_args(
-        ["--mmad-root", str(root), "--out", str(out), "--checkpoint", str(ckpt), "--max-new-tokens", MAX_NEW,
-         "--device", "cpu", "--no-progress", *extra]
+        [
+            "--mmad-root",
+            str(root),
+            "--out",
+            str(out),
+            "--checkpoint",
+            str(ckpt),
+            "--max-new-tokens",
+            MAX_NEW,
+            "--device",
+            "cpu",
+            "--no-progress",
+            *extra,
+        ]
     )
 
 
@@ -50,7 +63,7 @@ def test_full_eval_then_score(mmad_root, tiny_model_dir, answerer, tmp_path, cap
     assert result.asked == len(expected) and result.already_done == 0
 
     records = read_records([out])
-    assert [r.question_key for r in records] == expected            # every question once, in order
+    assert [r.question_key for r in records] == expected  # every question once, in order
     mmad = load_mmad(mmad_root)
     for rec in records[:20]:
         sample = mmad.samples[rec.key]
@@ -60,9 +73,15 @@ def test_full_eval_then_score(mmad_root, tiny_model_dir, answerer, tmp_path, cap
         assert rec.templates == [str(sample.random_templates[0].relative_to(mmad_root))]
         assert rec.checkpoint == str(tiny_model_dir) and 1 <= rec.extra["batch_size"] <= 8
         assert rec.latency_s is not None and rec.latency_s >= 0
-        assert rec.extra["subtask"] in {"Anomaly Detection", "Defect Classification", "Defect Localization",
-                                        "Defect Description", "Defect Analysis", "Object Classification",
-                                        "Object Analysis"}
+        assert rec.extra["subtask"] in {
+            "Anomaly Detection",
+            "Defect Classification",
+            "Defect Localization",
+            "Defect Description",
+            "Defect Analysis",
+            "Object Classification",
+            "Object Analysis",
+        }
 
     # Rerunning the finished command asks nothing.
     again = run(eval_args(mmad_root, out, tiny_model_dir, "--batch-size", "8"), answerer)
@@ -83,9 +102,27 @@ def test_full_eval_then_score(mmad_root, tiny_model_dir, answerer, tmp_path, cap
 def test_eval_killed_midway_resumes_without_loss_or_duplicates(mmad_root, tiny_model_dir, answerer, tmp_path):
     out = tmp_path / "killed.jsonl"
     limit = 24
-    cmd = [sys.executable, "-m", "judo.cli", "eval", "--mmad-root", str(mmad_root), "--out", str(out),
-           "--checkpoint", str(tiny_model_dir), "--max-new-tokens", MAX_NEW, "--device", "cpu",
-           "--limit", str(limit), "--batch-size", "2", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "judo.cli",
+        "eval",
+        "--mmad-root",
+        str(mmad_root),
+        "--out",
+        str(out),
+        "--checkpoint",
+        str(tiny_model_dir),
+        "--max-new-tokens",
+        MAX_NEW,
+        "--device",
+        "cpu",
+        "--limit",
+        str(limit),
+        "--batch-size",
+        "2",
+        "--no-progress",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
@@ -103,10 +140,12 @@ def test_eval_killed_midway_resumes_without_loss_or_duplicates(mmad_root, tiny_m
         proc.wait(timeout=30)
     partial = read_records([out])
     assert 6 <= len(partial) < limit
-    with open(out, "ab") as fh:             # as if the kill had cut a write in half
+    with open(out, "ab") as fh:  # as if the kill had cut a write in half
         fh.write(partial[0].to_json().encode()[:25])
 
-    result = run(eval_args(mmad_root, out, tiny_model_dir, "--limit", str(limit), "--batch-size", "2"), answerer)
+    result = run(
+        eval_args(mmad_root, out, tiny_model_dir, "--limit", str(limit), "--batch-size", "2"), answerer
+    )
     assert result.already_done == len(partial) and result.asked == limit - len(partial)
     keys = [r.question_key for r in read_records([out])]
     assert len(keys) == len(set(keys)) == limit
@@ -123,12 +162,26 @@ def test_exclude_manifest_and_filters(mmad_root, tiny_model_dir, answerer, tmp_p
     assert read_manifest(manifest) == read_manifest(as_json) == set(sample_keys[:3])
 
     out = tmp_path / "clean.jsonl"
-    result = run(eval_args(mmad_root, out, tiny_model_dir, "--exclude", str(manifest), "--types",
-                           "Anomaly Detection", "--batch-size", "8", "--limit", "8"), answerer)
+    result = run(
+        eval_args(
+            mmad_root,
+            out,
+            tiny_model_dir,
+            "--exclude",
+            str(manifest),
+            "--types",
+            "Anomaly Detection",
+            "--batch-size",
+            "8",
+            "--limit",
+            "8",
+        ),
+        answerer,
+    )
     records = read_records([out])
     assert records and not {r.key for r in records} & set(sample_keys[:3])
     assert {r.type for r in records} == {"Anomaly Detection"}
-    assert result.excluded == 3                      # one Anomaly Detection question per excluded image
+    assert result.excluded == 3  # one Anomaly Detection question per excluded image
 
     sub = all_keys(mmad_root, types=["Object Analysis"])
     types = {mmad.samples[k.split("#")[0]].questions[int(k.split("#")[1])].type for k in sub}
@@ -185,12 +238,16 @@ def test_data_parallel_shards_merge(mmad_root, tiny_model_dir, answerer, tmp_pat
     limit = 10
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
-    first = run(eval_args(mmad_root, out, tiny_model_dir, "--limit", str(limit), "--batch-size", "3"), answerer)
+    first = run(
+        eval_args(mmad_root, out, tiny_model_dir, "--limit", str(limit), "--batch-size", "3"), answerer
+    )
     assert first.asked == limit // 2 and not first.merged and not out.exists()
     # Before the merge the shards are scorable with a glob.
     assert score_main([str(out.with_name("dp.rank*.jsonl"))]) == 0
     monkeypatch.setenv("RANK", "1")
-    second = run(eval_args(mmad_root, out, tiny_model_dir, "--limit", str(limit), "--batch-size", "3"), answerer)
+    second = run(
+        eval_args(mmad_root, out, tiny_model_dir, "--limit", str(limit), "--batch-size", "3"), answerer
+    )
     assert second.merged and rank_path(out, 1).exists()
     merged = read_records([out])
     assert [r.question_key for r in merged] == all_keys(mmad_root, limit=limit)
@@ -206,7 +263,9 @@ def test_rag_needs_knowledge_and_uses_it(mmad_root, tiny_model_dir, answerer, tm
     from judo.evaluate.answerers import ModelAnswerer
 
     plain = ModelAnswerer(str(tiny_model_dir), prompt_style="mmad", max_new_tokens=int(MAX_NEW), device="cpu")
-    result = run(eval_args(mmad_root, out, tiny_model_dir, "--rag", "--prompt", "mmad", "--limit", "2"), plain)
+    result = run(
+        eval_args(mmad_root, out, tiny_model_dir, "--rag", "--prompt", "mmad", "--limit", "2"), plain
+    )
     assert result.asked == 2
     rec = read_records([out])[0]
     assert rec.extra["config"]["rag"] is True and rec.prompt == "mmad"
@@ -221,6 +280,14 @@ def test_rag_needs_knowledge_and_uses_it(mmad_root, tiny_model_dir, answerer, tm
 def test_question_keys_match_the_data_model(mmad_root):
     mmad = load_mmad(mmad_root)
     items, _ = select_items(mmad, limit=3)
-    assert [it.question_key for it in items] == [question_key(it.sample.key, it.question.index) for it in items]
-    assert isinstance(EvalRecord.from_dict(json.loads(EvalRecord(
-        key="k", question="q", type="t", options={}, answer="A", predicted=None).to_json())), EvalRecord)
+    assert [it.question_key for it in items] == [
+        question_key(it.sample.key, it.question.index) for it in items
+    ]
+    assert isinstance(
+        EvalRecord.from_dict(
+            json.loads(
+                EvalRecord(key="k", question="q", type="t", options={}, answer="A", predicted=None).to_json()
+            )
+        ),
+        EvalRecord,
+    )

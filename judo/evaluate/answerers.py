@@ -37,29 +37,48 @@ class Answerer(Protocol):
 class ModelAnswerer:
     """A Qwen2.5-VL checkpoint with the 1-shot prompt of `judo.prompts`, greedy, batched."""
 
-    def __init__(self, checkpoint: str, *, prompt_style: str = "judo", quantization: str | None = None,
-                 device: str | None = None, max_new_tokens: int = 512):
+    def __init__(
+        self,
+        checkpoint: str,
+        *,
+        prompt_style: str = "judo",
+        quantization: str | None = None,
+        device: str | None = None,
+        max_new_tokens: int = 512,
+    ):
         from judo.models import load_model, load_processor
 
         self.processor = load_processor(checkpoint)
         self.model = load_model(checkpoint, quantization=quantization, device=device)
         self.prompt_style = prompt_style
         self.max_new_tokens = max_new_tokens
-        self.info = {"engine": "model", "checkpoint": checkpoint, "prompt": prompt_style,
-                     "quantization": quantization, "max_new_tokens": max_new_tokens}
+        self.info = {
+            "engine": "model",
+            "checkpoint": checkpoint,
+            "prompt": prompt_style,
+            "quantization": quantization,
+            "max_new_tokens": max_new_tokens,
+        }
 
     def prompt(self, item: Prepared):
         from judo.prompts import inspection_prompt
 
-        return inspection_prompt(item.query, item.templates, item.question, item.options,
-                                 knowledge=item.knowledge, style=self.prompt_style)
+        return inspection_prompt(
+            item.query,
+            item.templates,
+            item.question,
+            item.options,
+            knowledge=item.knowledge,
+            style=self.prompt_style,
+        )
 
     def answer(self, batch: list[Prepared]) -> list[str]:
         from judo.generation import generate_batch
 
         prompts = [self.prompt(item) for item in batch]
-        return generate_batch(self.model, self.processor, prompts, max_new_tokens=self.max_new_tokens,
-                              do_sample=False)
+        return generate_batch(
+            self.model, self.processor, prompts, max_new_tokens=self.max_new_tokens, do_sample=False
+        )
 
 
 class ComparatorAnswerer:

@@ -23,7 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from judo.evaluate.records import DUPLICATE_POLICIES, DuplicateRecordError, EvalRecord, RecordFormatError, read_records
+from judo.evaluate.records import (
+    DUPLICATE_POLICIES,
+    DuplicateRecordError,
+    EvalRecord,
+    RecordFormatError,
+    read_records,
+)
 from judo.evaluate.report import MODE_TITLES, label, markdown_table
 from judo.evaluate.score import AVERAGE, MODES, ScoreTable, score_both
 
@@ -64,7 +70,11 @@ def differences(runs: list[Run], mode: str = "official") -> dict[str, dict[str, 
     out = {}
     for run in runs[1:]:
         t = run.tables[mode]
-        cols = [c for c in dict.fromkeys([*base.subtasks, *t.subtasks]) if c in base.values[AVERAGE] and c in t.values[AVERAGE]]
+        cols = [
+            c
+            for c in dict.fromkeys([*base.subtasks, *t.subtasks])
+            if c in base.values[AVERAGE] and c in t.values[AVERAGE]
+        ]
         out[run.name] = {c: t.values[AVERAGE][c] - base.values[AVERAGE][c] for c in [*cols, AVERAGE]}
     return out
 
@@ -74,9 +84,12 @@ def markdown_differences(runs: list[Run], mode: str) -> str:
     if not diffs:
         return ""
     cols = list(next(iter(diffs.values())))
-    lines = [f"### Differences to {runs[0].name} — {MODE_TITLES[mode]}", "",
-             "| Run | " + " | ".join(label(c) for c in cols) + " |",
-             "|---|" + "---:|" * len(cols)]
+    lines = [
+        f"### Differences to {runs[0].name} — {MODE_TITLES[mode]}",
+        "",
+        "| Run | " + " | ".join(label(c) for c in cols) + " |",
+        "|---|" + "---:|" * len(cols),
+    ]
     for name, row in diffs.items():
         lines.append(f"| {name} | " + " | ".join(f"{row.get(c, 0.0):+.2f}" for c in cols) + " |")
     return "\n".join(lines) + "\n"
@@ -92,13 +105,26 @@ def disagreements(runs: list[Run]) -> list[dict[str, Any]]:
         recs = [m[uid] for m in by_uid]
         if len({r.predicted for r in recs}) == 1:
             continue
-        out.append({
-            "key": first.key, "question_key": first.question_key, "question": first.question, "type": first.type,
-            "options": first.options, "answer": first.answer, "templates": first.templates,
-            "runs": {run.name: {"predicted": r.predicted, "correct": r.correct, "raw": r.raw,
-                                "cells": None if r.cells is None else [list(c) for c in r.cells]}
-                     for run, r in zip(runs, recs)},
-        })
+        out.append(
+            {
+                "key": first.key,
+                "question_key": first.question_key,
+                "question": first.question,
+                "type": first.type,
+                "options": first.options,
+                "answer": first.answer,
+                "templates": first.templates,
+                "runs": {
+                    run.name: {
+                        "predicted": r.predicted,
+                        "correct": r.correct,
+                        "raw": r.raw,
+                        "cells": None if r.cells is None else [list(c) for c in r.cells],
+                    }
+                    for run, r in zip(runs, recs)
+                },
+            }
+        )
     return out
 
 
@@ -116,7 +142,9 @@ def _place(src: Path, dst: Path, copy: bool) -> None:
         os.symlink(src.resolve(), dst)
 
 
-def export_disagreements(runs: list[Run], out: Path, mmad_root: Path | None, copy: bool = False) -> tuple[Path, int, list[str]]:
+def export_disagreements(
+    runs: list[Run], out: Path, mmad_root: Path | None, copy: bool = False
+) -> tuple[Path, int, list[str]]:
     """Write `disagreements.jsonl` and, with an MMAD root, the images each entry refers to."""
     rows = disagreements(runs)
     problems: list[str] = []
@@ -142,7 +170,9 @@ def export_disagreements(runs: list[Run], out: Path, mmad_root: Path | None, cop
             images.update(_overlays(row, sample.image_path, out, folder))
         else:
             problems.append(f"{row['key']}: query image missing: {sample.image_path}")
-        tpaths = [mmad_root / t for t in row["templates"]] if row["templates"] else sample.random_templates[:1]
+        tpaths = (
+            [mmad_root / t for t in row["templates"]] if row["templates"] else sample.random_templates[:1]
+        )
         for i, tpath in enumerate(tpaths):
             if Path(tpath).is_file():
                 dst = folder / f"template{i}{Path(tpath).suffix}"
@@ -176,8 +206,12 @@ def _overlays(row: dict[str, Any], query: Path, out: Path, folder: Path) -> dict
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="judo compare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", help="records files of the runs (globs allowed, e.g. 'runs/judo.rank*.jsonl')")
+    p = argparse.ArgumentParser(
+        prog="judo compare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "runs", nargs="+", help="records files of the runs (globs allowed, e.g. 'runs/judo.rank*.jsonl')"
+    )
     p.add_argument("--names", nargs="+", help="display names, one per run (default: file names)")
     p.add_argument("--out", type=Path, help="folder for tables, plots and the disagreement export")
     p.add_argument("--mmad-root", type=Path, help="MMAD root: export the images of the disagreements")
@@ -194,10 +228,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"judo compare: {exc}", file=sys.stderr)
         return 2
     parts = ["| Run | Records | MMAD-official | strict | unparseable |", "|---|---:|---:|---:|---:|"]
-    parts += [f"| {r.name} | {len(r.records)} | {r.tables['official'].headline:.2f} | "
-              f"{r.tables['strict'].headline:.2f} | {r.tables['strict'].n_unparseable} |" for r in runs]
+    parts += [
+        f"| {r.name} | {len(r.records)} | {r.tables['official'].headline:.2f} | "
+        f"{r.tables['strict'].headline:.2f} | {r.tables['strict'].n_unparseable} |"
+        for r in runs
+    ]
     text = "\n".join(parts) + "\n\n"
-    text += "\n".join(markdown_table(r.tables["official"], f"{r.name} — {MODE_TITLES['official']}") for r in runs)
+    text += "\n".join(
+        markdown_table(r.tables["official"], f"{r.name} — {MODE_TITLES['official']}") for r in runs
+    )
     text += "\n" + "\n".join(markdown_differences(runs, m) for m in MODES)
     print(text)
     if args.out is None:
@@ -218,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     stage_progression(official, out / "progression.png")
     try:
         path, n, problems = export_disagreements(runs, out, args.mmad_root, copy=args.copy)
-    except Exception as exc:  # noqa: BLE001 - the tables are written; say why the export is incomplete
+    except Exception as exc:
         from judo.mmad import MMADError
 
         if not isinstance(exc, (MMADError, OSError)):

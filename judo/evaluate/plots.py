@@ -7,16 +7,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from itertools import pairwise
 from pathlib import Path
-from typing import Mapping
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from judo.evaluate.score import AVERAGE, DEFECT_SUBTASKS, DETECTION, ScoreTable  # noqa: E402
-from judo.mmad import SUBTASK_LABELS  # noqa: E402
+from judo.evaluate.score import AVERAGE, DEFECT_SUBTASKS, DETECTION, ScoreTable
+from judo.mmad import SUBTASK_LABELS
 
 
 def _save(fig, out: str | Path) -> Path:
@@ -27,7 +28,9 @@ def _save(fig, out: str | Path) -> Path:
     return out
 
 
-def subtask_bars(runs: Mapping[str, ScoreTable], out: str | Path, title: str = "MMAD accuracy per subtask") -> Path:
+def subtask_bars(
+    runs: Mapping[str, ScoreTable], out: str | Path, title: str = "MMAD accuracy per subtask"
+) -> Path:
     """Grouped bar chart of the Average row of each run; subtasks are the union over runs."""
     if not runs:
         raise ValueError("subtask_bars needs at least one run")
@@ -52,12 +55,14 @@ def subtask_bars(runs: Mapping[str, ScoreTable], out: str | Path, title: str = "
 def progression_points(runs: Mapping[str, ScoreTable]) -> list[tuple[str, float, float]]:
     """(name, anomaly discrimination, mean of the four defect subtasks) per run, from the Average row."""
     return [
-        (name, t.values[AVERAGE].get(DETECTION, 0.0), t.subtask_mean(DEFECT_SUBTASKS)) for name, t in runs.items()
+        (name, t.values[AVERAGE].get(DETECTION, 0.0), t.subtask_mean(DEFECT_SUBTASKS))
+        for name, t in runs.items()
     ]
 
 
-def stage_progression(runs: Mapping[str, ScoreTable], out: str | Path,
-                      title: str = "Stage progression (MMAD, Average row)") -> Path:
+def stage_progression(
+    runs: Mapping[str, ScoreTable], out: str | Path, title: str = "Stage progression (MMAD, Average row)"
+) -> Path:
     """Scatter of the runs in order (e.g. base -> stage 1 -> stage 2 -> stage 3), joined by arrows."""
     points = progression_points(runs)
     if not points:
@@ -66,11 +71,15 @@ def stage_progression(runs: Mapping[str, ScoreTable], out: str | Path,
     xs = [p[1] for p in points]
     ys = [p[2] for p in points]
     ax.scatter(xs, ys, s=40, zorder=3)
-    for (name, x, y) in points:
+    for name, x, y in points:
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 4), fontsize="small")
-    for a, b in zip(points, points[1:]):
-        ax.annotate("", xy=(b[1], b[2]), xytext=(a[1], a[2]),
-                    arrowprops={"arrowstyle": "->", "color": "gray", "lw": 1.2})
+    for a, b in pairwise(points):
+        ax.annotate(
+            "",
+            xy=(b[1], b[2]),
+            xytext=(a[1], a[2]),
+            arrowprops={"arrowstyle": "->", "color": "gray", "lw": 1.2},
+        )
     ax.set_xlabel(f"{SUBTASK_LABELS.get(DETECTION, DETECTION)} (%)")
     ax.set_ylabel("mean of the four defect subtasks (%)")
     lo = min([*xs, *ys]) - 5

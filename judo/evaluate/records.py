@@ -22,9 +22,13 @@ import json
 import os
 import re
 import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from typing import Self  # Python 3.11+; annotations are not evaluated at run time
 
 LETTERS = ("A", "B", "C", "D", "E")
 DuplicatePolicy = Literal["error", "first", "last", "keep"]
@@ -97,7 +101,7 @@ class EvalRecord:
         return json.dumps(data, ensure_ascii=False)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EvalRecord":
+    def from_dict(cls, data: dict[str, Any]) -> EvalRecord:
         known = {f for f in cls.__dataclass_fields__}
         kwargs = {k: v for k, v in data.items() if k in known}
         extra = dict(kwargs.pop("extra", None) or {})
@@ -127,7 +131,7 @@ def split_mmad_question(question: Any) -> tuple[str, dict[str, str]]:
         lines.pop()
     body = "\n".join(lines).strip()
     if body.startswith("Question:"):
-        body = body[len("Question:"):].strip()
+        body = body[len("Question:") :].strip()
     return body, dict(sorted(options.items()))
 
 
@@ -239,8 +243,10 @@ def dedupe(records: list[EvalRecord], policy: DuplicatePolicy = "error") -> list
         more = f"\n  ... and {len(dups) - 10} more" if len(dups) > 10 else ""
         raise DuplicateRecordError(
             f"{len(dups)} question(s) appear more than once across the record files "
-            f"(overlapping files, e.g. run.jsonl together with its run.rank*.jsonl shards?):\n  {shown}{more}\n"
-            "Pass --duplicates first|last to keep one copy, or keep to count every copy as MMAD's scorer does."
+            "(overlapping files, e.g. run.jsonl together with its run.rank*.jsonl shards?):\n"
+            f"  {shown}{more}\n"
+            "Pass --duplicates first|last to keep one copy, "
+            "or --duplicates keep to count every copy as MMAD's scorer does."
         )
     return out
 
@@ -294,9 +300,11 @@ class RecordWriter:
         for rec in self.existing:
             qk = rec.question_key or rec.uid
             if qk in self.done:
-                raise DuplicateRecordError(f"{self.path}: question {qk} is recorded twice; the file was edited?")
+                raise DuplicateRecordError(
+                    f"{self.path}: question {qk} is recorded twice; the file was edited?"
+                )
             self.done.add(qk)
-        self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open across batches; close()
 
     def write(self, records: Iterable[EvalRecord]) -> None:
         lines = []
@@ -316,7 +324,7 @@ class RecordWriter:
         if not self._fh.closed:
             self._fh.close()
 
-    def __enter__(self) -> "RecordWriter":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -328,8 +336,7 @@ def write_records(path: str | Path, records: Iterable[EvalRecord]) -> Path:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        for rec in records:
-            fh.write(rec.to_json() + "\n")
+        fh.writelines(rec.to_json() + "\n" for rec in records)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from judo.evaluate.score import AVERAGE, ScoreTable, SegScores
 from judo.mmad import SUBTASK_LABELS
@@ -31,7 +32,9 @@ def _rows(table: ScoreTable) -> list[list[Any]]:
     rows = []
     for ds in table.rows:
         vals = table.values[ds]
-        rows.append([ds, *[vals[s] for s in table.subtasks], vals[AVERAGE], table.overkill[ds], table.miss[ds]])
+        rows.append(
+            [ds, *[vals[s] for s in table.subtasks], vals[AVERAGE], table.overkill[ds], table.miss[ds]]
+        )
     return rows
 
 
@@ -67,7 +70,10 @@ def markdown_seg(seg: SegScores, digits: int = 2) -> str:
     """Seg F1/IoU on anomalous images and seg emptiness on normal images, per dataset."""
     datasets = [d for d in dict.fromkeys([*seg.f1, *seg.empty_rate]) if d != AVERAGE] + [AVERAGE]
     lines = [
-        "| Dataset | Seg F1 (anomalous) | Seg IoU (anomalous) | Empty seg (normal) | n anomalous | n normal |",
+        (
+            "| Dataset | Seg F1 (anomalous) | Seg IoU (anomalous) | Empty seg (normal) "
+            "| n anomalous | n normal |"
+        ),
         "|---|---:|---:|---:|---:|---:|",
     ]
 
@@ -78,11 +84,17 @@ def markdown_seg(seg: SegScores, digits: int = 2) -> str:
         n_a = sum(seg.n_anomalous.values()) if ds == AVERAGE else seg.n_anomalous.get(ds, 0)
         n_n = sum(seg.n_normal.values()) if ds == AVERAGE else seg.n_normal.get(ds, 0)
         name = f"**{ds}**" if ds == AVERAGE else ds
-        lines.append(f"| {name} | {fmt(seg.f1, ds)} | {fmt(seg.iou, ds)} | {fmt(seg.empty_rate, ds)} | {n_a} | {n_n} |")
+        lines.append(
+            f"| {name} | {fmt(seg.f1, ds)} | {fmt(seg.iou, ds)} | {fmt(seg.empty_rate, ds)} | {n_a} | {n_n} |"
+        )
     lines.append("")
     lines.append(
         f"A <seg> block was present in {seg.present_rate:.1f}% of {seg.n_records} answers"
-        + (f"; {seg.n_no_truth} answers on anomalous images without a readable mask were left out." if seg.n_no_truth else ".")
+        + (
+            f"; {seg.n_no_truth} answers on anomalous images without a readable mask were left out."
+            if seg.n_no_truth
+            else "."
+        )
     )
     return "\n".join(lines) + "\n"
 
@@ -105,9 +117,13 @@ def json_tables(tables: Mapping[str, ScoreTable], seg: SegScores | None = None) 
     summary: dict[str, Any] = {}
     for mode, t in tables.items():
         summary[mode] = {
-            "records": t.n_records, "scored": t.n_scored, "unparseable": t.n_unparseable,
-            "dropped": t.n_dropped, "skipped_after_drop": t.n_skipped,
-            "overkill": t.overkill, "miss": t.miss,
+            "records": t.n_records,
+            "scored": t.n_scored,
+            "unparseable": t.n_unparseable,
+            "dropped": t.n_dropped,
+            "skipped_after_drop": t.n_skipped,
+            "overkill": t.overkill,
+            "miss": t.miss,
             "empty_cells": [list(c) for c in t.empty_cells],
         }
     if seg is not None:

@@ -1,15 +1,18 @@
 """`judo eval`: run one engine over an MMAD root with the official 1-shot protocol, one record per question.
 
     judo eval --mmad-root /data/MMAD --checkpoint ./checkpoints/judo-stage3 --out runs/judo.jsonl
-    judo eval --mmad-root /data/MMAD --checkpoint Qwen/Qwen2.5-VL-7B-Instruct --prompt mmad --rag --out runs/base-rag.jsonl
-    accelerate launch --num_processes 4 -m judo.evaluate.run --mmad-root ... --out runs/judo.jsonl --batch-size 16
+    judo eval --mmad-root /data/MMAD --checkpoint Qwen/Qwen2.5-VL-7B-Instruct --prompt mmad --rag \
+        --out runs/base-rag.jsonl
+    accelerate launch --multi_gpu --num_processes 4 -m judo.evaluate.run --mmad-root /data/MMAD \
+        --checkpoint ./checkpoints/judo-stage3 --out runs/judo.jsonl --batch-size 16
+    torchrun --nproc_per_node 4 -m judo.evaluate.run ...            (same thing without accelerate)
     judo eval --mmad-root /data/MMAD --engine comparator --out runs/comparator.jsonl
 
 Protocol: one question per call, no history, greedy; template `random_templates[0]` (`--template similar`,
 `--shots K`), images re-sent each call. Re-running the same command resumes: questions already in the
 output are not asked again, a torn last line from a killed run is cut off. Under `accelerate launch`
-(RANK / WORLD_SIZE set) every process asks its shard and writes `OUT.rankN.jsonl`; the last process to
-finish merges them into OUT (`judo score 'OUT.rank*.jsonl'` works at any time).
+or torchrun (RANK / WORLD_SIZE set) every process asks its shard and writes `OUT.rankN.jsonl`; the
+last process to finish merges them into OUT (`judo score 'OUT.rank*.jsonl'` works at any time).
 """
 
 from __future__ import annotations
@@ -24,7 +27,14 @@ from typing import Any
 
 from judo.evaluate.answerers import Answerer, Prepared
 from judo.evaluate.records import EvalRecord, RecordWriter, iter_file, write_records
-from judo.evaluate.selection import EvalItem, SelectionError, missing_files, read_manifest, select_items, shard
+from judo.evaluate.selection import (
+    EvalItem,
+    SelectionError,
+    missing_files,
+    read_manifest,
+    select_items,
+    shard,
+)
 
 
 @dataclass
@@ -45,17 +55,25 @@ class EvalError(RuntimeError):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="judo eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="judo eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--mmad-root", type=Path, required=True, help="folder with mmad.json and the images")
     p.add_argument("--out", type=Path, required=True, help="records file (JSONL); rerun to resume")
     p.add_argument("--engine", choices=("model", "comparator"), default="model")
     p.add_argument("--checkpoint", help="local folder or hub id of a Qwen2.5-VL checkpoint (engine model)")
     p.add_argument("--quantization", choices=("4bit", "8bit"), default=None)
     p.add_argument("--device", default=None, help="e.g. cuda:0 or cpu (default: best available)")
-    p.add_argument("--prompt", choices=("judo", "mmad", "think"), default="judo",
-                   help="judo: the <seg>/<think>/<answer> format; mmad: MMAD's plain letter prompt (base models); "
-                        "think: <think>/<answer> without seg")
-    p.add_argument("--rag", action="store_true", help="MMAD's oracle domain knowledge of the category in the prompt")
+    p.add_argument(
+        "--prompt",
+        choices=("judo", "mmad", "think"),
+        default="judo",
+        help="judo: the <seg>/<think>/<answer> format; mmad: MMAD's plain letter prompt (base models); "
+        "think: <think>/<answer> without seg",
+    )
+    p.add_argument(
+        "--rag", action="store_true", help="MMAD's oracle domain knowledge of the category in the prompt"
+    )
     p.add_argument("--knowledge", type=Path, help="domain_knowledge.json (default: the one in the MMAD root)")
     p.add_argument("--template", choices=("random", "similar"), default="random")
     p.add_argument("--shots", type=int, default=1, help="number of normal templates shown (default 1)")
@@ -63,8 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--categories", nargs="+")
     p.add_argument("--types", nargs="+", help="question types or subtasks, e.g. 'Anomaly Detection'")
     p.add_argument("--limit", type=int, help="ask only the first N selected questions")
-    p.add_argument("--exclude", type=Path, help="manifest of MMAD keys to leave out (JSON list or one per line)")
-    p.add_argument("--skip-missing", action="store_true", help="skip samples whose images are missing (counted)")
+    p.add_argument(
+        "--exclude", type=Path, help="manifest of MMAD keys to leave out (JSON list or one per line)"
+    )
+    p.add_argument(
+        "--skip-missing", action="store_true", help="skip samples whose images are missing (counted)"
+    )
     p.add_argument("--batch-size", type=int, default=1, help="questions per generate call")
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -94,8 +116,13 @@ def _read_quietly(path: Path) -> list[EvalRecord]:
 
 def run_config(args: argparse.Namespace, info: dict[str, Any]) -> dict[str, Any]:
     """The options that change answers: a resumed file must have been written with the same ones."""
-    return {**info, "template": args.template, "shots": args.shots, "rag": bool(args.rag),
-            "max_new_tokens": args.max_new_tokens if args.engine == "model" else None}
+    return {
+        **info,
+        "template": args.template,
+        "shots": args.shots,
+        "rag": bool(args.rag),
+        "max_new_tokens": args.max_new_tokens if args.engine == "model" else None,
+    }
 
 
 def _check_resume(path: Path, existing: list[EvalRecord], config: dict[str, Any]) -> None:
@@ -107,7 +134,9 @@ def _check_resume(path: Path, existing: list[EvalRecord], config: dict[str, Any]
     diff = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
     if diff:
         shown = ", ".join(f"{k}: {a!r} in the file vs {b!r} now" for k, (a, b) in diff.items())
-        raise EvalError(f"{path} was written with other options ({shown}); use another --out or the same options")
+        raise EvalError(
+            f"{path} was written with other options ({shown}); use another --out or the same options"
+        )
 
 
 def _knowledge(args: argparse.Namespace, mmad):
@@ -118,7 +147,9 @@ def _knowledge(args: argparse.Namespace, mmad):
 
         return load_knowledge(args.knowledge)
     if mmad.knowledge is None:
-        raise EvalError(f"--rag needs domain knowledge: no domain_knowledge.json in {mmad.root}; pass --knowledge PATH")
+        raise EvalError(
+            f"--rag needs domain knowledge: no domain_knowledge.json in {mmad.root}; pass --knowledge PATH"
+        )
     return mmad.knowledge
 
 
@@ -127,15 +158,20 @@ def prepare(item: EvalItem, knowledge) -> Prepared:
 
     s = item.sample
     return Prepared(
-        query=load_image(s.image_path), templates=[load_image(t) for t in item.templates],
-        question=item.question.text, options=dict(item.question.options), type=item.question.type,
+        query=load_image(s.image_path),
+        templates=[load_image(t) for t in item.templates],
+        question=item.question.text,
+        options=dict(item.question.options),
+        type=item.question.type,
         knowledge=knowledge.text_for(s.dataset, s.category) if knowledge is not None else None,
-        category=s.category, dataset=s.dataset,
+        category=s.category,
+        dataset=s.dataset,
     )
 
 
-def to_record(item: EvalItem, raw: str, latency: float, root: Path, config: dict[str, Any],
-              batch_size: int, rank: int) -> EvalRecord:
+def to_record(
+    item: EvalItem, raw: str, latency: float, root: Path, config: dict[str, Any], batch_size: int, rank: int
+) -> EvalRecord:
     from judo.mmad import subtask_of
     from judo.response import extract_answer, parse_response
 
@@ -150,13 +186,27 @@ def to_record(item: EvalItem, raw: str, latency: float, root: Path, config: dict
             return str(p)
 
     return EvalRecord(
-        key=item.sample.key, question_key=item.question_key, index=item.index, question=item.question.text,
-        type=item.question.type, options=options, answer=item.question.answer, predicted=letter, raw=raw,
-        cells=sorted(parsed.cells) if parsed.seg_present else None, latency_s=round(latency, 4),
-        engine=config.get("engine"), checkpoint=config.get("checkpoint"), prompt=config.get("prompt"),
+        key=item.sample.key,
+        question_key=item.question_key,
+        index=item.index,
+        question=item.question.text,
+        type=item.question.type,
+        options=options,
+        answer=item.question.answer,
+        predicted=letter,
+        raw=raw,
+        cells=sorted(parsed.cells) if parsed.seg_present else None,
+        latency_s=round(latency, 4),
+        engine=config.get("engine"),
+        checkpoint=config.get("checkpoint"),
+        prompt=config.get("prompt"),
         templates=[rel(t) for t in item.templates],
-        extra={"subtask": subtask_of(item.question.type), "batch_size": batch_size, "rank": rank,
-               "config": config},
+        extra={
+            "subtask": subtask_of(item.question.type),
+            "batch_size": batch_size,
+            "rank": rank,
+            "config": config,
+        },
     )
 
 
@@ -174,8 +224,13 @@ def make_answerer(args: argparse.Namespace) -> Answerer:
 
         if torch.cuda.is_available():
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
-    return ModelAnswerer(args.checkpoint, prompt_style=args.prompt, quantization=args.quantization,
-                         device=device, max_new_tokens=args.max_new_tokens)
+    return ModelAnswerer(
+        args.checkpoint,
+        prompt_style=args.prompt,
+        quantization=args.quantization,
+        device=device,
+        max_new_tokens=args.max_new_tokens,
+    )
 
 
 def merge_shards(out: Path, keys: list[str]) -> bool:
@@ -202,8 +257,14 @@ def run(args: argparse.Namespace, answerer: Answerer | None = None) -> RunResult
         mmad = load_mmad(args.mmad_root)
         exclude = read_manifest(args.exclude) if args.exclude else set()
         items, excluded = select_items(
-            mmad, datasets=args.datasets, categories=args.categories, types=args.types, exclude=exclude,
-            limit=args.limit, template=args.template, shots=args.shots,
+            mmad,
+            datasets=args.datasets,
+            categories=args.categories,
+            types=args.types,
+            exclude=exclude,
+            limit=args.limit,
+            template=args.template,
+            shots=args.shots,
         )
     except (MMADError, SelectionError, FileNotFoundError) as exc:
         raise EvalError(str(exc)) from exc
@@ -221,15 +282,19 @@ def run(args: argparse.Namespace, answerer: Answerer | None = None) -> RunResult
         before = len(items)
         items = [it for it in items if it.sample.key not in problems]
         skipped = before - len(items)
-        print(f"skipping {skipped} question(s) of {len(problems)} sample(s) with missing files", file=sys.stderr)
+        print(
+            f"skipping {skipped} question(s) of {len(problems)} sample(s) with missing files", file=sys.stderr
+        )
 
     rank, world = _dist()
     mine = shard(items, rank, world)
     own = args.out if world == 1 else rank_path(args.out, rank)
     writer = RecordWriter(own)
     if writer.discarded_bytes:
-        print(f"{own}: cut off a torn last line ({writer.discarded_bytes} bytes) from an interrupted run",
-              file=sys.stderr)
+        print(
+            f"{own}: cut off a torn last line ({writer.discarded_bytes} bytes) from an interrupted run",
+            file=sys.stderr,
+        )
     done = set(writer.done)
     for path in [args.out, *_shard_files(args.out)]:
         if path != own:
@@ -244,21 +309,34 @@ def run(args: argparse.Namespace, answerer: Answerer | None = None) -> RunResult
 
     from judo.images import ImageInputError
 
-    bar = tqdm(total=len(mine), initial=len(mine) - len(todo), unit="q", desc=f"eval rank {rank}" if world > 1 else "eval",
-               position=rank if world > 1 else None, disable=args.no_progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(mine),
+        initial=len(mine) - len(todo),
+        unit="q",
+        desc=f"eval rank {rank}" if world > 1 else "eval",
+        position=rank if world > 1 else None,
+        disable=args.no_progress,
+        dynamic_ncols=True,
+    )
     asked = 0
     try:
         for start in range(0, len(todo), args.batch_size):
-            batch = todo[start:start + args.batch_size]
+            batch = todo[start : start + args.batch_size]
             try:
                 prepared = [prepare(it, knowledge) for it in batch]
             except ImageInputError as exc:
-                raise EvalError(f"{exc} (records so far are kept; fix or --exclude the image and rerun)") from exc
+                raise EvalError(
+                    f"{exc} (records so far are kept; fix or --exclude the image and rerun)"
+                ) from exc
             t0 = time.perf_counter()
             raws = answerer.answer(prepared)
             per_item = (time.perf_counter() - t0) / len(batch)
-            writer.write([to_record(it, raw, per_item, mmad.root, config, len(batch), rank)
-                          for it, raw in zip(batch, raws)])
+            writer.write(
+                [
+                    to_record(it, raw, per_item, mmad.root, config, len(batch), rank)
+                    for it, raw in zip(batch, raws)
+                ]
+            )
             asked += len(batch)
             bar.update(len(batch))
     finally:
@@ -268,7 +346,7 @@ def run(args: argparse.Namespace, answerer: Answerer | None = None) -> RunResult
     merged = False
     if world > 1 or _shard_files(args.out):
         merged = merge_shards(args.out, [it.question_key for it in items])
-    return RunResult(len(items) + skipped, excluded, skipped, len(mine) - len(todo), asked, args.out, merged)
+    return RunResult(len(items) + skipped, excluded, skipped, len(mine) - len(todo), asked, own, merged)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,10 +363,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"judo eval: {exc}", file=sys.stderr)
             return 2
         raise
-    msg = (f"{result.asked} asked, {result.already_done} already in the records, {result.excluded} excluded "
-           f"by the manifest, {result.skipped_missing} skipped (missing files); records: {result.out}")
+    msg = (
+        f"{result.asked} asked, {result.already_done} already in the records, {result.excluded} excluded "
+        f"by the manifest, {result.skipped_missing} skipped (missing files); records: {result.out}"
+    )
     if result.merged:
-        msg += " (rank shards merged)"
+        msg += f"; all shards merged into {args.out}"
     print(msg)
     return 0
 

@@ -21,9 +21,10 @@ nothing is skipped; the aggregation is otherwise identical.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from statistics import fmean
-from typing import Iterable, Literal, Mapping
+from typing import Literal
 
 from judo.evaluate.records import LETTERS, EvalRecord
 from judo.grid import Cell, seg_f1, seg_iou
@@ -44,8 +45,8 @@ class ScoreTable:
     datasets: list[str]
     subtasks: list[str]
     values: dict[str, dict[str, float]]
-    counts: dict[str, dict[str, tuple[int, int]]]          # (correct, total) per cell, AD unbalanced
-    detection: dict[str, dict[str, tuple[int, int]]]       # dataset -> normal/anomalous -> (correct, total)
+    counts: dict[str, dict[str, tuple[int, int]]]  # (correct, total) per cell, AD unbalanced
+    detection: dict[str, dict[str, tuple[int, int]]]  # dataset -> normal/anomalous -> (correct, total)
     overkill: dict[str, float]
     miss: dict[str, float]
     n_records: int = 0
@@ -180,9 +181,13 @@ class SegScores:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "f1": self.f1, "iou": self.iou, "n_anomalous": self.n_anomalous,
-            "empty_rate_normal": self.empty_rate, "n_normal": self.n_normal,
-            "seg_present_rate": self.present_rate, "n_records": self.n_records,
+            "f1": self.f1,
+            "iou": self.iou,
+            "n_anomalous": self.n_anomalous,
+            "empty_rate_normal": self.empty_rate,
+            "n_normal": self.n_normal,
+            "seg_present_rate": self.present_rate,
+            "n_records": self.n_records,
             "n_anomalous_without_mask": self.n_no_truth,
         }
 

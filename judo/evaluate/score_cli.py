@@ -1,8 +1,8 @@
 """`judo score RECORDS...`: the paper's table from eval records (ours or MMAD's answer JSON), both modes.
 
-    judo score runs/judo.jsonl
-    judo score 'runs/judo.rank*.jsonl' --mmad-root /data/MMAD --json scores.json --csv scores.csv
-    judo score result/answers_1_shot_Qwen2.5-VL-7B-Instruct.json --duplicates keep
+judo score runs/judo.jsonl
+judo score 'runs/judo.rank*.jsonl' --mmad-root /data/MMAD --json scores.json --csv scores.csv
+judo score result/answers_1_shot_Qwen2.5-VL-7B-Instruct.json --duplicates keep
 """
 
 from __future__ import annotations
@@ -19,14 +19,20 @@ from judo.evaluate.score import SegScores, score_both, score_seg
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="judo score", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("records", nargs="+", help="JSONL from `judo eval` and/or MMAD answer JSON files (globs allowed)")
+    p = argparse.ArgumentParser(
+        prog="judo score", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "records", nargs="+", help="JSONL from `judo eval` and/or MMAD answer JSON files (globs allowed)"
+    )
     p.add_argument("--mmad-root", type=Path, help="MMAD root: enables seg F1/IoU against the masks")
     p.add_argument("--json", type=Path, dest="json_out", help="write both tables as JSON here")
     p.add_argument("--csv", type=Path, dest="csv_out", help="write both tables as CSV here")
     p.add_argument("--markdown", type=Path, dest="md_out", help="write the printed report here too")
     p.add_argument(
-        "--duplicates", choices=DUPLICATE_POLICIES, default="error",
+        "--duplicates",
+        choices=DUPLICATE_POLICIES,
+        default="error",
         help="a question seen twice: error (default), keep first/last copy, or keep all (MMAD's scorer)",
     )
     p.add_argument("--digits", type=int, default=2, help="decimals in the markdown tables")

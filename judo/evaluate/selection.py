@@ -7,9 +7,9 @@ data-parallel run derives the same ordered list (mmad.json order, then conversat
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from judo.mmad import MMADRoot, Question, Sample, question_key, subtask_of
 
@@ -55,7 +55,9 @@ def _check_names(given: Iterable[str] | None, known: set[str], what: str) -> set
     given = set(given)
     unknown = sorted(given - known)
     if unknown:
-        raise SelectionError(f"unknown {what}: {', '.join(unknown)}; this root has: {', '.join(sorted(known))}")
+        raise SelectionError(
+            f"unknown {what}: {', '.join(unknown)}; this root has: {', '.join(sorted(known))}"
+        )
     return given
 
 
@@ -109,7 +111,7 @@ def select_items(
 
 
 def missing_files(items: Iterable[EvalItem], shots: int = 1) -> dict[str, list[str]]:
-    """Per sample key, the problems that stop it being asked: missing query/template files, too few templates."""
+    """Per sample key, what stops it being asked: missing query/template files, too few templates."""
     problems: dict[str, list[str]] = {}
     checked: dict[Path, bool] = {}
 

@@ -6,8 +6,8 @@ Cells come from `judo.grid.mask_to_cells`, the same function that made the train
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from judo.grid import Cell, mask_to_cells
 from judo.images import ImageInputError, load_mask
