@@ -291,3 +291,34 @@ def test_question_keys_match_the_data_model(mmad_root):
         ),
         EvalRecord,
     )
+
+
+def test_comparator_engine_answers_detection_and_abstains_elsewhere(mmad_root, tmp_path, capsys):
+    out = tmp_path / "comparator.jsonl"
+    types = ["Anomaly Detection", "Defect Analysis", "Object Classification"]
+    rc = eval_main(
+        [
+            "--mmad-root",
+            str(mmad_root),
+            "--out",
+            str(out),
+            "--engine",
+            "comparator",
+            "--types",
+            *types,
+            "--limit",
+            "16",
+            "--no-progress",
+        ]
+    )
+    assert rc == 0
+    records = read_records([out])
+    assert len(records) == 16 and all(r.engine == "comparator" and r.cells is not None for r in records)
+    detection = [r for r in records if r.type == "Anomaly Detection"]
+    others = [r for r in records if r.type != "Anomaly Detection"]
+    assert detection and others
+    assert all(r.predicted is None for r in others)  # abstains: never a guessed letter
+    assert any(r.predicted in r.options for r in detection)
+    capsys.readouterr()
+    assert score_main([str(out)]) == 0
+    assert "unparseable" in capsys.readouterr().out

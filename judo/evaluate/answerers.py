@@ -30,12 +30,16 @@ class Prepared:
 
 class Answerer(Protocol):
     info: dict[str, Any]
+    #: True when only a letter inside <answer> counts (an engine that abstains must not be guessed for)
+    tagged_only: bool
 
     def answer(self, batch: list[Prepared]) -> list[str]: ...
 
 
 class ModelAnswerer:
     """A Qwen2.5-VL checkpoint with the 1-shot prompt of `judo.prompts`, greedy, batched."""
+
+    tagged_only = False
 
     def __init__(
         self,
@@ -83,16 +87,23 @@ class ModelAnswerer:
 
 class ComparatorAnswerer:
     """The training-free comparator as a baseline row: it answers Anomaly Detection and position-type
-    Defect Localization questions from its query-vs-template map and abstains (empty output) elsewhere.
+    Defect Localization questions from its query-vs-template map and abstains elsewhere.
 
     Its output is written in the JUDO format (`<seg>..</seg>` + `<answer>X</answer>`) so that the same
-    parser reads it; an abstention has no answer, so the record's predicted letter is None.
+    parser reads it. An abstention is the seg block alone: no letter, so the record's predicted letter is
+    None (dropped in MMAD-official mode, wrong in strict mode) and its seg still counts for seg metrics.
+    The answer rules live in `judo.comparator.describe`, shared with the app.
     """
 
-    def __init__(self) -> None:
-        from judo import comparator
+    tagged_only = True
 
-        self._c = comparator
+    def __init__(self) -> None:
+        from judo.comparator import compare
+        from judo.comparator.describe import answer_anomaly_detection, answer_localization
+
+        self._compare = compare
+        self._detect = answer_anomaly_detection
+        self._locate = answer_localization
         self.info = {"engine": "comparator", "checkpoint": None, "prompt": None}
 
     def answer(self, batch: list[Prepared]) -> list[str]:
@@ -100,16 +111,16 @@ class ComparatorAnswerer:
 
         out = []
         for item in batch:
-            result = self._c.compare(item.query, item.templates[0])
-            letter = self._letter(result, item)
+            result = self._compare(item.query, item.templates[0])
+            letter = self.letter(result, item)
             seg = format_seg(result.cells)
             out.append(seg if letter is None else f"{seg}<answer>{letter}</answer>")
         return out
 
-    def _letter(self, result: Any, item: Prepared) -> str | None:
+    def letter(self, result: Any, item: Prepared) -> str | None:
         subtask = subtask_of(item.type)
         if subtask == "Anomaly Detection":
-            return self._c.answer_detection(result, item.options)
+            return self._detect(result, item.options, item.question)
         if subtask == "Defect Localization":
-            return self._c.answer_localization(result, item.options)
+            return self._locate(result, item.options)
         return None

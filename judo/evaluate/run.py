@@ -170,14 +170,25 @@ def prepare(item: EvalItem, knowledge) -> Prepared:
 
 
 def to_record(
-    item: EvalItem, raw: str, latency: float, root: Path, config: dict[str, Any], batch_size: int, rank: int
+    item: EvalItem,
+    raw: str,
+    latency: float,
+    root: Path,
+    config: dict[str, Any],
+    batch_size: int,
+    rank: int,
+    tagged_only: bool = False,
 ) -> EvalRecord:
+    """One record from one raw output; `tagged_only` reads the letter from <answer> alone (no guessing)."""
     from judo.mmad import subtask_of
     from judo.response import extract_answer, parse_response
 
     options = dict(item.question.options)
     parsed = parse_response(raw, options)
-    letter = extract_answer(raw, options) if raw.strip() else None
+    if tagged_only:
+        letter = parsed.answer if parsed.answer_tagged else None
+    else:
+        letter = extract_answer(raw, options) if raw.strip() else None
 
     def rel(p: Path) -> str:
         try:
@@ -333,7 +344,7 @@ def run(args: argparse.Namespace, answerer: Answerer | None = None) -> RunResult
             per_item = (time.perf_counter() - t0) / len(batch)
             writer.write(
                 [
-                    to_record(it, raw, per_item, mmad.root, config, len(batch), rank)
+                    to_record(it, raw, per_item, mmad.root, config, len(batch), rank, answerer.tagged_only)
                     for it, raw in zip(batch, raws)
                 ]
             )
