@@ -2,11 +2,36 @@
 
 `compare(query, template)` registers the template onto the query, measures colour, texture and
 structure differences at several scales and returns a 16x16 cell score grid, the anomalous
-judo.grid cells and a heat map. It needs no model weights, runs in about a tenth of a second on a
-CPU, and serves as an offline engine, a visual prior next to the language models and a baseline.
+judo.grid cells and a heat map. It needs no model weights and runs in about a tenth of a second on
+a CPU: an offline engine, a visual prior next to the language models, and a baseline.
+`describe` turns a result into a short factual explanation; `answer_anomaly_detection` and
+`answer_localization` answer the two MMAD question kinds a comparison alone can (None = abstain).
+`vision_token_scores` is the same idea on a loaded Qwen2.5-VL's own 16x16 visual tokens.
 """
 
 from judo.comparator.compare import ComparisonResult, compare
+from judo.comparator.describe import (
+    Region,
+    answer_anomaly_detection,
+    answer_localization,
+    describe,
+    parse_position,
+    region_name,
+    regions,
+)
 from judo.comparator.register import Registration
+from judo.comparator.vision_tokens import vision_token_scores
 
-__all__ = ["ComparisonResult", "Registration", "compare"]
+__all__ = [
+    "ComparisonResult",
+    "Region",
+    "Registration",
+    "answer_anomaly_detection",
+    "answer_localization",
+    "compare",
+    "describe",
+    "parse_position",
+    "region_name",
+    "regions",
+    "vision_token_scores",
+]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from judo.comparator.features import DifferenceMaps, difference_maps, match_photometry
+from judo.comparator.features import SPREAD, DifferenceMaps, difference_maps, match_photometry
 from judo.comparator.prepare import ANALYSIS_SIZE, Prepared, as_gray_rgb, prepare
 from judo.comparator.register import Registration, register, warp_template
 from judo.comparator.threshold import pool_cells, select_cells
@@ -97,7 +97,8 @@ def _heatmap(combined: np.ndarray, threshold: float, size: tuple[int, int]) -> n
 
 
 def _pooled(maps: DifferenceMaps) -> dict[str, np.ndarray]:
-    return {name: pool_cells(m) for name, m in maps.maps.items()}
+    """Per-map cell maxima, each ignoring the rim its own smoothing spills into a cell."""
+    return {name: pool_cells(m, margin=SPREAD[name]) for name, m in maps.maps.items()}
 
 
 def compare(query: ImageSource, template: ImageSource, *, size: int = ANALYSIS_SIZE) -> ComparisonResult:
@@ -124,7 +125,8 @@ def compare(query: ImageSource, template: ImageSource, *, size: int = ANALYSIS_S
     warped, covered = warp_template(t_rgb, reg)
     matched = match_photometry(warped, q_rgb, covered)
     maps = difference_maps(q_rgb, matched, covered)
-    selection = select_cells(pool_cells(maps.combined))
+    pooled = _pooled(maps)
+    selection = select_cells(np.maximum.reduce(list(pooled.values())))
     result = ComparisonResult(
         scores=selection.scores,
         cells=selection.cells,
@@ -132,7 +134,7 @@ def compare(query: ImageSource, template: ImageSource, *, size: int = ANALYSIS_S
         registration=reg,
         valid=valid,
         warnings=notes,
-        feature_scores=_pooled(maps),
+        feature_scores=pooled,
         brightness=pool_cells(maps.brightness, stat="mean"),
         texture=pool_cells(maps.texture_sign, stat="mean"),
         threshold=selection.threshold,

@@ -26,6 +26,8 @@ import numpy as np
 #: compares brightness and both chroma channels (YCrCb) after stronger smoothing.
 #: Floors are distances in [0, 1] units; the texture floor is a log energy ratio.
 SCALES = {"luma_fine": (1.0, 2, 0.04), "colour_coarse": (3.0, 3, 0.035)}
+#: How far (px) each map spreads a defect's signal beyond the defect (~1.5x its smoothing scale).
+SPREAD = {"luma_fine": 1, "colour_coarse": 4, "texture": 7}
 TEXTURE_SIGMA, TEXTURE_FLOOR, TEXTURE_EPS_QUANTILE = 3.0, 0.35, 0.5
 #: The pair's typical difference: this quantile of the map over valid pixels, times this factor.
 NOISE_QUANTILE, NOISE_FACTOR = 0.75, 2.5

@@ -24,7 +24,7 @@ ABSOLUTE_FLOOR = 1.0
 #: Robust z above the pair's median cell.
 Z_THRESHOLD = 6.0
 #: A neighbour of a detected cell is accepted at this fraction of the threshold.
-GROW_FRACTION = 0.6
+GROW_FRACTION = 0.75
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,13 @@ class CellSelection:
     threshold: float
 
 
-def pool_cells(pixel_map: np.ndarray, stat: str = "max", grid: int = GRID_SIZE) -> np.ndarray:
-    """One value per judo.grid cell of a square or rectangular (H, W) map: the cell's max or mean."""
+def pool_cells(pixel_map: np.ndarray, stat: str = "max", margin: int = 0, grid: int = GRID_SIZE) -> np.ndarray:
+    """One value per judo.grid cell of an (H, W) map: the max or mean over the cell's box.
+
+    `margin` shrinks every box by that many pixels per side before pooling: a map smoothed at scale
+    s spills about 1.5 s pixels of a neighbour's defect into a cell, and that spill must not count
+    as evidence for the cell itself.
+    """
     height, width = pixel_map.shape
     boxes = cell_boxes((width, height))
     out = np.zeros((grid, grid), dtype=np.float64)
@@ -45,7 +50,8 @@ def pool_cells(pixel_map: np.ndarray, stat: str = "max", grid: int = GRID_SIZE) 
     for r in range(grid):
         for c in range(grid):
             x0, y0, x1, y1 = boxes[r][c]
-            block = pixel_map[y0:y1, x0:x1]
+            mx, my = min(margin, (x1 - x0 - 1) // 2), min(margin, (y1 - y0 - 1) // 2)
+            block = pixel_map[y0 + my : y1 - my, x0 + mx : x1 - mx]
             out[r, c] = float(reduce(block)) if block.size else 0.0
     return out
 
