@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from judo.data.build import DATA_FILE, FAILURES_FILE, MANIFEST_FILE, RAW_FILE, elide_images
+from judo.data.build import DATA_FILE, FAILURES_FILE, KEYS_FILE, MANIFEST_FILE, RAW_FILE, elide_images
 from judo.data.cli import main as data_main
 from judo.data.datasets import load_grpo_dataset, load_sft_dataset
 from judo.data.replies import ReplyFormatError, parse_json_array, validate_paraphrases, validate_qa_pairs
@@ -113,6 +113,9 @@ def test_stage1_one_image_per_defect_type_with_seg_from_mask(built: dict, mmad_r
     manifest = json.loads((built["out"] / "s1" / MANIFEST_FILE).read_text())
     assert manifest["stage"] == "stage1" and manifest["complete"] is True
     assert manifest["mmad_keys"] == sorted(r["mmad_key"] for r in rows)
+    from judo.evaluate.selection import read_manifest  # what `judo eval --exclude` reads
+
+    assert read_manifest(built["out"] / "s1" / KEYS_FILE) == set(manifest["mmad_keys"])
 
 
 def test_stage1_teacher_sees_template_and_red_outlined_query(built: dict) -> None:

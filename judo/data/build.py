@@ -12,7 +12,8 @@ then does the rest the same way for all stages:
 
 Output folder layout (all paths in rows are relative to the folder, so it can be moved):
 
-    data.jsonl  images/<hash>.png  manifest.json  teacher_raw.jsonl  failures.jsonl  [teacher_images/]
+    data.jsonl  images/<hash>.png  manifest.json  mmad_keys.txt  teacher_raw.jsonl  failures.jsonl
+    [teacher_images/]
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 DATA_FILE = "data.jsonl"
 MANIFEST_FILE = "manifest.json"
+KEYS_FILE = "mmad_keys.txt"
 RAW_FILE = "teacher_raw.jsonl"
 FAILURES_FILE = "failures.jsonl"
 IMAGE_DIR = "images"
@@ -168,6 +170,10 @@ class Build:
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps({"stage": self.stage, **manifest}, indent=1, ensure_ascii=False) + "\n")
         os.replace(tmp, path)
+        if "mmad_keys" in manifest:  # the same keys in the format `judo eval --exclude` reads
+            keys = self.out / KEYS_FILE
+            keys.write_text(f"# MMAD images used by the {self.stage} build in {self.out}; "
+                            "for `judo eval --exclude`\n" + "".join(k + "\n" for k in manifest["mmad_keys"]))
         return path
 
     # -- the loop --------------------------------------------------------------------------------
