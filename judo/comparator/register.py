@@ -28,6 +28,8 @@ MAX_SCALE_CHANGE = 0.15
 MAX_SHIFT_FRACTION = 0.25
 #: Below this correlation of the registered pair the template is probably another product.
 MIN_SIMILARITY = 0.3
+#: A pair that already correlates this well needs no refinement to count as registered.
+GOOD_SIMILARITY = 0.7
 #: Pixels (at analysis size) along the edge of the warped template that are not judged.
 EDGE_MARGIN = 3
 
@@ -134,6 +136,7 @@ def _phase_shift(q: np.ndarray, t: np.ndarray) -> np.ndarray:
 def _ecc(q_full: np.ndarray, t_full: np.ndarray, start: np.ndarray, start_size: int) -> np.ndarray | None:
     """Coarse-to-fine ECC from `start` (given at `start_size`); None when it does not converge."""
     m, size = start, start_size
+    refined_once = False
     for n, iterations in LEVELS:
         m = _rescale(m, n / size)
         size = n
@@ -144,10 +147,13 @@ def _ecc(q_full: np.ndarray, t_full: np.ndarray, start: np.ndarray, start_size: 
                 criteria, None, 3,
             )
         except cv2.error:  # "the algorithm stopped before its convergence": correlation did not improve
+            if not refined_once:
+                return None
+            break  # keep the coarser level's estimate
+        candidate = np.vstack([warp.astype(np.float64), [0.0, 0.0, 1.0]])
+        if not _plausible(candidate, n):
             return None
-        m = np.vstack([warp.astype(np.float64), [0.0, 0.0, 1.0]])
-        if not _plausible(m, n):
-            return None
+        m, refined_once = candidate, True
     return _rescale(m, q_full.shape[0] / size)
 
 
@@ -181,9 +187,10 @@ def register(query_gray: np.ndarray, template_gray: np.ndarray) -> Registration:
             f"low similarity ({similarity:.2f}): the template may not show the same product; "
             "the comparison is not meaningful"
         )
-    elif best == "identity" and refined is None:
+    success = refined is not None or similarity >= GOOD_SIMILARITY
+    if not success and message is None:
         message = "registration failed: no alignment improved the match; compared without aligning"
-    return Registration(candidates[best], best != "identity" or refined is not None, similarity, best, message)
+    return Registration(candidates[best], success, similarity, best, message)
 
 
 def warp_template(template: np.ndarray, reg: Registration) -> tuple[np.ndarray, np.ndarray]:
