@@ -89,10 +89,15 @@ def evaluate(pairs: list[Pair], dump: Path | None) -> dict[str, float]:
         clean, detected = _mean(g["normal_clean"]), _mean(g["detected"])
         balanced = (clean + detected) / 2 if g["normal_clean"] and g["detected"] else float("nan")
         count = len(g["normal_clean"]) + len(g["detected"])
-        print(f"{key:14s} {_mean(g['f1']):6.3f} {_mean(g['iou']):6.3f} {clean:6.3f} {balanced:8.3f}  ({count})")
+        f1, iou = _mean(g["f1"]), _mean(g["iou"])
+        print(f"{key:14s} {f1:6.3f} {iou:6.3f} {clean:6.3f} {balanced:8.3f}  ({count})")
         if key == "all":
-            summary = {"f1": _mean(g["f1"]), "iou": _mean(g["iou"]), "normal_clean": clean,
-                       "balanced_accuracy": balanced}
+            summary = {
+                "f1": _mean(g["f1"]),
+                "iou": _mean(g["iou"]),
+                "normal_clean": clean,
+                "balanced_accuracy": balanced,
+            }
     summary["ms_448"] = statistics.median(times)
     return summary
 
@@ -121,14 +126,18 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     pairs = build_pairs(args.per_category, args.seed, args.size, args.new_instance)
-    print(f"{len(pairs)} pairs ({len(CATEGORIES)} categories) built in {time.perf_counter() - start:.1f} s; "
-          f"template = {'another normal instance' if args.new_instance else 'the same product'}, perturbed")
+    print(
+        f"{len(pairs)} pairs ({len(CATEGORIES)} categories) built in {time.perf_counter() - start:.1f} s; "
+        f"template = {'another normal instance' if args.new_instance else 'the same product'}, perturbed"
+    )
     compare(pairs[0].query, pairs[0].template)  # warm-up (imports, OpenCV thread pool)
     summary = evaluate(pairs, args.dump)
     summary["ms_2048"] = time_large(pairs, 2048, count=6)
 
-    print(f"\nms per pair: {summary['ms_448']:.0f} at {args.size}x{args.size}, "
-          f"{summary['ms_2048']:.0f} at 2048x2048 (median, this machine, shared cores)")
+    print(
+        f"\nms per pair: {summary['ms_448']:.0f} at {args.size}x{args.size}, "
+        f"{summary['ms_2048']:.0f} at 2048x2048 (median, this machine, shared cores)"
+    )
     missed = []
     for key, target in TARGETS.items():
         value = summary[key]

@@ -165,8 +165,11 @@ def _result_with(cells: set[tuple[int, int]], valid: bool = True) -> ComparisonR
     for cell in cells:
         scores[cell] = 3.0
     return ComparisonResult(
-        scores=scores, cells=set(cells), heatmap=np.zeros((448, 448), np.float32),
-        registration=Registration(np.eye(3), True, 0.99, "ecc"), valid=valid,
+        scores=scores,
+        cells=set(cells),
+        heatmap=np.zeros((448, 448), np.float32),
+        registration=Registration(np.eye(3), True, 0.99, "ecc"),
+        valid=valid,
     )
 
 

@@ -83,8 +83,13 @@ def _empty(q: Prepared, reason: str, notes: list[str]) -> ComparisonResult:
     zeros = np.zeros((GRID_SIZE, GRID_SIZE))
     reg = Registration(np.eye(3), False, 0.0, "identity", reason)
     return ComparisonResult(
-        scores=zeros, cells=set(), heatmap=np.zeros((height, width), np.float32), registration=reg,
-        valid=False, warnings=notes + [reason], query_size=q.original_size,
+        scores=zeros,
+        cells=set(),
+        heatmap=np.zeros((height, width), np.float32),
+        registration=reg,
+        valid=False,
+        warnings=[*notes, reason],
+        query_size=q.original_size,
     )
 
 

@@ -53,12 +53,17 @@ class Region:
         elif self.brightness < -BRIGHTNESS_STEP:
             words.append("darker than the template")
         if self.texture > TEXTURE_STEP:
-            words.append("with extra edges or texture (scratch- or crack-like)")
+            words.append("with extra edges or texture")
         elif self.texture < -TEXTURE_STEP:
             words.append("with structure missing or smoothed out")
         if not words:
-            words.append({"colour_coarse": "with a colour change", "luma_fine": "with changed fine detail",
-                          "texture": "with a changed texture"}.get(self.dominant, "different"))
+            words.append(
+                {
+                    "colour_coarse": "with a colour change",
+                    "luma_fine": "with changed fine detail",
+                    "texture": "with a changed texture",
+                }.get(self.dominant, "different")
+            )
         return words
 
 
@@ -73,15 +78,19 @@ def regions(result: ComparisonResult) -> list[Region]:
         rows, cols = np.nonzero(labels == k)
         weights = np.maximum(result.scores[rows, cols], 1e-6)
         features = {name: float(m[rows, cols].max()) for name, m in result.feature_scores.items()}
-        out.append(Region(
-            cells=frozenset((int(r), int(c)) for r, c in zip(rows, cols)),
-            where=region_name(float(np.average(rows, weights=weights)), float(np.average(cols, weights=weights))),
-            strength=float(result.scores[rows, cols].max()),
-            area_fraction=len(rows) / GRID_SIZE**2,
-            brightness=float(result.brightness[rows, cols].mean()),
-            texture=float(result.texture[rows, cols].mean()),
-            dominant=max(features, key=features.get) if features else "",
-        ))
+        out.append(
+            Region(
+                cells=frozenset((int(r), int(c)) for r, c in zip(rows, cols, strict=True)),
+                where=region_name(
+                    float(np.average(rows, weights=weights)), float(np.average(cols, weights=weights))
+                ),
+                strength=float(result.scores[rows, cols].max()),
+                area_fraction=len(rows) / GRID_SIZE**2,
+                brightness=float(result.brightness[rows, cols].mean()),
+                texture=float(result.texture[rows, cols].mean()),
+                dominant=max(features, key=features.get) if features else "",
+            )
+        )
     return sorted(out, key=lambda g: (len(g.cells), g.strength), reverse=True)
 
 
@@ -99,9 +108,10 @@ def describe(result: ComparisonResult, max_regions: int = 3) -> str:
         )
     else:
         total = len(result.cells)
+        many = len(found) > 1
         lines.append(
-            f"{len(found)} region{'s' if len(found) > 1 else ''} differ{'' if len(found) > 1 else 's'} from the "
-            f"template: {total} of {GRID_SIZE * GRID_SIZE} grid cells ({100 * total / GRID_SIZE**2:.1f}% of the image)."
+            f"{len(found)} region{'s' if many else ''} differ{'' if many else 's'} from the template: "
+            f"{total} of {GRID_SIZE**2} grid cells ({100 * total / GRID_SIZE**2:.1f}% of the image)."
         )
         for i, g in enumerate(found[:max_regions], 1):
             lines.append(
@@ -120,15 +130,18 @@ def describe(result: ComparisonResult, max_regions: int = 3) -> str:
 _WORD = re.compile(r"[a-z]+")
 _YES, _NO = {"yes", "true"}, {"no", "false"}
 #: Questions whose "Yes" means the object is fine ("Is the object free of defects?").
-_POSITIVE_QUESTION = re.compile(r"\b(free of|without (any )?(defect|flaw|damage)|flawless|defect-free|normal|intact)\b")
+_POSITIVE_QUESTION = re.compile(
+    r"\b(free of|without (any )?(defect|flaw|damage)|flawless|defect-free|normal|intact)\b"
+)
 
 
 def _norm_words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def answer_anomaly_detection(result: ComparisonResult, options: dict[str, str] | None,
-                             question: str | None = None) -> str | None:
+def answer_anomaly_detection(
+    result: ComparisonResult, options: dict[str, str] | None, question: str | None = None
+) -> str | None:
     """The letter of "Yes" or "No" for "Is there any defect?" (either letter order), or None.
 
     Abstains when the options are not exactly one Yes and one No, or when the comparison is not
@@ -149,8 +162,32 @@ def answer_anomaly_detection(result: ComparisonResult, options: dict[str, str] |
 _VERTICAL = {"top": -1.0, "upper": -1.0, "bottom": 1.0, "lower": 1.0}
 _HORIZONTAL = {"left": -1.0, "right": 1.0}
 _CENTRE = {"center", "centre", "middle", "central"}
-_FILLER = {"the", "of", "a", "an", "in", "at", "on", "near", "side", "part", "corner", "edge", "region", "area",
-           "portion", "image", "object", "and", "half", "section", "position", "located", "is", "it"}
+_FILLER = {
+    "the",
+    "of",
+    "a",
+    "an",
+    "in",
+    "at",
+    "on",
+    "near",
+    "side",
+    "part",
+    "corner",
+    "edge",
+    "region",
+    "area",
+    "portion",
+    "image",
+    "object",
+    "and",
+    "half",
+    "section",
+    "position",
+    "located",
+    "is",
+    "it",
+}
 
 
 def parse_position(text: str) -> tuple[float, float] | None:

@@ -122,8 +122,14 @@ def difference_maps(query: np.ndarray, template: np.ndarray, valid: np.ndarray) 
     eq, et = (_local_energy(_gradient(x[:, :, 0]), support, TEXTURE_SIGMA) for x in (q_ycc, t_ycc))
     # The ratio is damped by the weakest texture of the pair: in flat regions the "texture" is sensor
     # noise, and two photos' noise levels differ (gain, JPEG) without anything being wrong.
-    eps = 0.01 + (max(float(np.quantile(eq[support], TEXTURE_EPS_QUANTILE)),
-                      float(np.quantile(et[support], TEXTURE_EPS_QUANTILE))) if support.any() else 0.0)
+    eps = 0.01 + (
+        max(
+            float(np.quantile(eq[support], TEXTURE_EPS_QUANTILE)),
+            float(np.quantile(et[support], TEXTURE_EPS_QUANTILE)),
+        )
+        if support.any()
+        else 0.0
+    )
     texture_sign = np.log((eq + eps) / (et + eps))
     texture_sign[~valid] = 0.0
     tex = np.abs(texture_sign)

@@ -107,8 +107,12 @@ def _warp(img: np.ndarray, m: np.ndarray, border: float = np.nan) -> np.ndarray:
     """Resample `img` at m(x) for every pixel x (bilinear); `border` where m(x) falls outside."""
     n = img.shape[0]
     return cv2.warpAffine(
-        img, m[:2].astype(np.float64), (n, n), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_CONSTANT, borderValue=border,
+        img,
+        m[:2].astype(np.float64),
+        (n, n),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=border,
     )
 
 
@@ -143,8 +147,13 @@ def _ecc(q_full: np.ndarray, t_full: np.ndarray, start: np.ndarray, start_size: 
         criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-5)
         try:
             _, warp = cv2.findTransformECC(
-                _resize(q_full, n), _resize(t_full, n), m[:2].astype(np.float32), cv2.MOTION_AFFINE,
-                criteria, None, 3,
+                _resize(q_full, n),
+                _resize(t_full, n),
+                m[:2].astype(np.float32),
+                cv2.MOTION_AFFINE,
+                criteria,
+                None,
+                3,
             )
         except cv2.error:  # "the algorithm stopped before its convergence": correlation did not improve
             if not refined_once:

@@ -36,7 +36,9 @@ class CellSelection:
     threshold: float
 
 
-def pool_cells(pixel_map: np.ndarray, stat: str = "max", margin: int = 0, grid: int = GRID_SIZE) -> np.ndarray:
+def pool_cells(
+    pixel_map: np.ndarray, stat: str = "max", margin: int = 0, grid: int = GRID_SIZE
+) -> np.ndarray:
     """One value per judo.grid cell of an (H, W) map: the max or mean over the cell's box.
 
     `margin` shrinks every box by that many pixels per side before pooling: a map smoothed at scale
@@ -73,5 +75,5 @@ def select_cells(values: np.ndarray) -> CellSelection:
     threshold = max(ABSOLUTE_FLOOR, median + Z_THRESHOLD * mad)
     scores = values / threshold
     chosen = _grow(scores >= 1.0, scores >= GROW_FRACTION)
-    cells = {(int(r), int(c)) for r, c in zip(*np.nonzero(chosen))}
+    cells = {(int(r), int(c)) for r, c in zip(*np.nonzero(chosen), strict=True)}
     return CellSelection(scores=scores, cells=cells, threshold=threshold)

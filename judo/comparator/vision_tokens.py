@@ -22,7 +22,8 @@ MODEL_IMAGE_SIZE = 448
 
 
 def _image_features(model: Any) -> Any:
-    for owner in (model, getattr(model, "model", None), getattr(getattr(model, "base_model", None), "model", None)):
+    peft_inner = getattr(getattr(model, "base_model", None), "model", None)  # a PEFT-wrapped model
+    for owner in (model, getattr(model, "model", None), peft_inner):
         if owner is not None and hasattr(owner, "get_image_features"):
             return owner.get_image_features
     raise TypeError(
@@ -47,7 +48,7 @@ def vision_token_scores(model: Any, processor: Any, query: ImageSource, template
     prompt the model sees."""
     import torch
 
-    images = [to_model_size(load_image(template), MODEL_IMAGE_SIZE), to_model_size(load_image(query), MODEL_IMAGE_SIZE)]
+    images = [to_model_size(load_image(x), MODEL_IMAGE_SIZE) for x in (template, query)]
     image_processor = getattr(processor, "image_processor", processor)
     inputs = image_processor(images=images, return_tensors="pt")
     device = next(model.parameters()).device
@@ -61,6 +62,6 @@ def vision_token_scores(model: Any, processor: Any, query: ImageSource, template
     t_tokens, q_tokens = (x.float() for x in per_image)
     distance = 1.0 - torch.nn.functional.cosine_similarity(q_tokens, t_tokens, dim=-1)
     _, h, w = (int(v) for v in grid_thw[1].tolist())  # patches per side of the query
-    merge = int(round((h * w / q_tokens.shape[0]) ** 0.5))  # 2 for Qwen2.5-VL: 2x2 patches per token
+    merge = round((h * w / q_tokens.shape[0]) ** 0.5)  # 2 for Qwen2.5-VL: 2x2 patches per token
     tokens = distance.cpu().numpy().reshape(h // merge, w // merge)
     return _to_grid(tokens)

@@ -53,7 +53,10 @@ def sample_perturbation(
 ) -> Perturbation:
     """Draw each nuisance uniformly within its bound (defaults: the "few pixels / few degrees /
     few percent" that separate real photos of one product)."""
-    u = lambda bound: float(rng.uniform(-bound, bound))  # noqa: E731 - a one-line local helper
+
+    def u(bound: float) -> float:
+        return float(rng.uniform(-bound, bound))
+
     quality = None if jpeg_quality is None else int(rng.integers(jpeg_quality[0], jpeg_quality[1] + 1))
     return Perturbation(
         shift=(u(max_shift), u(max_shift)),
@@ -80,7 +83,9 @@ def similarity_transform(p: Perturbation, size: tuple[int, int]) -> SimilarityTr
     )
 
 
-def apply_perturbation(img: Image.Image, p: Perturbation, rng: np.random.Generator | None = None) -> Image.Image:
+def apply_perturbation(
+    img: Image.Image, p: Perturbation, rng: np.random.Generator | None = None
+) -> Image.Image:
     """Apply `p` to an RGB or L image; returns a new image of the same size and mode.
 
     Borders uncovered by the motion are filled by reflection (a camera would see more of the scene
@@ -127,8 +132,15 @@ class Pair:
         return self.defect == "good"
 
 
-def make_pair(category: str, defect: str | None, size: int, rng: np.random.Generator, *,
-              new_instance: bool = False, **bounds: object) -> Pair:
+def make_pair(
+    category: str,
+    defect: str | None,
+    size: int,
+    rng: np.random.Generator,
+    *,
+    new_instance: bool = False,
+    **bounds: object,
+) -> Pair:
     """A query/template pair of one synthetic product.
 
     The template is the same rendered product, perturbed (`perturb`); with `new_instance=True` it is
