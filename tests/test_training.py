@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from PIL import Image
 from safetensors.torch import load_file
 
 from judo.data.cli import main as data_main
@@ -70,6 +71,19 @@ def assert_checkpoint(folder: Path) -> None:
     assert processor.image_processor is not None and not model.training
 
 
+def assert_serves_in_the_app_engine(folder: Path) -> None:
+    """The trained checkpoint answers a request through the app's Qwen engine (streamed updates)."""
+    from judo.engines.base import GenerationSettings, InspectionRequest
+    from judo.engines.qwen import QwenEngine
+
+    engine = QwenEngine("judo", "JUDO", load_model(folder), load_processor(folder),
+                        defaults=GenerationSettings(max_new_tokens=6))
+    picture = Image.new("RGB", (64, 64), (120, 120, 120))
+    updates = list(engine.stream(InspectionRequest(picture, picture, "Is there any defect in the object?",
+                                                   {"A": "Yes.", "B": "No."})))
+    assert updates and updates[-1].done and updates[-1].error is None
+
+
 @pytest.mark.slow
 def test_stage1_resume_then_stage2_then_stage3(tiny_model_dir: Path, data: dict, tmp_path: Path) -> None:
     out1, out2, out3 = tmp_path / "judo-stage1", tmp_path / "judo-stage2", tmp_path / "judo-stage3"
@@ -92,6 +106,7 @@ def test_stage1_resume_then_stage2_then_stage3(tiny_model_dir: Path, data: dict,
     log = run("grpo.py", "tiny/stage3.yaml", "--model_name_or_path", str(out2), "--data_dir",
               str(data["stage3"]), "--output_dir", str(out3))
     assert_checkpoint(out3)
+    assert_serves_in_the_app_engine(out3)
     for name in ("domain_reward", "seg_reward", "choice_reward", "format_reward", "structure_reward"):
         assert f"rewards/{name}/mean" in log  # every reward was called on real completions
 
