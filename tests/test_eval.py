@@ -198,6 +198,14 @@ def test_bad_selection_is_a_clear_error(mmad_root, tmp_path, capsys):
     assert "exclude manifest not found" in capsys.readouterr().err
     assert eval_main(["--mmad-root", str(tmp_path / "absent"), "--out", str(tmp_path / "x.jsonl")]) == 2
     assert "MMAD root" in capsys.readouterr().err
+    limited = ["--mmad-root", str(mmad_root), "--out", str(tmp_path / "y.jsonl"), "--limit", "1"]
+    assert eval_main(limited) == 2  # engine model without --checkpoint
+    assert "--checkpoint is required" in capsys.readouterr().err
+    assert eval_main([*limited, "--checkpoint", str(tmp_path / "no-such-checkpoint")]) == 2
+    assert "no-such-checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "y.jsonl").exists()  # a run that never started leaves no records file
+    assert eval_main([*limited, "--checkpoint", "unused", "--batch-size", "0"]) == 2
+    assert "--batch-size must be >= 1" in capsys.readouterr().err
     with pytest.raises(SelectionError, match="--shots"):
         select_items(load_mmad(mmad_root), shots=0)
 

@@ -404,12 +404,16 @@ def test_score_cli_writes_json_csv_markdown_and_fails_clearly(tmp_path, capsys):
             str(tmp_path / "s.csv"),
             "--markdown",
             str(tmp_path / "s.md"),
+            "--plot",
+            str(tmp_path / "s.png"),
         ]
     )
     assert rc == 0
     out = capsys.readouterr().out
     assert "Headline Average: 100.00 (MMAD-official), 100.00 (strict)" in out
     assert json.loads((tmp_path / "s.json").read_text())["official"]["Average"]["Average"] == 100.0
+    assert (tmp_path / "s.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "s.md").read_text().startswith("Headline Average")
     assert (tmp_path / "s.csv").read_text().count("\n") == 5  # header + 2 rows x 2 modes
     assert score_main([str(tmp_path / "missing.jsonl")]) == 2
     assert "records file not found" in capsys.readouterr().err

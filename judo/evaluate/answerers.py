@@ -29,7 +29,6 @@ class Prepared:
 
 
 class Answerer(Protocol):
-    info: dict[str, Any]
     #: True when only a letter inside <answer> counts (an engine that abstains must not be guessed for)
     tagged_only: bool
 
@@ -56,13 +55,6 @@ class ModelAnswerer:
         self.model = load_model(checkpoint, quantization=quantization, device=device)
         self.prompt_style = prompt_style
         self.max_new_tokens = max_new_tokens
-        self.info = {
-            "engine": "model",
-            "checkpoint": checkpoint,
-            "prompt": prompt_style,
-            "quantization": quantization,
-            "max_new_tokens": max_new_tokens,
-        }
 
     def prompt(self, item: Prepared):
         from judo.prompts import inspection_prompt
@@ -104,7 +96,6 @@ class ComparatorAnswerer:
         self._compare = compare
         self._detect = answer_anomaly_detection
         self._locate = answer_localization
-        self.info = {"engine": "comparator", "checkpoint": None, "prompt": None}
 
     def answer(self, batch: list[Prepared]) -> list[str]:
         from judo.grid import format_seg

@@ -1,11 +1,9 @@
 """`judo eval`: run one engine over an MMAD root with the official 1-shot protocol, one record per question.
 
     judo eval --mmad-root /data/MMAD --checkpoint ./checkpoints/judo-stage3 --out runs/judo.jsonl
-    judo eval --mmad-root /data/MMAD --checkpoint Qwen/Qwen2.5-VL-7B-Instruct --prompt mmad --rag \
-        --out runs/base-rag.jsonl
-    accelerate launch --multi_gpu --num_processes 4 -m judo.evaluate.run --mmad-root /data/MMAD \
-        --checkpoint ./checkpoints/judo-stage3 --out runs/judo.jsonl --batch-size 16
-    torchrun --nproc_per_node 4 -m judo.evaluate.run ...            (same thing without accelerate)
+    judo eval --mmad-root MMAD --checkpoint Qwen/Qwen2.5-VL-7B-Instruct --prompt mmad --rag --out base.jsonl
+    accelerate launch --multi_gpu --num_processes 4 -m judo.evaluate.run --batch-size 16 <same options>
+    torchrun --nproc_per_node 4 -m judo.evaluate.run --batch-size 16 <same options>
     judo eval --mmad-root /data/MMAD --engine comparator --out runs/comparator.jsonl
 
 Protocol: one question per call, no history, greedy; template `random_templates[0]` (`--template similar`,
@@ -114,15 +112,19 @@ def _read_quietly(path: Path) -> list[EvalRecord]:
         return list(iter_file(path)) if path.exists() else []
 
 
-def run_config(args: argparse.Namespace, info: dict[str, Any]) -> dict[str, Any]:
+def run_config(args: argparse.Namespace) -> dict[str, Any]:
     """The options that change answers: a resumed file must have been written with the same ones."""
-    return {
-        **info,
-        "template": args.template,
-        "shots": args.shots,
-        "rag": bool(args.rag),
-        "max_new_tokens": args.max_new_tokens if args.engine == "model" else None,
-    }
+    if args.engine == "comparator":
+        engine = {"engine": "comparator", "checkpoint": None, "prompt": None}
+    else:
+        engine = {
+            "engine": "model",
+            "checkpoint": args.checkpoint,
+            "prompt": args.prompt,
+            "quantization": args.quantization,
+            "max_new_tokens": args.max_new_tokens,
+        }
+    return {**engine, "template": args.template, "shots": args.shots, "rag": bool(args.rag)}
 
 
 def _check_resume(path: Path, existing: list[EvalRecord], config: dict[str, Any]) -> None:
@@ -300,6 +302,7 @@ def run(args: argparse.Namespace, answerer: Answerer | None = None) -> RunResult
     rank, world = _dist()
     mine = shard(items, rank, world)
     own = args.out if world == 1 else rank_path(args.out, rank)
+    existed = own.exists()
     writer = RecordWriter(own)
     if writer.discarded_bytes:
         print(
@@ -312,9 +315,16 @@ def run(args: argparse.Namespace, answerer: Answerer | None = None) -> RunResult
             done.update(r.question_key or r.uid for r in _read_quietly(path))
     todo = [it for it in mine if it.question_key not in done]
 
-    answerer = answerer or make_answerer(args)
-    config = run_config(args, answerer.info)
-    _check_resume(own, writer.existing, config)
+    config = run_config(args)
+    try:
+        _check_resume(own, writer.existing, config)
+        if todo:
+            answerer = answerer or make_answerer(args)
+    except BaseException:
+        writer.close()
+        if not existed and own.stat().st_size == 0:
+            own.unlink()  # leave no empty records file behind a run that never started
+        raise
 
     from tqdm import tqdm
 

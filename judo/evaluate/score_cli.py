@@ -3,6 +3,7 @@
 judo score runs/judo.jsonl
 judo score 'runs/judo.rank*.jsonl' --mmad-root /data/MMAD --json scores.json --csv scores.csv
 judo score result/answers_1_shot_Qwen2.5-VL-7B-Instruct.json --duplicates keep
+judo score runs/judo.jsonl --plot runs/judo.png       (several runs in one figure: `judo compare`)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="error",
         help="a question seen twice: error (default), keep first/last copy, or keep all (MMAD's scorer)",
     )
+    p.add_argument("--plot", type=Path, help="write a per-subtask bar chart (PNG) of both modes here")
     p.add_argument("--digits", type=int, default=2, help="decimals in the markdown tables")
     return p
 
@@ -88,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.csv_out:
         args.csv_out.parent.mkdir(parents=True, exist_ok=True)
         args.csv_out.write_text(csv_table(tables), encoding="utf-8")
+    if args.plot:
+        from judo.evaluate.plots import subtask_bars
+
+        subtask_bars({MODE_TITLES[m].split(" ")[0]: t for m, t in tables.items()}, args.plot)
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps(json_tables(tables, seg), indent=2), encoding="utf-8")
