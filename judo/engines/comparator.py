@@ -16,6 +16,18 @@ from typing import Any
 
 from judo.engines.base import GenerationSettings, InspectionRequest, Update
 
+LABEL = "[Comparator measurement — no language model]"
+
+
+def _answer_note(answer: str | None, options: dict[str, str] | None) -> str:
+    """One sentence on the answer, or plainly why there is none."""
+    if answer is not None:
+        return f"Answer {answer} ({(options or {}).get(answer, '')}), from the measured differences."
+    if not options:
+        return "No free-text answer: that needs a language model."
+    return ("No answer: a measurement answers only defect detection (Yes/No) and position questions; "
+            "this one needs a language-model engine.")
+
 
 class ComparatorEngine:
     kind = "comparator"
@@ -33,7 +45,7 @@ class ComparatorEngine:
         stop_event: threading.Event | None = None,
         settings: GenerationSettings | None = None,
     ) -> Iterator[Update]:
-        from judo.comparator.compare import compare
+        from judo.comparator import answer_anomaly_detection, answer_localization, compare, describe
 
         t0 = time.perf_counter()
         meta: dict[str, Any] = {"engine": self.id, "label": self.label, "checkpoint": None,
@@ -43,16 +55,16 @@ class ComparatorEngine:
         except Exception as err:  # bad images are validated before; anything else is reported
             yield Update(done=True, error=f"Comparison failed: {type(err).__name__}: {err}", meta=meta)
             return
-        from judo.engines import comparator_text as ct
-
-        answer, answer_note = ct.answer(result, request.question, request.options)
+        answer = answer_anomaly_detection(result, request.options, request.question)
+        if answer is None:
+            answer = answer_localization(result, request.options)
         text = ""
         cells = set(result.cells)
-        # Stream sentence by sentence: the same rhythm as a language model, cells shown at once.
-        for sentence in ct.sentences(result, answer_note):
+        # Stream line by line (the same rhythm as a language model); the cells are shown at once.
+        for line in [LABEL, *describe(result).splitlines(), _answer_note(answer, request.options)]:
             if stop_event is not None and stop_event.is_set():
                 break
-            text += sentence
+            text += line + "\n"
             yield Update(text=text, cells=cells, meta=meta)
         final_meta = {
             **meta,
