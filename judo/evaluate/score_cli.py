@@ -67,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
 
     tables = score_both(records)
     seg = None
-    if args.mmad_root is not None:
+    has_seg = any(r.cells is not None for r in records)
+    if args.mmad_root is not None and not has_seg:
+        print("note: no answer has a <seg> block (plain-letter prompt?): no seg metrics", file=sys.stderr)
+    if args.mmad_root is not None and has_seg:
         from judo.evaluate.truth import load_truth_cells
         from judo.mmad import MMADError
 
