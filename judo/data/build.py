@@ -228,11 +228,13 @@ class Build:
         summary.built += 1
 
 
-def print_dry_run(client: TeacherClient, item: WorkItem, requests: list[tuple[str, list[dict]]],
-                  stream=None) -> None:
-    """Print the exact JSON bodies that would be POSTed for `item`, images elided as data-URL sizes."""
+def print_dry_run(client: TeacherClient, item: WorkItem, requests: list[tuple], stream=None) -> None:
+    """Print the exact JSON bodies that would be POSTed for `item`, images elided as data-URL sizes.
+
+    `requests` holds `(step, messages)` or `(step, messages, params)` (extra body fields such as max_tokens).
+    """
     stream = stream or sys.stdout
-    for step, messages in requests:
-        body = elide_images(client.request_body(messages))
+    for step, messages, *params in requests:
+        body = elide_images(client.request_body(messages, **(params[0] if params else {})))
         print(f"### {item.id} [{step}] POST {client.config.endpoint}", file=stream)
         print(json.dumps(body, indent=1, ensure_ascii=False), file=stream)

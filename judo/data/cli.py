@@ -49,7 +49,7 @@ def _common(p: argparse.ArgumentParser, *, out_help: str) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="judo data", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="judo data", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="stage", required=True)
 

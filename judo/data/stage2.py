@@ -100,7 +100,12 @@ class _ImageCache:
         return prompt, saved
 
 
-def _ask_json(build: Build, item_id: str, step: str, messages: list[dict], accept, repairs: int):
+#: Reply budget per requested Q&A pair (a pair with its style tag is ~60-100 tokens); the generation
+#: request gets at least this times `count`, so 30 pairs are never cut off by a 2048-token default.
+TOKENS_PER_PAIR = 150
+
+
+def _ask_json(build: Build, item_id: str, step: str, messages: list[dict], accept, repairs: int, **params):
     """Ask for JSON, then send up to `repairs` repair requests naming what was wrong.
 
     `accept(items) -> (result, problem or None)` validates one parsed reply (it may accumulate across
@@ -108,7 +113,7 @@ def _ask_json(build: Build, item_id: str, step: str, messages: list[dict], accep
     """
     result, problem = None, "no reply"
     for attempt in range(repairs + 1):
-        reply = build.ask(item_id, step if attempt == 0 else f"{step}-repair{attempt}", messages)
+        reply = build.ask(item_id, step if attempt == 0 else f"{step}-repair{attempt}", messages, **params)
         try:
             result, problem = accept(parse_json_array(reply.text))
         except ReplyFormatError as err:
@@ -135,7 +140,8 @@ def generate_pairs(build: Build, witem: WorkItem, opts: Stage2Options) -> list[d
 
     messages = stage2_generation_messages(entry.text, category=entry.category, defect=entry.defect,
                                           count=opts.count)
-    _, problem = _ask_json(build, witem.id, "generate", messages, accept, opts.repairs)
+    budget = max(build.client.config.max_tokens, TOKENS_PER_PAIR * opts.count)
+    _, problem = _ask_json(build, witem.id, "generate", messages, accept, opts.repairs, max_tokens=budget)
     if not pairs:
         raise ItemSkipped(f"no usable Q&A pairs after {opts.repairs} repair request(s): {problem}")
     if len(pairs) < opts.count:
@@ -160,7 +166,9 @@ def paraphrase(build: Build, witem: WorkItem, pairs: list[dict], opts: Stage2Opt
             return found, (None if missing == 0 else "; ".join(problems[:5]))
 
         messages = stage2_paraphrase_messages(chunk, variants=opts.variants)
-        _ask_json(build, witem.id, f"paraphrase{start // opts.paraphrase_chunk}", messages, accept, opts.repairs)
+        budget = max(build.client.config.max_tokens, TOKENS_PER_PAIR * opts.variants * len(chunk))
+        _ask_json(build, witem.id, f"paraphrase{start // opts.paraphrase_chunk}", messages, accept, opts.repairs,
+                  max_tokens=budget)
         if len(found) < len(chunk):
             log.warning("%s: %d pair(s) without paraphrases", witem.id, len(chunk) - len(found))
         for pid, paras in found.items():
@@ -200,11 +208,14 @@ def build_stage2(opts: Stage2Options, client: TeacherClient, *, dry_run: bool = 
         example = [{"question": "<question 1 of the reply>", "answer": "<its answer>"}]
         for witem in items:
             e = witem.payload.entry
+            chunk = min(opts.paraphrase_chunk, opts.count)
             print_dry_run(client, witem, [
                 ("generate", stage2_generation_messages(e.text, category=e.category, defect=e.defect,
-                                                        count=opts.count)),
+                                                        count=opts.count),
+                 {"max_tokens": max(client.config.max_tokens, TOKENS_PER_PAIR * opts.count)}),
                 ("paraphrase (built from the reply; placeholder pairs shown)",
-                 stage2_paraphrase_messages(example, variants=opts.variants)),
+                 stage2_paraphrase_messages(example, variants=opts.variants),
+                 {"max_tokens": max(client.config.max_tokens, TOKENS_PER_PAIR * opts.variants * chunk)}),
             ])
         return None
     build = Build(opts.out, stage="stage2", client=client)

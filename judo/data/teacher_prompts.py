@@ -85,10 +85,11 @@ def stage1_messages(
 
 def stage2_generation_messages(snippet: str, *, category: str, defect: str, count: int) -> list[dict]:
     """Ask for `count` unique Q&A pairs grounded strictly in `snippet`, in a mix of styles."""
+    topic = "normal appearance" if defect == "good" else readable(defect)
     styles = "\n".join(f"{i}. {name}: questions about {what}" for i, (name, what) in enumerate(QA_STYLES, 1))
     text = (
         f"Below is inspection knowledge about the product \"{readable(category)}\" "
-        f"(topic: \"{readable(defect)}\").\n\n"
+        f"(topic: \"{topic}\").\n\n"
         f"Write exactly {count} different question-answer pairs that an inspector could ask and answer "
         "using only this knowledge.\n"
         "Rules:\n"
