@@ -135,6 +135,14 @@ def test_template_of_another_product_is_called_out(can: Image.Image) -> None:
     assert "No meaningful comparison" in describe(result)
 
 
+def test_another_sample_of_a_texture_is_judged_by_appearance() -> None:
+    """Two carpets never line up fibre for fibre: not "another product", and no defect either."""
+    result = compare(_product("carpet", 0), _product("carpet", 1))
+    assert result.valid
+    assert any("does not line up pixel for pixel" in w for w in result.warnings)
+    assert result.registration.similarity < 0.3
+
+
 @pytest.mark.parametrize("which", ["query", "template", "both"])
 def test_blank_images_give_a_clear_result(can: Image.Image, which: str) -> None:
     blank = Image.new("RGB", (448, 448), (128, 128, 128))

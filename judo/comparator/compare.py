@@ -12,12 +12,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 from PIL import Image
 
 from judo.comparator.features import SPREAD, DifferenceMaps, difference_maps, match_photometry
+from judo.comparator.matching import MAX_APPEARANCE_DISTANCE, agreement_map
 from judo.comparator.prepare import ANALYSIS_SIZE, Prepared, as_gray_rgb, prepare
-from judo.comparator.register import Registration, register, warp_template
+from judo.comparator.register import MIN_SIMILARITY, Registration, register, warp_template
 from judo.comparator.threshold import pool_cells, select_cells
 from judo.grid import GRID_SIZE, Cell
 from judo.images import ImageSource
@@ -25,6 +27,8 @@ from judo.images import ImageSource
 #: Aspect ratios that differ by more than this (relative) get a warning: stretching both to a
 #: square distorts one of them more than registration can absorb.
 ASPECT_TOLERANCE = 0.05
+#: Gate the precise per-cell maps with the non-local agreement test (matching.py).
+USE_AGREEMENT = True
 
 
 @dataclass
@@ -39,7 +43,8 @@ class ComparisonResult:
     feature_scores: per measurement ("colour_fine", "colour_coarse", "texture") the (16, 16) cell
     maxima in noise units; brightness: (16, 16) mean grey change (query minus template, > 0 =
     brighter); texture: (16, 16) mean log gradient-energy ratio (> 0 = more edges, < 0 = structure
-    missing).
+    missing). appearance_distance: median distance of the query's local looks to their nearest
+    look-alikes in the template (matching.py; large = probably another product).
     """
 
     scores: np.ndarray
@@ -53,6 +58,7 @@ class ComparisonResult:
     texture: np.ndarray = field(default_factory=lambda: np.zeros((GRID_SIZE, GRID_SIZE)))
     threshold: float = 0.0
     query_size: tuple[int, int] = (0, 0)
+    appearance_distance: float = 0.0
     elapsed_ms: float = 0.0
 
     @property
@@ -101,6 +107,10 @@ def _heatmap(combined: np.ndarray, threshold: float, size: tuple[int, int]) -> n
     return np.asarray(Image.fromarray(scaled).resize(size, Image.BILINEAR), dtype=np.float32)
 
 
+def _ycc(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb.astype(np.float32), cv2.COLOR_RGB2YCrCb)
+
+
 def _pooled(maps: DifferenceMaps) -> dict[str, np.ndarray]:
     """Per-map cell maxima, each ignoring the rim its own smoothing spills into a cell."""
     return {name: pool_cells(m, margin=SPREAD[name]) for name, m in maps.maps.items()}
@@ -122,22 +132,39 @@ def compare(query: ImageSource, template: ImageSource, *, size: int = ANALYSIS_S
         return _empty(q, "the query image is blank (uniform): nothing to inspect", notes)
 
     reg = register(q.gray, t.gray)
-    valid = True
     if reg.message:
         notes.append(reg.message)
-        valid = reg.success and not reg.message.startswith("low similarity")
     q_rgb, t_rgb = (as_gray_rgb(q), as_gray_rgb(t)) if (q.is_gray or t.is_gray) else (q.rgb, t.rgb)
     warped, covered = warp_template(t_rgb, reg)
     matched = match_photometry(warped, q_rgb, covered)
     maps = difference_maps(q_rgb, matched, covered)
     pooled = _pooled(maps)
-    selection = select_cells(np.maximum.reduce(list(pooled.values())))
+    precise = np.maximum.reduce(list(pooled.values()))
+    # A cell is anomalous only where the local look is also absent from the template's neighbourhood.
+    agreement_pixels, appearance = agreement_map(_ycc(q_rgb), _ycc(matched), covered)
+    agreement = pool_cells(agreement_pixels)
+    valid = True
+    if reg.similarity < MIN_SIMILARITY:
+        if appearance > MAX_APPEARANCE_DISTANCE:
+            valid = False
+            notes.append(
+                f"low similarity (correlation {reg.similarity:.2f}, appearance distance {appearance:.3f}): "
+                "the template may not show the same product; the comparison is not meaningful"
+            )
+        else:
+            notes.append(
+                "the template does not line up pixel for pixel (another sample or another pose); "
+                "judged by local appearance"
+            )
+    selection = select_cells(np.minimum(precise, agreement) if USE_AGREEMENT else precise)
+    pooled["agreement"] = agreement
     result = ComparisonResult(
         scores=selection.scores,
         cells=selection.cells,
         heatmap=_heatmap(maps.combined, selection.threshold, q.original_size),
         registration=reg,
         valid=valid,
+        appearance_distance=appearance,
         warnings=notes,
         feature_scores=pooled,
         brightness=pool_cells(maps.brightness, stat="mean"),

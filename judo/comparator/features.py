@@ -100,8 +100,8 @@ def difference_maps(query: np.ndarray, template: np.ndarray, valid: np.ndarray) 
     """Compare (N, N, 3) float32 RGB images already registered and photometrically matched.
 
     `valid` marks the pixels the template really covers. For the colour measures the query stands in
-    for the template elsewhere (no difference where nothing can be judged); the texture measure keeps
-    the template's mirrored continuation there, which has the right texture statistics and no seam.
+    for the template elsewhere (no difference where nothing can be judged); the texture measure averages
+    gradients over covered pixels only (normalised convolution), so the template's edge is no seam.
     """
     q_ycc = cv2.cvtColor(query.astype(np.float32), cv2.COLOR_RGB2YCrCb)
     t_ycc = cv2.cvtColor(template.astype(np.float32), cv2.COLOR_RGB2YCrCb)

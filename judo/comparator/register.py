@@ -26,7 +26,8 @@ LEVELS = ((64, 40), (128, 25))
 MAX_ROTATION_DEG = 15.0
 MAX_SCALE_CHANGE = 0.15
 MAX_SHIFT_FRACTION = 0.25
-#: Below this correlation of the registered pair the template is probably another product.
+#: Below this correlation the pair does not line up pixel for pixel (another product, another pose,
+#: or another sample of a texture); compare.py then asks the appearance test which it is.
 MIN_SIMILARITY = 0.3
 #: A pair that already correlates this well needs no refinement to count as registered.
 GOOD_SIMILARITY = 0.7
@@ -41,7 +42,7 @@ class Registration:
     matrix: 3x3 homogeneous map from query (x, y) pixel coordinates to template coordinates (where
     to sample the template for each query pixel). success: a plausible alignment was found (else
     `matrix` is the identity). similarity: correlation of the registered grey images (1 = same
-    picture; below MIN_SIMILARITY the template probably shows another product). method: which
+    picture; below MIN_SIMILARITY the two do not line up pixel for pixel). method: which
     candidate won ("ecc", "phase-correlation", "identity").
     """
 
@@ -190,15 +191,8 @@ def register(query_gray: np.ndarray, template_gray: np.ndarray) -> Registration:
     if scored[best] < scored["identity"] + 0.005:
         best = "identity"
     similarity = scored[best]
-    message = None
-    if similarity < MIN_SIMILARITY:
-        message = (
-            f"low similarity ({similarity:.2f}): the template may not show the same product; "
-            "the comparison is not meaningful"
-        )
     success = refined is not None or similarity >= GOOD_SIMILARITY
-    if not success and message is None:
-        message = "registration failed: no alignment improved the match; compared without aligning"
+    message = None if success else "registration failed: no alignment improved the match; compared unaligned"
     return Registration(candidates[best], success, similarity, best, message)
 
 

@@ -20,11 +20,11 @@ import numpy as np
 from judo.grid import GRID_SIZE, Cell, cell_boxes
 
 #: The threshold in noise units (see features.py): at least this, whatever the pair.
-ABSOLUTE_FLOOR = 1.0
+ABSOLUTE_FLOOR = 1.5
 #: Robust z above the pair's median cell.
 Z_THRESHOLD = 6.0
 #: A neighbour of a detected cell is accepted at this fraction of the threshold.
-GROW_FRACTION = 0.75
+GROW_FRACTION = 0.9
 
 
 @dataclass(frozen=True)
