@@ -162,7 +162,14 @@ def test_exclude_manifest_and_filters(mmad_root, tiny_model_dir, answerer, tmp_p
     manifest.write_text("# stage-1 images\n" + "\n".join(sample_keys[:3]) + "\n")
     as_json = tmp_path / "train_keys.json"
     as_json.write_text(json.dumps(sample_keys[:3]))
+    as_builder_manifest = tmp_path / "manifest.json"  # what `judo data` writes
+    as_builder_manifest.write_text(json.dumps({"stage": "stage1", "mmad_keys": sample_keys[:3]}))
     assert read_manifest(manifest) == read_manifest(as_json) == set(sample_keys[:3])
+    assert read_manifest(as_builder_manifest) == set(sample_keys[:3])
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"keys": sample_keys[:3]}))
+    with pytest.raises(SelectionError, match="mmad_keys"):
+        read_manifest(bad)
 
     out = tmp_path / "clean.jsonl"
     result = run(

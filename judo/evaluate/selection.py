@@ -30,7 +30,8 @@ class EvalItem:
 
 
 def read_manifest(path: str | Path) -> set[str]:
-    """MMAD keys to leave out (e.g. the training images): a JSON list, or one key per line (`#` comments).
+    """MMAD keys to leave out (e.g. the training images): a JSON list, a `judo data` manifest.json
+    (its `mmad_keys`), or one key per line (`#` comments).
 
     Image keys exclude every question of that image; question keys (`key#index`) exclude one question.
     """
@@ -38,11 +39,15 @@ def read_manifest(path: str | Path) -> set[str]:
     if not path.is_file():
         raise SelectionError(f"exclude manifest not found: {path}")
     text = path.read_text(encoding="utf-8")
-    if text.lstrip().startswith("["):
+    if text.lstrip().startswith(("[", "{")):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise SelectionError(f"{path}: invalid JSON list: {exc}") from exc
+            raise SelectionError(f"{path}: invalid JSON: {exc}") from exc
+        if isinstance(data, dict):  # a `judo data` manifest.json
+            if not isinstance(data.get("mmad_keys"), list):
+                raise SelectionError(f"{path}: a JSON object manifest needs an 'mmad_keys' list")
+            data = data["mmad_keys"]
         if not all(isinstance(k, str) for k in data):
             raise SelectionError(f"{path}: the JSON list must hold strings (MMAD keys)")
         return {k.strip() for k in data if k.strip()}
