@@ -43,7 +43,7 @@ class Registration:
     to sample the template for each query pixel). success: a plausible alignment was found (else
     `matrix` is the identity). similarity: correlation of the registered grey images (1 = same
     picture; below MIN_SIMILARITY the two do not line up pixel for pixel). method: which
-    candidate won ("ecc", "phase-correlation", "identity").
+    candidate won ("ecc", "ecc-shift", "phase-correlation", "identity").
     """
 
     matrix: np.ndarray
@@ -138,8 +138,15 @@ def _phase_shift(q: np.ndarray, t: np.ndarray) -> np.ndarray:
     return m
 
 
-def _ecc(q_full: np.ndarray, t_full: np.ndarray, start: np.ndarray, start_size: int) -> np.ndarray | None:
-    """Coarse-to-fine ECC from `start` (given at `start_size`); None when it does not converge."""
+def _ecc(
+    q_full: np.ndarray,
+    t_full: np.ndarray,
+    start: np.ndarray,
+    start_size: int,
+    motion: int = cv2.MOTION_AFFINE,
+) -> np.ndarray | None:
+    """Coarse-to-fine ECC from `start` (given at `start_size`); None when it does not converge or
+    wanders off to an implausible motion."""
     m, size = start, start_size
     refined_once = False
     for n, iterations in LEVELS:
@@ -151,7 +158,7 @@ def _ecc(q_full: np.ndarray, t_full: np.ndarray, start: np.ndarray, start_size: 
                 _resize(q_full, n),
                 _resize(t_full, n),
                 m[:2].astype(np.float32),
-                cv2.MOTION_AFFINE,
+                motion,
                 criteria,
                 None,
                 3,
@@ -180,6 +187,11 @@ def register(query_gray: np.ndarray, template_gray: np.ndarray) -> Registration:
     refined = _ecc(q, t, shift, coarse)
     if refined is not None:
         candidates["ecc"] = _nearest_similarity(refined, size)
+    else:
+        # Round parts leave the rotation free and the affine fit may drift off: refine the shift alone.
+        refined = _ecc(q, t, shift, coarse, cv2.MOTION_TRANSLATION)
+        if refined is not None:
+            candidates["ecc-shift"] = refined
 
     scored = {
         name: _correlation(qj, tj, _rescale(m, judge / size))
