@@ -327,7 +327,23 @@ def test_comparator_engine_abstains_on_questions_it_cannot_answer():
     assert "language model" in final.text
 
 
-def test_normal_pair_gives_no_cells_and_answers_no():
-    final = list(ComparatorEngine().stream(InspectionRequest(*_example("bottle-good-000"), "Is there any defect?",
+@pytest.mark.parametrize("name", ["carpet-good-000", "metal_plate-good-000", "wood-good-000"])
+def test_normal_texture_example_gives_no_cells_and_answers_no(name):
+    """Shipped normal texture examples: the template is another normal sample of the product."""
+    final = list(ComparatorEngine().stream(InspectionRequest(*_example(name), "Is there any defect?",
                                                              {"A": "Yes.", "B": "No."})))[-1]
     assert isinstance(final, Update) and not final.cells and final.answer == "B"
+
+
+def test_normal_object_against_a_perturbed_golden_sample_gives_no_cells():
+    """Within the comparator's stated envelope (shift, a few degrees, a few % scale, lighting, noise, JPEG)
+    a normal object gives no cells. Templates of another pose (a screw at any angle) are outside it."""
+    import numpy as np
+
+    from judo.synth.perturb import perturb
+
+    query, _ = _example("bottle-good-000")
+    template = perturb(query, np.random.default_rng(3))
+    final = list(ComparatorEngine().stream(InspectionRequest(query, template, "Is there any defect?",
+                                                             {"A": "Yes.", "B": "No."})))[-1]
+    assert not final.cells and final.answer == "B"
