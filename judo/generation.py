@@ -3,14 +3,25 @@
 Both paths encode prompts the same way (`encode`) and decode with special tokens skipped, so a streamed
 answer joins to exactly the text a batched greedy call returns, and the tags ``<seg>``, ``<think>``,
 ``<answer>`` (ordinary text, never special tokens) always survive decoding.
+
+Batches share images: MMAD asks several questions about one query image with the same template, so a
+batch of consecutive questions holds each picture several times. `generate_batch` preprocesses and
+encodes (vision tower) every distinct picture once and hands the features to ``generate`` as
+``mm_encoder_outputs``; the token sequence and the features each row sees are the ones the processor
+and the model would have produced for the full list, so greedy output is unchanged. On CPU the
+prompt pass of a left-padded batch runs row by row without a mask (`judo.attention`), which is what
+makes batching pay off there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from judo.attention import left_padded_prefill
 from judo.prompts import Prompt
 
 MAX_NEW_TOKENS = 4096  # hard cap: a runaway request must not hold the GPU for minutes
@@ -48,6 +59,77 @@ def encode_batch(processor, prompts: Sequence[Prompt]):
     return processor(
         text=texts, images=images or None, padding=True, padding_side="left", return_tensors="pt"
     )
+
+
+@dataclass
+class SharedImageBatch:
+    """A batch encoded with each distinct picture processed once.
+
+    ``text`` holds what the processor returns for the batch minus ``pixel_values`` (input_ids,
+    attention_mask, mm_token_type_ids and ``image_grid_thw`` for every image placeholder, in order);
+    ``pixel_values``/``grid_thw`` cover the distinct pictures only, and ``image_index[k]`` says which
+    distinct picture fills the k-th placeholder.
+    """
+
+    text: Any
+    pixel_values: Any
+    grid_thw: Any
+    image_index: list[int]
+
+
+def _image_key(image) -> tuple:
+    """Content key of a PIL image: equal keys mean equal pixels, hence equal pixel_values and features."""
+    return (image.mode, image.size, image.tobytes())
+
+
+def encode_shared(processor, prompts: Sequence[Prompt]) -> SharedImageBatch:
+    """`encode_batch` with every distinct picture preprocessed once (see `SharedImageBatch`).
+
+    The image processor runs on the distinct pictures; each ``<|image_pad|>`` of the chat text is then
+    expanded to that picture's token count and the texts are tokenized together (left padding), which
+    is what the processor does for the full image list (tests compare both).
+    """
+    import torch
+
+    texts, keys, index, distinct = [], {}, [], []
+    for prompt in prompts:
+        _check_prompt(prompt)
+        texts.append(_chat_text(processor, prompt))
+        for image in prompt.images:
+            key = _image_key(image)
+            if key not in keys:
+                keys[key] = len(distinct)
+                distinct.append(image)
+            index.append(keys[key])
+    pad = processor.image_token
+    found = sum(text.count(pad) for text in texts)
+    if found != len(index):
+        raise GenerationError(
+            f"the prompts hold {found} image placeholder(s) for {len(index)} image(s); "
+            f"is {pad!r} written in a question?"
+        )
+    pixel_values = grid = None
+    if distinct:
+        pixels = processor.image_processor(images=distinct, return_tensors="pt")
+        pixel_values, grid = pixels["pixel_values"], pixels["image_grid_thw"]
+        tokens = (grid.prod(-1) // processor.image_processor.merge_size**2).tolist()
+        placeholders = iter(pad * tokens[i] for i in index)
+        texts = ["".join(_interleave(text.split(pad), placeholders)) for text in texts]
+    encoded = processor.tokenizer(texts, padding=True, padding_side="left", return_tensors="pt")
+    encoded["mm_token_type_ids"] = torch.tensor(
+        processor.create_mm_token_type_ids(encoded["input_ids"]), dtype=encoded["input_ids"].dtype
+    )
+    if distinct:
+        encoded["image_grid_thw"] = grid[index]
+    return SharedImageBatch(encoded, pixel_values, grid, index)
+
+
+def _interleave(parts: list[str], fillers: Iterator[str]) -> Iterator[str]:
+    """parts[0], filler, parts[1], filler, ..., parts[-1]."""
+    yield parts[0]
+    for part in parts[1:]:
+        yield next(fillers)
+        yield part
 
 
 def generation_kwargs(
@@ -172,8 +254,24 @@ def generate_batch(
     import torch
 
     kwargs = generation_kwargs(processor, max_new_tokens=max_new_tokens, **sampling)
-    inputs = encode_batch(processor, prompts).to(model.device)
-    with torch.inference_mode():
+    batch = encode_shared(processor, prompts)
+    inputs = batch.text.to(model.device)
+    padded = len(prompts) > 1 and bool((inputs["attention_mask"] == 0).any())
+    with torch.inference_mode(), left_padded_prefill(model) if padded else contextlib.nullcontext():
+        if batch.pixel_values is not None:
+            kwargs["mm_encoder_outputs"] = {"image": _image_features(model, batch)}
         output = model.generate(**inputs, **kwargs)
     completions = output[:, inputs["input_ids"].shape[1] :]
     return processor.tokenizer.batch_decode(completions, skip_special_tokens=True)
+
+
+def _image_features(model, batch: SharedImageBatch):
+    """Vision-tower features of the distinct pictures, repeated per placeholder as ``generate`` wants."""
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    features = model.get_image_features(
+        pixel_values=batch.pixel_values.to(model.device),
+        image_grid_thw=batch.grid_thw.to(model.device),
+        return_dict=True,
+    ).pooler_output
+    return BaseModelOutputWithPooling(pooler_output=tuple(features[i] for i in batch.image_index))

@@ -6,6 +6,7 @@ letter and the seg cells from that text with `judo.response`, the same way for e
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -56,12 +57,14 @@ class ModelAnswerer:
         self.prompt_style = prompt_style
         self.max_new_tokens = max_new_tokens
 
-    def prompt(self, item: Prepared):
+    def prompt(self, item: Prepared, fit: Callable[[Image.Image], Image.Image] | None = None):
+        """The 1-shot prompt of one item; ``fit`` may hand over images already at the model's size."""
         from judo.prompts import inspection_prompt
 
+        fit = fit or (lambda image: image)
         return inspection_prompt(
-            item.query,
-            item.templates,
+            fit(item.query),
+            [fit(t) for t in item.templates],
             item.question,
             item.options,
             knowledge=item.knowledge,
@@ -71,10 +74,26 @@ class ModelAnswerer:
     def answer(self, batch: list[Prepared]) -> list[str]:
         from judo.generation import generate_batch
 
-        prompts = [self.prompt(item) for item in batch]
+        fit = _model_size_once()  # a batch asks several questions about the same pictures
+        prompts = [self.prompt(item, fit) for item in batch]
         return generate_batch(
             self.model, self.processor, prompts, max_new_tokens=self.max_new_tokens, do_sample=False
         )
+
+
+def _model_size_once() -> Callable[[Image.Image], Image.Image]:
+    """`to_model_size` that resizes each image object once (for one batch, whose items keep them alive)."""
+    from judo.images import to_model_size
+    from judo.prompts import IMAGE_SIZE
+
+    done: dict[int, Image.Image] = {}
+
+    def fit(image: Image.Image) -> Image.Image:
+        if id(image) not in done:
+            done[id(image)] = to_model_size(image, IMAGE_SIZE)
+        return done[id(image)]
+
+    return fit
 
 
 class ComparatorAnswerer:

@@ -155,13 +155,38 @@ def _knowledge(args: argparse.Namespace, mmad):
     return mmad.knowledge
 
 
-def prepare(item: EvalItem, knowledge) -> Prepared:
+class ImageCache:
+    """The images of the last few samples: MMAD asks several questions in a row about one picture and
+    its template, and decoding (and, in `ModelAnswerer`, resizing) them once per question was waste."""
+
+    def __init__(self, size: int = 8):
+        from collections import OrderedDict
+
+        self.size = size
+        self._images: OrderedDict[Path, Any] = OrderedDict()
+
+    def load(self, path: Path):
+        from judo.images import load_image
+
+        path = Path(path)
+        if path in self._images:
+            self._images.move_to_end(path)
+        else:
+            self._images[path] = load_image(path)
+            if len(self._images) > self.size:
+                self._images.popitem(last=False)
+        return self._images[path]
+
+
+def prepare(item: EvalItem, knowledge, images: ImageCache | None = None) -> Prepared:
+    """Load one question's images (through ``images`` when given, shared with earlier questions)."""
     from judo.images import load_image
 
+    load = images.load if images is not None else load_image
     s = item.sample
     return Prepared(
-        query=load_image(s.image_path),
-        templates=[load_image(t) for t in item.templates],
+        query=load(s.image_path),
+        templates=[load(t) for t in item.templates],
         question=item.question.text,
         options=dict(item.question.options),
         type=item.question.type,
@@ -340,11 +365,12 @@ def run(args: argparse.Namespace, answerer: Answerer | None = None) -> RunResult
         dynamic_ncols=True,
     )
     asked = 0
+    images = ImageCache(size=args.batch_size * (args.shots + 1) + 2)  # a batch's pictures and the next
     try:
         for start in range(0, len(todo), args.batch_size):
             batch = todo[start : start + args.batch_size]
             try:
-                prepared = [prepare(it, knowledge) for it in batch]
+                prepared = [prepare(it, knowledge, images) for it in batch]
             except ImageInputError as exc:
                 raise EvalError(
                     f"{exc} (records so far are kept; fix or --exclude the image and rerun)"
