@@ -42,6 +42,7 @@ class Probe:
         self.lm_calls = 0  # language-model forwards: 1 prefill + 1 per further token, per generate call
         self.generate_calls = 0
         self.pictures = [0, 0]  # [distinct pictures encoded, image placeholders]
+        self.tokens = [0, 0]  # [padding tokens, all prompt tokens] of the batches
         self._first = False
         self._t0 = 0.0
         self._timed(run_module, "prepare", "load")
@@ -54,6 +55,9 @@ class Probe:
             batch = encode(processor, prompts)
             self.pictures[0] += 0 if batch.grid_thw is None else len(batch.grid_thw)
             self.pictures[1] += len(batch.image_index)
+            mask = batch.text["attention_mask"]
+            self.tokens[0] += int((mask == 0).sum())
+            self.tokens[1] += mask.numel()
             return batch
 
         generation.encode_shared = counted
@@ -99,6 +103,7 @@ class Probe:
         self.times.clear()
         self.lm_calls = self.generate_calls = 0
         self.pictures = [0, 0]
+        self.tokens = [0, 0]
 
     def report(self, wall: float, n: int) -> dict[str, float]:
         t = dict(self.times)
@@ -123,6 +128,7 @@ def run_round(items, knowledge, answerer, probe: Probe, batch: int) -> tuple[flo
         "phases": probe.report(wall, len(items)),
         "steps_per_call": probe.lm_calls / probe.generate_calls,
         "pictures": tuple(probe.pictures),
+        "padding": probe.tokens[0] / max(1, probe.tokens[1]),
     }
     return wall, stats, outputs
 
@@ -176,7 +182,9 @@ def main() -> None:
         f"rounds; load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
         f"(1/5/15 min: {', '.join(f'{x:.2f}' for x in load_after)}) on {os.cpu_count()} cores"
     )
-    header = "threads batch   q/s  ms/q | " + " ".join(f"{ph:>7}" for ph in PHASES) + " | steps pictures"
+    header = (
+        "threads batch   q/s  ms/q | " + " ".join(f"{ph:>7}" for ph in PHASES) + " | steps pictures padding"
+    )
     print(header)
     for th, bs in settings:
         s = best[(th, bs)]
@@ -185,11 +193,12 @@ def main() -> None:
         print(
             f"{th:>7} {bs:>5} {s['qps']:5.2f} {1000 / s['qps']:5.0f} | "
             + " ".join(f"{ph[p]:7.1f}" for p in PHASES)
-            + f" | {s['steps_per_call']:5.1f} {pics[0]}/{pics[1]}"
+            + f" | {s['steps_per_call']:5.1f} {pics[0]:>4}/{pics[1]:<4} {s['padding']:6.1%}"
             + f"   (all rounds q/s: {', '.join(f'{r:.2f}' for r in rates[(th, bs)])})"
         )
     print("steps = language-model forwards per generate call (1 prefill + 1 per token after the first);")
-    print("pictures = distinct pictures encoded / image placeholders in the prompts")
+    print("pictures = distinct pictures encoded / image placeholders in the prompts; padding = share of")
+    print("left-padding tokens in the batches (free in the prompt pass, masked keys in decode steps)")
     same = all(out == outputs[settings[0]] for out in outputs.values())
     print(f"outputs identical across batch sizes and thread counts: {same}")
     for th in threads:

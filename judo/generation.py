@@ -1,8 +1,9 @@
 """Running a loaded Qwen2.5-VL on `judo.prompts.Prompt`s: streamed for the app, batched for evaluation.
 
-Both paths encode prompts the same way (`encode`) and decode with special tokens skipped, so a streamed
-answer joins to exactly the text a batched greedy call returns, and the tags ``<seg>``, ``<think>``,
-``<answer>`` (ordinary text, never special tokens) always survive decoding.
+Both paths give the model the same inputs (`encode` for one prompt; `encode_shared` for a batch, which
+tests compare with the processor's own batch encoding, `encode_batch`) and decode with special tokens
+skipped, so a streamed answer joins to exactly the text a batched greedy call returns, and the tags
+``<seg>``, ``<think>``, ``<answer>`` (ordinary text, never special tokens) always survive decoding.
 
 Batches share images: MMAD asks several questions about one query image with the same template, so a
 batch of consecutive questions holds each picture several times. `generate_batch` preprocesses and
@@ -50,7 +51,11 @@ def encode(processor, prompt: Prompt):
 
 
 def encode_batch(processor, prompts: Sequence[Prompt]):
-    """Several prompts in one batch, padded on the left so every row's generation starts at the end."""
+    """Several prompts in one batch, padded on the left so every row's generation starts at the end.
+
+    The processor's own encoding of every image; `generate_batch` uses `encode_shared`, which gives the
+    same inputs with each distinct picture processed once.
+    """
     texts, images = [], []
     for prompt in prompts:
         _check_prompt(prompt)
@@ -90,6 +95,7 @@ def encode_shared(processor, prompts: Sequence[Prompt]) -> SharedImageBatch:
     is what the processor does for the full image list (tests compare both).
     """
     import torch
+    from transformers import BatchFeature
 
     texts, keys, index, distinct = [], {}, [], []
     for prompt in prompts:
@@ -115,13 +121,14 @@ def encode_shared(processor, prompts: Sequence[Prompt]) -> SharedImageBatch:
         tokens = (grid.prod(-1) // processor.image_processor.merge_size**2).tolist()
         placeholders = iter(pad * tokens[i] for i in index)
         texts = ["".join(_interleave(text.split(pad), placeholders)) for text in texts]
-    encoded = processor.tokenizer(texts, padding=True, padding_side="left", return_tensors="pt")
-    encoded["mm_token_type_ids"] = torch.tensor(
-        processor.create_mm_token_type_ids(encoded["input_ids"]), dtype=encoded["input_ids"].dtype
-    )
+    # Lists, then tensors here: the tokenizer's own tensor conversion walks every id in Python first and
+    # took longer than the tokenization itself for ~1000-token rows.
+    encoded = dict(processor.tokenizer(texts, padding=True, padding_side="left"))
+    encoded["mm_token_type_ids"] = processor.create_mm_token_type_ids(encoded["input_ids"])
+    text = BatchFeature({key: torch.tensor(value) for key, value in encoded.items()})
     if distinct:
-        encoded["image_grid_thw"] = grid[index]
-    return SharedImageBatch(encoded, pixel_values, grid, index)
+        text["image_grid_thw"] = grid[index]
+    return SharedImageBatch(text, pixel_values, grid, index)
 
 
 def _interleave(parts: list[str], fillers: Iterator[str]) -> Iterator[str]:

@@ -212,3 +212,21 @@ def test_model_answerer_resizes_each_picture_once_per_batch(tiny_model_dir, monk
     )
     assert len(answerer.answer([item, item, item])) == 3
     assert sorted(resized) == [(256, 256), (320, 256)]
+
+
+def test_eval_threads_option(tiny_model_dir, mmad_root, tmp_path, capsys):
+    from judo.evaluate.records import iter_file
+    from judo.evaluate.run import main
+
+    out = tmp_path / "run.jsonl"
+    common = ["--mmad-root", str(mmad_root), "--out", str(out), "--checkpoint", str(tiny_model_dir)]
+    assert main([*common, "--threads", "0", "--no-progress"]) == 2
+    assert "--threads must be >= 1" in capsys.readouterr().err
+    before = torch.get_num_threads()
+    try:
+        args = ["--threads", "1", "--limit", "3", "--batch-size", "2", "--max-new-tokens", "2"]
+        assert main([*common, *args, "--device", "cpu", "--no-progress"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert len(list(iter_file(out))) == 3

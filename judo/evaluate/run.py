@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=1, help="questions per generate call")
     p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads (default: torch's choice, one per core); on a CPU shared with other work, "
+        "1 avoids threads waiting on each other (answers do not depend on it)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -291,6 +297,13 @@ def run(args: argparse.Namespace, answerer: Answerer | None = None) -> RunResult
 
     if args.batch_size < 1:
         raise EvalError(f"--batch-size must be >= 1, got {args.batch_size}")
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        if threads < 1:
+            raise EvalError(f"--threads must be >= 1, got {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
     try:
         mmad = load_mmad(args.mmad_root)
         exclude = read_manifest(args.exclude) if args.exclude else set()
