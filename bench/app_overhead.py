@@ -1,17 +1,36 @@
-"""The app's cost over raw streaming generation, with the tiny model (both measured in this one run).
+"""The app's cost over raw streaming generation, with the tiny model (everything measured in one run).
 
-- time to first update: request submitted (gradio_client) -> first streamed update / first text;
-- overhead per token: (app streaming time - raw `stream_generate` time) / tokens, where both times run
-  from the first text delta to the last one, for the same greedy prompt and token budget. The app
-  path includes the engine, the parser, the UI handler, the queue, SSE and the client.
-Target: overhead under 5% of generation time. The tiny model makes tokens unusually cheap (a few
-ms), so this is a pessimistic bound for a 7B model (tens of ms per token).
+The same greedy inspection (same prompt, same checkpoint, exactly N new tokens) four ways:
+
+- raw: load the two images, build the prompt, `judo.generation.stream_generate`, drop the deltas;
+  what any script streaming ``model.generate`` has to do;
+- in-process: the UI handler `Runner.inspect` consumed directly (input checks, engine, parser,
+  overlay, throttled updates, record and PNG; no network);
+- end-to-end: the app served by a separate process (as deployed: the client does not share the
+  server's interpreter), driven with `gradio_client` (uploads, queue, SSE, diffs, the client);
+- Gradio floor: a bare Gradio app in the same server process with the same inputs and outputs whose
+  handler yields two updates at once: what any Gradio app costs per request, app or not.
+
+Per round the paths run back to back (order rotated) so a load burst on the shared machine hits them
+alike; the figures are medians over rounds of per-round differences. The tiny checkpoint's end tokens
+are switched off so every run generates exactly N tokens (the final text must match raw). Overhead per
+token = (app total - raw total) / N, amortising the app's fixed costs over N tokens; the steady-state
+part (first text -> last text) and the fixed parts are printed apart. Target: overhead under 5% of
+generation time. Torch runs on ``--threads`` threads in every process (default 1): on a small shared
+CPU, a model using every core stalls at each parallel step whenever anything else runs (the
+server's event loop, the client), which would charge CPU contention to the app. Tiny-model tokens
+cost a few ms, so a 7B model's (tens of ms) makes the same absolute overhead a far smaller share.
+
+    .venv/bin/python bench/app_overhead.py [--tokens 256] [--rounds 15] [--threads 1]
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,82 +44,308 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 QUERY = REPO / "examples" / "bottle" / "bottle-contamination-000.png"
 TEMPLATE = REPO / "examples" / "templates" / "bottle" / "00.png"
 QUESTION = "Is there any defect in the object?"
+OPTIONS_TEXT = "A. Yes.\nB. No."
 OPTIONS = {"A": "Yes.", "B": "No."}
-TOKENS = 48  # the tiny config's token cap
-ROUNDS = 5
+TARGET = 0.05
 
 
-def raw_run(model, processor) -> tuple[float, int]:
-    from judo.generation import stream_generate
+# ------------------------------------------------------------------------------------------ paths
+def build_prompt(style: str):
     from judo.images import load_image
     from judo.prompts import inspection_prompt
 
-    prompt = inspection_prompt(load_image(QUERY), load_image(TEMPLATE), QUESTION, OPTIONS)
-    first = last = None
-    n = 0
-    for _ in stream_generate(model, processor, prompt, max_new_tokens=TOKENS):
-        now = time.perf_counter()
-        first = first or now
-        last = now
-        n += 1
-    return (last - first), n
+    return inspection_prompt(load_image(QUERY), load_image(TEMPLATE), QUESTION, OPTIONS, style=style)
 
 
-def app_run(client) -> tuple[float, float, float, float]:
-    """(first update, first text, first->last streamed text, last streamed text -> final result) in s."""
+def no_early_stop(model, processor, tokens: int, style: str) -> None:
+    """Drop the end-of-sequence tokens so greedy decoding always runs the full budget; check it."""
+    import torch
+
+    from judo.generation import encode
+
+    model.generation_config.eos_token_id = None
+    inputs = encode(processor, build_prompt(style)).to(model.device)
+    with torch.inference_mode():
+        out = model.generate(**inputs, max_new_tokens=tokens, do_sample=False,
+                             pad_token_id=processor.tokenizer.pad_token_id)
+    made = out.shape[1] - inputs["input_ids"].shape[1]
+    if made != tokens:
+        raise SystemExit(f"the tiny model stopped after {made} of {tokens} tokens")
+
+
+def raw_run(engine, tokens: int) -> dict:
+    from judo.generation import stream_generate
+
+    t0 = time.perf_counter()
+    prompt = build_prompt(engine.prompt_style)
+    first = None
+    parts = []
+    for delta in stream_generate(engine.model, engine.processor, prompt, max_new_tokens=tokens):
+        first = first or time.perf_counter()
+        parts.append(delta)
+    end = time.perf_counter()
+    return {"total": end - t0, "first_update": first - t0, "first_text": first - t0, "span": end - first,
+            "final": 0.0, "text": "".join(parts), "updates": len(parts)}
+
+
+def _timeline(t0: float, events: list[tuple[float, str | None, bool]]) -> dict:
+    """events: (arrival time, text or None when skipped, is the final update) per update, in order."""
+    texts = [t for t, x, final in events if x and not final] or [events[-1][0]]
+    end = events[-1][0]
+    return {"total": end - t0, "first_update": events[0][0] - t0, "first_text": texts[0] - t0,
+            "span": texts[-1] - texts[0], "final": end - texts[-1], "text": events[-1][1],
+            "updates": len(events)}
+
+
+def _event(out) -> tuple[float, str | None, bool]:
+    final = isinstance(out[5], dict) and bool(out[5].get("done"))
+    return time.perf_counter(), out[2] if isinstance(out[2], str) else None, final
+
+
+def inprocess_run(runner, tokens: int) -> dict:
+    """The UI handler's generator consumed directly: everything the app does except HTTP."""
+    t0 = time.perf_counter()
+    events = [_event(out) for out in runner.inspect(str(QUERY), str(TEMPLATE), QUESTION, OPTIONS_TEXT, "tiny",
+                                                     "bottle", None, "", False, tokens, False, 0.7, 0.9)]
+    return _timeline(t0, events)
+
+
+def e2e_run(client, tokens: int) -> dict:
+    """One /inspect request through gradio_client: the uploads, the queue, every streamed update."""
     from gradio_client import handle_file
 
     t0 = time.perf_counter()
-    job = client.submit(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), QUESTION, "A. Yes.\nB. No.", "tiny",
-                        "bottle", None, "", False, TOKENS, False, 0.7, 0.9, api_name="/inspect")
-    first_update = first_text = last_text = final = None
-    for out in job:
-        now = time.perf_counter()
-        first_update = first_update or now - t0
-        if isinstance(out[5], dict) and out[5].get("done"):  # the final update (record, metrics)
-            final = now
-        elif isinstance(out[2], str) and out[2]:
-            first_text = first_text or now
-            last_text = now
-    return first_update, (first_text - t0), (last_text - first_text), (final - last_text)
+    job = client.submit(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), QUESTION, OPTIONS_TEXT, "tiny",
+                        "bottle", None, "", False, tokens, False, 0.7, 0.9, api_name="/inspect")
+    return _timeline(t0, [_event(out) for out in job])
 
 
-def main() -> int:
+# ----------------------------------------------------------------------------------------- server
+def tiny_engines(tiny: Path, tokens: int):
+    """The tiny config's engine with the bench's token budget and no end tokens; (config, engines)."""
+    from judo.engines import build_engines, load_config
+
+    env = {"JUDO_ENGINES": "tiny", "JUDO_ENGINE_TINY_CHECKPOINT": str(tiny),
+           "JUDO_ENGINE_TINY_MAX_NEW_TOKENS": str(tokens)}
+    config = load_config(REPO / "configs" / "tiny.yaml", env=env)
+    engines = build_engines(config)
+    engines[0].model.generation_config.eos_token_id = None
+    return config, engines
+
+
+def floor_app():
+    """A bare Gradio app with /inspect's inputs and outputs; its handler yields a first and a final update."""
+    import gradio as gr
+
+    def handler(*_):
+        yield (None, None, "", "", "running", None, None, None)
+        yield (None, None, "done", "", "done", {"done": True}, None, None)
+
+    with gr.Blocks() as demo:
+        inputs = [gr.Image(type="filepath"), gr.Image(type="filepath"), *(gr.Textbox() for _ in range(6)),
+                  gr.Checkbox(), gr.Number(), gr.Checkbox(), gr.Number(), gr.Number()]
+        outputs = [gr.Image(type="pil"), gr.Image(type="pil"), gr.Textbox(), gr.HTML(), gr.Markdown(),
+                   gr.JSON(), gr.File(), gr.File()]
+        gr.Button().click(handler, inputs, outputs, api_name="inspect")
+    return demo.queue()
+
+
+def serve(tiny: Path, tokens: int, port: int) -> int:
+    """The server process: the app with the tiny engine on ``port``, the floor app on ``port + 1``."""
+    from judo.ui import create_app
+
+    config, engines = tiny_engines(tiny, tokens)
+    demo, kwargs = create_app(config, engines=engines)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **kwargs)
+    floor_app().launch(server_name="127.0.0.1", server_port=port + 1, prevent_thread_lock=True, quiet=True)
+    print("READY", flush=True)
+    demo.block_thread()
+    return 0
+
+
+def _two_free_ports() -> int:
+    import socket
+
+    for _ in range(50):
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+            with socket.socket() as b:
+                try:
+                    b.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+        return port
+    raise SystemExit("no two free ports in a row")
+
+
+@contextlib.contextmanager
+def served(tiny: Path, tokens: int, threads: int):
+    """Start `serve` in a child process; yield (app URL, floor URL, its pid); stop it."""
+    port = _two_free_ports()
+    log = tiny.parent / "server.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, __file__, "--serve", str(tiny), "--tokens", str(tokens),
+                                 "--port", str(port), "--threads", str(threads)],
+                                stdout=subprocess.PIPE, stderr=err, text=True)
+    try:
+        for line in proc.stdout:
+            if line.strip() == "READY":
+                break
+        else:
+            raise SystemExit("the app server did not start:\n" + log.read_text()[-3000:])
+        yield f"http://127.0.0.1:{port}/", f"http://127.0.0.1:{port + 1}/", proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+# ----------------------------------------------------------------------------------------- report
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads, exited ones included) a process has used so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def idle_cpu_rate(pid: int, seconds: float = 4.0) -> float:
+    """CPU seconds per second an idle process burns (Gradio's background loops, in the server)."""
+    before = process_cpu_s(pid)
+    time.sleep(seconds)
+    return (process_cpu_s(pid) - before) / seconds
+
+
+def measured(run, server_pid: int, server_idle: float) -> dict:
+    """One run plus the CPU it cost here (raw, in-process; the client's share end-to-end) and in the
+    server (less what the idle server would have burnt over the same time)."""
+    here, there = time.process_time(), process_cpu_s(server_pid)
+    row = run()
+    row["cpu_here"] = time.process_time() - here
+    row["cpu_server"] = process_cpu_s(server_pid) - there - server_idle * row["total"]
+    return row
+
+
+def report(rows: dict[str, list[dict]], n: int, rounds: int, threads: int, loads: list[str],
+           idle: float) -> None:
+    raw = rows["raw"]
+    ms = 1000
+
+    def med(name: str, key: str) -> float:
+        return statistics.median(r[key] for r in rows[name])
+
+    def diffs(name: str, key: str, raw_key: str | None = None) -> list[float]:
+        return [a[key] - b[raw_key or key] for a, b in zip(rows[name], raw)]
+
+    def over(name: str, key: str, raw_key: str | None = None) -> float:
+        """Median over rounds of (this path - raw) in the same round."""
+        return statistics.median(diffs(name, key, raw_key))
+
+    def share(d: float, whole: float, spread: list[float] | None = None) -> str:
+        verdict = "meets" if d / whole < TARGET else "MISSES"
+        text = f"{d / n * ms:+.3f} ms/token = {d / whole * 100:+5.2f}%"
+        if spread and len(spread) >= 4:  # how much the rounds disagree: the middle half of them
+            q1, _, q3 = statistics.quantiles(spread, n=4)
+            text += f" [rounds' middle half {q1 / whole * 100:+.1f}..{q3 / whole * 100:+.1f}%]"
+        return f"{text} ({verdict} the 5% target)"
+
+    gen, gen_cpu = med("raw", "total"), med("raw", "cpu_here")
+    print(f"tiny model, {n} new tokens (end tokens off), {rounds} interleaved rounds, medians, torch threads "
+          f"{threads}; load average (1/5/15 min) before {loads[0]}, after {loads[1]} (2 shared cores)")
+    print(f"  raw (images + prompt + stream_generate): {gen * ms:.0f} ms wall = {gen / n * ms:.2f} ms/token, "
+          f"{gen_cpu * ms:.0f} ms CPU; first delta at {med('raw', 'first_text') * ms:.0f} ms, "
+          f"{med('raw', 'updates'):.0f} deltas")
+    print("  (a) request -> first streamed update")
+    print(f"      gradio_client, served app    {med('e2e', 'first_update') * ms:6.1f} ms "
+          f"(first text {med('e2e', 'first_text') * ms:.1f} ms)")
+    print(f"      Gradio floor (bare app)      {med('floor', 'first_update') * ms:6.1f} ms "
+          f"(whole request {med('floor', 'total') * ms:.1f} ms, "
+          f"server CPU {med('floor', 'cpu_server') * ms:.0f} ms)")
+    print(f"      in-process handler           {med('inproc', 'first_update') * ms:6.1f} ms "
+          f"(first text {med('inproc', 'first_text') * ms:.1f} ms)")
+    print("  (b) app overhead over raw streaming (same prompt, same tokens), per generated token")
+    print("      wall-clock (includes waiting for the shared CPU):")
+    for name, label in (("inproc", "in-process (no network)  "), ("e2e", "end-to-end (gradio_client)")):
+        print(f"        {label} total     {share(over(name, 'total'), gen, diffs(name, 'total'))}; "
+              f"{med(name, 'updates'):.0f} updates")
+        print(f"        {' ' * len(label)} streaming {share(over(name, 'span'), gen)} "
+              f"(first text {over(name, 'first_text') * ms:+.0f} ms, "
+              f"final update {med(name, 'final') * ms:.0f} ms)")
+    floor = over("e2e", "total") - med("floor", "total")
+    print(f"        end-to-end less the Gradio floor {share(floor, gen)}")
+    print(f"      CPU time (the work itself; other users' load does not inflate it; the idle server's "
+          f"{idle * 100:.0f}% of a core for Gradio's background loops is taken out):")
+    cpu_in = diffs("inproc", "cpu_here")
+    print(f"        in-process                 {share(statistics.median(cpu_in), gen_cpu, cpu_in)}")
+    cpu_e2e = diffs("e2e", "cpu_server", "cpu_here")
+    print(f"        end-to-end, server process {share(statistics.median(cpu_e2e), gen_cpu, cpu_e2e)}; "
+          f"the client used {med('e2e', 'cpu_here') * ms:.0f} ms CPU per request")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tokens", type=int, default=256,
+                    help="new tokens per run (the tiny config's cap is raised to it)")
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads in every process")
+    ap.add_argument("--serve", type=Path, help=argparse.SUPPRESS)  # the child process: a tiny checkpoint
+    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    n = args.tokens
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.serve:
+        return serve(args.serve, n, args.port)
+
     from gradio_client import Client
 
-    from judo.models import load_model, load_processor
     from judo.tiny import build_tiny
-    from tests.app_server import serve_tiny_app
+    from judo.ui_run import Runner
 
     with tempfile.TemporaryDirectory() as tmp:
         tiny = build_tiny(Path(tmp) / "tiny", seed=0)
-        model, processor = load_model(tiny), load_processor(tiny)
-        raw_run(model, processor)  # warm-up
-        with serve_tiny_app(tiny) as served:
-            client = Client(served.url, verbose=False)
-            app_run(client)  # warm-up
-            raws, apps, firsts, first_texts, deltas, finals = [], [], [], [], [], []
-            for _ in range(ROUNDS):  # interleaved, so machine load hits both alike
-                r, n = raw_run(model, processor)
-                raws.append(r)
-                deltas.append(n)
-                fu, ft, a, fin = app_run(client)
-                apps.append(a)
-                finals.append(fin)
-                firsts.append(fu)
-                first_texts.append(ft)
-    raw, app = statistics.median(raws), statistics.median(apps)
-    n = statistics.median(deltas)
-    ratio = (app - raw) / raw
-    print(f"tiny model, {TOKENS} new tokens, {ROUNDS} interleaved rounds (medians)")
-    print(f"  time to first update (request -> 'running'):  {statistics.median(firsts) * 1000:7.1f} ms")
-    print(f"  time to first streamed text:                  {statistics.median(first_texts) * 1000:7.1f} ms")
-    print(f"  raw stream_generate, first->last delta:       {raw * 1000:7.1f} ms ({n:.0f} deltas, "
-          f"{raw / n * 1000:.2f} ms/token)")
-    print(f"  through the app, first->last text:            {app * 1000:7.1f} ms")
-    print(f"  final update (parse, record, full-size PNG):  {statistics.median(finals) * 1000:7.1f} ms")
-    print(f"  app overhead: {(app - raw) / n * 1000:+.2f} ms/token = {ratio * 100:+.1f}% of generation time "
-          f"(target < 5%)")
+        config, engines = tiny_engines(tiny, n)
+        engine = engines[0]  # raw and in-process share this model object
+        no_early_stop(engine.model, engine.processor, n, engine.prompt_style)
+        runner = Runner(engines, config.stream_interval_s)
+        with served(tiny, n, args.threads) as (app_url, floor_url, server_pid):
+            # download_files=False: gradio_client would otherwise fetch every picture of every update
+            # anew (a browser keeps an unchanged URL); the bench measures the app, not that client policy.
+            client = Client(app_url, verbose=False, download_files=False)
+            floor = Client(floor_url, verbose=False, download_files=False)
+            paths = {
+                "raw": lambda: raw_run(engine, n),
+                "inproc": lambda: inprocess_run(runner, n),
+                "e2e": lambda: e2e_run(client, n),
+                "floor": lambda: e2e_run(floor, n),
+            }
+            for run in paths.values():  # warm-up (first-call costs: imports, caches, connections)
+                run()
+                run()
+            idle = idle_cpu_rate(server_pid)
+            rows: dict[str, list[dict]] = {k: [] for k in paths}
+            order = list(paths)
+            loads = [load_average()]
+            for r in range(args.rounds):  # interleaved, order rotated: load bursts hit every path alike
+                for name in order[r % len(order):] + order[: r % len(order)]:
+                    rows[name].append(measured(paths[name], server_pid, idle))
+            loads.append(load_average())
+
+    for name in ("inproc", "e2e"):
+        bad = [i for i, (a, b) in enumerate(zip(rows[name], rows["raw"])) if a["text"] != b["text"]]
+        if bad:
+            raise SystemExit(f"{name}: the final text differs from raw streaming in rounds {bad}")
+    report(rows, n, args.rounds, args.threads, loads, idle)
     return 0
 
 

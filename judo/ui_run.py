@@ -3,8 +3,11 @@
 Kept apart from the layout (judo/ui.py) so the streaming logic reads top to bottom. Rules:
 - bad input ends in one clear sentence (a toast and the status line), never a traceback, and costs
   no accelerator time (images are validated before an engine is touched);
-- the overlay is re-rendered only when the set of streamed cells changes (``gr.skip()`` otherwise),
-  and text refreshes are throttled to ``stream_interval_s``: a fast model must not drown the page;
+- the overlay is re-rendered only when the set of streamed cells changes, and text refreshes are
+  paced (`Pacer`): a fast model must not drown the page, nor a busy server slow generation down.
+  Tokens that arrive meanwhile are merged into the next update (the engine keeps generating);
+- an output that did not change is re-sent as the same value, never as ``gr.skip()`` (see
+  `ShownFiles`): Gradio sends only the difference between successive values of a stream;
 - every run ends with a record (JSON) and the overlay (PNG) ready to download, also after Stop.
 """
 
@@ -12,6 +15,8 @@ from __future__ import annotations
 
 import html
 import queue
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +37,8 @@ from judo.ui_record import build_record, write_outputs
 DISPLAY_SIDE = 1024
 MAX_QUESTION_CHARS = 2000
 MAX_COMPARE = 3
+#: Largest share of a run's time spent handing streamed updates to Gradio (see `Pacer`).
+UPDATE_BUDGET = 0.05
 #: What each /inspect yield holds, in order (the final yield always carries every value).
 INSPECT_OUTPUTS = ("overlay", "visual_prior", "output_text", "answer_html", "status", "result", "record",
                    "overlay_png")
@@ -200,30 +207,97 @@ def answer_html(update: Update | None, options: dict[str, str] | None, expected:
     return head + f"<ul class='judo-answer'>{''.join(rows)}</ul>{status}"
 
 
+class Pacer:
+    """When the next text refresh of a stream is due.
+
+    At most one every ``interval`` s, and never more often than keeps the time spent handing updates
+    to Gradio under `UPDATE_BUDGET` of the run: Gradio resumes the handler only once it has processed
+    the previous update, so that pause is the update's cost, and it grows on a busy server (each
+    update hops between threads, which wait for the interpreter lock held by generation). Cell and
+    answer changes are not paced; the final update never waits.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.gap = interval
+        self.last = time.perf_counter()
+
+    def due(self, now: float) -> bool:
+        return now - self.last >= self.gap
+
+    def sent(self, started: float) -> None:
+        """Call when the handler resumes after an update yielded at ``started``."""
+        self.last = started
+        self.gap = max(self.interval, (time.perf_counter() - started) / UPDATE_BUDGET)
+
+
+class ShownFiles:
+    """The PNG files behind the pictures of one streaming run; removed when the run ends.
+
+    Why files: while an event streams, Gradio diffs each output against its previous value and sends
+    only the change, so re-sending an unchanged value costs next to nothing. ``gr.skip()`` is not
+    free: Gradio rebuilds the component and its config (a pydantic JSON schema) for each skipped
+    output of each update, several ms of server CPU apiece, paid up to ``1 / stream_interval_s``
+    times a second while generation competes for the same interpreter. A picture re-sent as the
+    same PIL image would be PNG-encoded again; re-sent as the path of the file written when it last
+    changed, Gradio only hashes that file. Fast PNG compression: these are display copies.
+    """
+
+    def __init__(self) -> None:
+        self._dir: str | None = None
+        self._count = 0
+
+    def save(self, img: Image.Image | None, stem: str) -> str | None:
+        if img is None:
+            return None
+        if self._dir is None:
+            self._dir = tempfile.mkdtemp(prefix="judo-view-")
+        self._count += 1
+        path = f"{self._dir}/{stem}-{self._count}.png"
+        img.save(path, format="PNG", compress_level=1)
+        return path
+
+    def close(self) -> None:
+        """Gradio copies every yielded file into its cache before asking for the next update."""
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+
 class OverlayPainter:
     """Draws the query with red cells and the green truth outline on top, at display size.
 
-    The display copy and the outline stencil are computed once; each re-render is one translucent
-    rectangle per run of cells plus one paste.
+    The display copy and the outline stencil are computed once; a re-render (only when the cell set
+    changes) is one translucent rectangle per run of cells plus one paste. `show` returns the path of
+    the current picture, so an unchanged overlay is re-sent as the same value (see `ShownFiles`).
     """
 
-    def __init__(self, query: Image.Image, truth_mask: Any = None) -> None:
+    def __init__(self, query: Image.Image, truth_mask: Any = None, files: ShownFiles | None = None,
+                 stem: str = "overlay") -> None:
         self.query = query
         self.truth_mask = truth_mask
         self.base = fit_within(query, DISPLAY_SIDE)
         self.edges = outline_edges(self.base.size, truth_mask) if truth_mask is not None else None
+        self.files = files or ShownFiles()
+        self.stem = stem
         self.cells: frozenset[Cell] | None = None
+        self.path: str | None = None
 
-    def update(self, cells: set[Cell]) -> Image.Image | Any:
-        """A new picture when the cell set changed, else gr.skip()."""
-        key = frozenset(cells)
-        if key == self.cells:
-            return gr.skip()
-        self.cells = key
-        img = overlay_cells(self.base, key)
+    def changed(self, cells: set[Cell]) -> bool:
+        return self.cells is None or len(cells) != len(self.cells) or frozenset(cells) != self.cells
+
+    def render(self, cells: set[Cell]) -> Image.Image:
+        img = overlay_cells(self.base, cells)
         if self.edges is not None:
             img.paste(GREEN, (0, 0), self.edges)
         return img
+
+    def show(self, cells: set[Cell]) -> str:
+        """The display picture's file for these cells, drawn and written only when they changed."""
+        if self.path is None or self.changed(cells):
+            self.cells = frozenset(cells)
+            self.path = self.files.save(self.render(self.cells), self.stem)
+        return self.path
 
     def full_size(self, cells: set[Cell]) -> Image.Image:
         img = overlay_cells(self.query, cells)
@@ -319,7 +393,7 @@ class Runner:
                 visual_prior, max_new_tokens, do_sample, temperature, top_p, request: gr.Request = None
                 ) -> Iterator[tuple]:
         """One engine on one input, streamed; see INSPECT_OUTPUTS for what each yield holds."""
-        options_text, engine_id, prior_on = options, engine, visual_prior
+        options_text, engine_id = options, engine
         t0 = time.perf_counter()
         try:
             prep = prepare_inputs(query, template, question, options_text, category, mask, expected)
@@ -330,52 +404,63 @@ class Runner:
                    {"error": str(err), "done": True}, None, None)
             return
         req = prep.request
-        painter = OverlayPainter(req.query, prep.truth_mask)
-        prior_img, notes = None, list(prep.notes)
+        files = ShownFiles()
+        try:
+            yield from self._stream(engine, prep, files, visual_prior, t0, request,
+                                    settings_from(max_new_tokens, do_sample, temperature, top_p))
+        finally:  # after the final yield (Gradio has copied the pictures), or when the client went away
+            files.close()
+
+    def _stream(self, engine: Engine, prep: Prepared, files: ShownFiles, prior_on: bool, t0: float,
+                request: gr.Request | None, settings: GenerationSettings) -> Iterator[tuple]:
+        """The run itself: a first update at once, throttled streaming updates, then the final one.
+
+        Every yield carries a value for every output (unchanged ones repeat, which Gradio turns into
+        an empty diff); the text is sent at most every ``interval`` s, and everything the engine
+        streamed in between is merged into that update. Cell and answer changes are sent at once.
+        """
+        req = prep.request
+        painter = OverlayPainter(req.query, prep.truth_mask, files)
+        prior_path, notes = None, list(prep.notes)
         if prior_on:
             prior_img, note = prior_heatmap(req)
+            prior_path = files.save(prior_img, "prior")
             if note:
                 notes.append(note)
         session = session_of(request)
         stop = STOPS.start(session)
         first_update_s = None
         last = Update()
-        last_yield = time.perf_counter()
-        shown = ("", None)
+        answer = answer_html(None, req.options, prep.expected)
+        status = status_markdown(engine.label, None, notes, None, 0.0, True)
+        shown_answer, shown_text = None, False
+        pacer = Pacer(self.interval)
         try:
-            yield (painter.update(set()), prior_img, "", answer_html(None, req.options, prep.expected),
-                   status_markdown(engine.label, None, notes, None, 0.0, True), gr.skip(), None, None)
-            for update in _safe_stream(engine, req, stop, settings_from(max_new_tokens, do_sample, temperature,
-                                                                      top_p)):
+            yield (painter.show(set()), prior_path, "", answer, status, None, None, None)
+            for update in _safe_stream(engine, req, stop, settings):
                 last = update
                 if update.text and first_update_s is None:
                     first_update_s = time.perf_counter() - t0
                 if update.done:
                     break
+                answer_changed = update.answer != shown_answer
                 now = time.perf_counter()
-                cells_changed = painter.cells != frozenset(update.cells)
-                answer_changed = update.answer != shown[1]
-                if not (cells_changed or answer_changed or now - last_yield >= self.interval):
+                first_text = bool(update.text) and not shown_text  # the first words go out at once
+                if not (first_text or answer_changed or pacer.due(now) or painter.changed(update.cells)):
                     continue
-                last_yield = now
-                yield (
-                    painter.update(update.cells),
-                    gr.skip(),
-                    update.text if update.text != shown[0] else gr.skip(),
-                    answer_html(update, req.options, prep.expected) if answer_changed else gr.skip(),
-                    gr.skip(),
-                    gr.skip(),
-                    gr.skip(),
-                    gr.skip(),
-                )
-                shown = (update.text, update.answer)
+                if answer_changed:
+                    answer = answer_html(update, req.options, prep.expected)
+                    shown_answer = update.answer
+                shown_text = shown_text or bool(update.text)
+                yield (painter.show(update.cells), prior_path, update.text, answer, status, None, None, None)
+                pacer.sent(now)
         finally:
             stop.set()
             STOPS.finish(session, stop)
-        yield self._final(engine, prep, painter, last, notes, t0, first_update_s, prior_img)
+        yield self._final(engine, prep, painter, last, notes, t0, first_update_s, prior_path)
 
     def _final(self, engine, prep: Prepared, painter: OverlayPainter, last: Update, notes, t0, first_update_s,
-               prior_img):
+               prior_path):
         req = prep.request
         if not last.done:  # the stream ended without a final update (should not happen): say so
             last = Update(text=last.text, cells=last.cells, answer=None, done=True,
@@ -388,10 +473,9 @@ class Runner:
         record_path, png_path = write_outputs(record, full, stem=f"judo-{engine.id}")
         if last.error:
             gr.Warning(last.error)
-        painter.cells = None  # the last yield carries every value, for API clients
         return (
-            painter.update(last.cells),
-            prior_img,
+            painter.show(last.cells),
+            prior_path,
             last.text,
             answer_html(last, req.options, prep.expected),
             status_markdown(engine.label, last, notes, metrics, elapsed, False),
@@ -418,9 +502,19 @@ class Runner:
             blank = [None, "", answer_html(None, None)] * MAX_COMPARE
             yield (*blank, "", f"**Cannot compare:** {html.escape(str(err), quote=False)}", {"error": str(err), "done": True})
             return
+        files = ShownFiles()
+        try:
+            yield from self._compare_stream(engines, prep, files, t0, request,
+                                            settings_from(max_new_tokens, do_sample, temperature, top_p))
+        finally:  # after the final yield (Gradio has copied the pictures), or when the client went away
+            files.close()
+
+    def _compare_stream(self, engines: list[Engine], prep: Prepared, files: ShownFiles, t0: float,
+                        request: gr.Request | None, settings: GenerationSettings) -> Iterator[tuple]:
+        """The engines run in threads; their updates are merged into one throttled stream of panels."""
         req = prep.request
-        settings = settings_from(max_new_tokens, do_sample, temperature, top_p)
-        painters = [OverlayPainter(req.query, prep.truth_mask) for _ in engines]
+        painters = [OverlayPainter(req.query, prep.truth_mask, files, stem=f"panel{i}")
+                    for i in range(len(engines))]
         latest: list[Update] = [Update() for _ in engines]
         session = session_of(request)
         stop = STOPS.start(session)
@@ -433,16 +527,27 @@ class Runner:
 
         threads = [threading.Thread(target=run, args=(i, e), daemon=True, name=f"judo-compare-{e.id}")
                    for i, e in enumerate(engines)]
-        first = []
-        for i, e in enumerate(engines):
-            first += [painters[i].update(set()), "", answer_html(None, req.options, prep.expected, e.label)]
-        first += [gr.skip()] * ((MAX_COMPARE - len(engines)) * 3)
-        yield (*first, "", f"Comparing {', '.join(e.label for e in engines)}…", gr.skip())
+        answers = [answer_html(None, req.options, prep.expected, e.label) for e in engines]
+        shown = [(None, False)] * len(engines)  # (answer, done) behind each panel's answer box
+        unused = [None, "", ""] * (MAX_COMPARE - len(engines))
+        status = f"Comparing {', '.join(e.label for e in engines)}…"
+
+        def panels() -> list:
+            out = []
+            for j, e in enumerate(engines):
+                u = latest[j]
+                if (u.answer, u.done) != shown[j]:
+                    answers[j] = answer_html(u if u.done or u.answer else None, req.options, prep.expected,
+                                             e.label)
+                    shown[j] = (u.answer, u.done)
+                out += [painters[j].show(u.cells), u.text, answers[j]]
+            return out + unused
+
+        yield (*panels(), "", status, None)
         for t in threads:
             t.start()
         running = len(engines)
-        shown = [("", None, False)] * len(engines)
-        last_yield = time.perf_counter()
+        pacer = Pacer(self.interval)
         try:
             while running:
                 try:
@@ -454,24 +559,13 @@ class Runner:
                 else:
                     latest[i] = update
                 now = time.perf_counter()
-                if running and now - last_yield < self.interval and not (
-                    update is not None and (painters[i].cells != frozenset(update.cells) or update.done)
+                if running and not pacer.due(now) and not (
+                    update is not None and (update.done or update.answer != shown[i][0]
+                                            or painters[i].changed(update.cells))
                 ):
                     continue
-                last_yield = now
-                out = []
-                for j, e in enumerate(engines):
-                    u = latest[j]
-                    changed = (u.text, u.answer, u.done) != shown[j]
-                    out += [
-                        painters[j].update(u.cells),
-                        u.text if changed else gr.skip(),
-                        answer_html(u if u.done or u.answer else None, req.options, prep.expected, e.label)
-                        if changed else gr.skip(),
-                    ]
-                    shown[j] = (u.text, u.answer, u.done)
-                out += [gr.skip()] * ((MAX_COMPARE - len(engines)) * 3)
-                yield (*out, gr.skip(), gr.skip(), gr.skip())
+                yield (*panels(), "", status, None)
+                pacer.sent(now)
         finally:
             stop.set()
             STOPS.finish(session, stop)
@@ -482,21 +576,20 @@ class Runner:
         out = []
         for j, e in enumerate(engines):
             u = latest[j]
-            painters[j].cells = None  # the last yield carries every value, for API clients
-            out += [painters[j].update(u.cells), u.text, answer_html(u, req.options, prep.expected, e.label)]
-        out += [None, "", ""] * (MAX_COMPARE - len(engines))
-        status = [f"Compared in {time.perf_counter() - t0:.2f} s."]
+            out += [painters[j].show(u.cells), u.text, answer_html(u, req.options, prep.expected, e.label)]
+        out += unused
+        lines = [f"Compared in {time.perf_counter() - t0:.2f} s."]
         for e, u, m in zip(engines, latest, metrics):
             line = f"**{html.escape(e.label, quote=False)}**: " + (f"error: {html.escape(u.error, quote=False)}" if u.error else
                                                       f"answer {u.answer or '—'}, {len(u.cells)} cells")
             if m:
                 line += f", patch F1 {m['patch_f1']:.2f}, IoU {m['patch_iou']:.2f}"
-            status.append(line)
+            lines.append(line)
         result = {
             "summary": summary,
             "engines": [result_json(u, m, e.id) for e, u, m in zip(engines, latest, metrics)],
         }
-        yield (*out, summary, "\n\n".join(status), result)
+        yield (*out, summary, "\n\n".join(lines), result)
 
 
 def _safe_stream(engine: Engine, request: InspectionRequest, stop: threading.Event,
