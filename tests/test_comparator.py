@@ -272,3 +272,33 @@ def test_vision_token_scores_on_the_tiny_model(tiny_model_dir, can: Image.Image)
     assert changed.shape == (16, 16)
     assert float(changed[8:10, 7:9].mean()) > float(changed[:4, :4].mean())
     assert float(changed.max()) > 1e-3
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_part_at_another_angle_is_turned_into_place(seed: int) -> None:
+    """Another screw lying at another angle: the whole-turn pose search finds the angle, so the
+    normal pair gives no cells; the same pair with a pasted square still finds it."""
+    query, template = _product("screw", seed), _product("screw", seed + 100)
+    result = compare(query, template)
+    assert result.registration.method == "pose-search"
+    assert result.registration.similarity > 0.85
+    assert result.cells == set()
+    x, y = 224 - 12, 224 - 12  # on the screw's centre, whatever its angle
+    defect = _with_square(query, x=x, y=y, side=24)
+    assert compare(defect, template).cells, "a pasted square on the turned part must still be found"
+
+
+def test_pose_search_skips_textures_and_finds_a_known_turn() -> None:
+    from judo.comparator.pose import pose_candidates
+    from judo.comparator.prepare import prepare
+
+    carpet = prepare(_product("carpet")).gray
+    assert pose_candidates(carpet, carpet) == []
+    can = prepare(_product("drink_can")).gray
+    turned = np.ascontiguousarray(np.rot90(can))  # a quarter turn on screen: exact, no resampling
+    best = pose_candidates(can, turned)[0]  # the best candidate comes first
+    assert np.rad2deg(np.arctan2(best[1, 0], best[0, 0])) == pytest.approx(-90.0, abs=2.0)
+    # It maps the query's pixels onto the same content of the turned template.
+    from judo.comparator.register import _correlation
+
+    assert _correlation(can, turned, best) > 0.99

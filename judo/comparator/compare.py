@@ -141,7 +141,11 @@ def compare(query: ImageSource, template: ImageSource, *, size: int = ANALYSIS_S
     pooled = _pooled(maps)
     precise = np.maximum.reduce(list(pooled.values()))
     # A cell is anomalous only where the local look is also absent from the template's neighbourhood.
-    agreement_pixels, appearance = agreement_map(_ycc(q_rgb), _ycc(matched), covered)
+    alternatives = []
+    for pose in reg.alternatives:  # the template in other plausible poses (register.py)
+        alt, alt_covered = warp_template(t_rgb, reg, pose)
+        alternatives.append((_ycc(match_photometry(alt, q_rgb, alt_covered)), alt_covered))
+    agreement_pixels, appearance = agreement_map(_ycc(q_rgb), _ycc(matched), covered, alternatives)
     agreement = pool_cells(agreement_pixels)
     valid = True
     if reg.similarity < MIN_SIMILARITY:

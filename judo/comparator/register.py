@@ -11,6 +11,12 @@ scale, shift): what photos of one product really differ by, and it keeps a stray
 bending the borders. Every candidate (no motion, the shift alone, the refined motion) is scored by
 the correlation it achieves and the best plausible one wins; failure falls back to no motion with
 a warning rather than an exception.
+
+Another sample of an object may lie at any angle (a screw, a can's pull tab): unless the near-upright
+result already lines up pixel for pixel, whole-turn poses (pose.py) are tried as well. One of them
+replaces the upright result when it correlates clearly better, and the runners-up are kept as
+`alternatives`: a part can agree with the template in one pose (the pull tab) and its surroundings
+in another (the lid under a fixed lamp).
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from judo.comparator.pose import pose_candidates
 
 #: Coarse-to-fine sizes (px) and ECC iterations per level.
 LEVELS = ((64, 40), (128, 25))
@@ -33,6 +41,15 @@ MIN_SIMILARITY = 0.3
 GOOD_SIMILARITY = 0.7
 #: Pixels (at analysis size) along the edge of the warped template that are not judged.
 EDGE_MARGIN = 3
+#: A whole-turn pose (pose.py) replaces the near-upright registration only when it correlates this
+#: much better: the lamp's shading stays put when the part turns, so a turned part correlates less.
+TURNED_GAIN = 0.02
+#: Above this correlation the near-upright registration is taken as exact: no whole-turn search.
+ALIGNED_SIMILARITY = 0.985
+#: Other poses kept as alternatives (a can's lid agrees with the upright template, its pull tab
+#: with the turned one): at most ALT_COUNT, correlating at least ALT_MIN_SIMILARITY, each at least
+#: ALT_SEPARATION_DEG away from the primary pose and from each other.
+ALT_COUNT, ALT_MIN_SIMILARITY, ALT_SEPARATION_DEG = 2, 0.4, 10.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +68,9 @@ class Registration:
     similarity: float
     method: str
     message: str | None = None
+    #: Other plausible poses (3x3 maps like `matrix`): compare.py asks whether a local look is
+    #: present near the same place in the template in *any* of them.
+    alternatives: tuple[np.ndarray, ...] = ()
 
     @property
     def rotation_deg(self) -> float:
@@ -88,6 +108,14 @@ def _nearest_similarity(m: np.ndarray, size: int) -> np.ndarray:
     out[:2, :2] = lin
     out[:2, 2] = m[:2, :2] @ centre + m[:2, 2] - lin @ centre
     return out
+
+
+def _angle(m: np.ndarray) -> float:
+    return float(np.rad2deg(np.arctan2(m[1, 0], m[0, 0])))
+
+
+def _angle_gap(a: float, b: float) -> float:
+    return abs((a - b + 180.0) % 360.0 - 180.0)
 
 
 def _plausible(m: np.ndarray, size: int) -> bool:
@@ -202,16 +230,50 @@ def register(query_gray: np.ndarray, template_gray: np.ndarray) -> Registration:
     # Prefer doing nothing unless moving clearly helps: a blank-ish pair correlates by chance.
     if scored[best] < scored["identity"] + 0.005:
         best = "identity"
-    similarity = scored[best]
+    similarity, matrix, method = scored[best], candidates[best], best
     success = refined is not None or similarity >= GOOD_SIMILARITY
+    # A pair that already lines up pixel for pixel (the same part photographed again) needs no turn.
+    turned = _turned_poses(q, t, qj, tj) if similarity < ALIGNED_SIMILARITY else []
+    if turned and turned[0][0] > similarity + TURNED_GAIN:  # the part lies at another angle
+        similarity, matrix = turned[0]
+        method, success = "pose-search", True
+    alternatives: list[np.ndarray] = []
+    for score, pose in [(scored[best], candidates[best]), *turned]:
+        if score >= ALT_MIN_SIMILARITY and all(
+            _angle_gap(_angle(pose), _angle(k)) >= ALT_SEPARATION_DEG for k in [matrix, *alternatives]
+        ):
+            alternatives.append(pose)
+        if len(alternatives) == ALT_COUNT:
+            break
     message = None if success else "registration failed: no alignment improved the match; compared unaligned"
-    return Registration(candidates[best], success, similarity, best, message)
+    return Registration(matrix, success, similarity, method, message, tuple(alternatives))
 
 
-def warp_template(template: np.ndarray, reg: Registration) -> tuple[np.ndarray, np.ndarray]:
-    """The template resampled into the query frame (0 outside), and a mask of the pixels it covers."""
-    warped = _warp(template.astype(np.float32), reg.matrix, border=0.0)
-    reach = _warp(np.ones(template.shape[:2], np.float32), reg.matrix, border=0.0)
+def _turned_poses(
+    q: np.ndarray, t: np.ndarray, qj: np.ndarray, tj: np.ndarray
+) -> list[tuple[float, np.ndarray]]:
+    """Whole-turn starting poses (pose.py) with their shift corrected by phase correlation of the
+    turned template (robust to the lamp's shading, which ECC would chase into a wrong angle), scored
+    by the correlation they reach at the judging size, best first."""
+    size, coarse, judge = q.shape[0], LEVELS[0][0], qj.shape[0]
+    qc, tc = _resize(q, coarse), _resize(t, coarse)
+    poses = []
+    for start in pose_candidates(q, t):
+        small = _rescale(start, coarse / size)
+        turned = _warp(tc, small, border=float(np.median(tc)))
+        pose = _rescale(small @ _phase_shift(qc, turned), size / coarse)
+        poses.append((_correlation(qj, tj, _rescale(pose, judge / size)), pose))
+    return sorted(poses, key=lambda item: -item[0])
+
+
+def warp_template(
+    template: np.ndarray, reg: Registration, matrix: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The template resampled into the query frame (0 outside), and a mask of the pixels it covers.
+    `matrix` overrides reg.matrix (to warp by one of reg.alternatives)."""
+    m = reg.matrix if matrix is None else matrix
+    warped = _warp(template.astype(np.float32), m, border=0.0)
+    reach = _warp(np.ones(template.shape[:2], np.float32), m, border=0.0)
     # Pixels next to the template's edge are interpolated from the edge itself (and from whatever
     # padding the photo had): not trustworthy enough to call a defect on.
     kernel = np.ones((2 * EDGE_MARGIN + 1, 2 * EDGE_MARGIN + 1), np.uint8)
