@@ -214,11 +214,13 @@ class Pacer:
     to Gradio under `UPDATE_BUDGET` of the run: Gradio resumes the handler only once it has processed
     the previous update, so that pause is the update's cost, and it grows on a busy server (each
     update hops between threads, which wait for the interpreter lock held by generation). Cell and
-    answer changes are not paced; the final update never waits.
+    answer changes are not paced; the final update never waits; the text refreshes at least every
+    ``longest`` s, so one slow update (a garbage collection) does not freeze the page.
     """
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float, longest: float = 0.5) -> None:
         self.interval = interval
+        self.longest = max(interval, longest)
         self.gap = interval
         self.last = time.perf_counter()
 
@@ -228,7 +230,8 @@ class Pacer:
     def sent(self, started: float) -> None:
         """Call when the handler resumes after an update yielded at ``started``."""
         self.last = started
-        self.gap = max(self.interval, (time.perf_counter() - started) / UPDATE_BUDGET)
+        cost = time.perf_counter() - started
+        self.gap = min(self.longest, max(self.interval, cost / UPDATE_BUDGET))
 
 
 class ShownFiles:
