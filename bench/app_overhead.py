@@ -8,8 +8,8 @@ The same greedy inspection (same prompt, same checkpoint, exactly N new tokens) 
   overlay, throttled updates, record and PNG; no network);
 - end-to-end: the app served by a separate process (as deployed: the client does not share the
   server's interpreter), driven with `gradio_client` (uploads, queue, SSE, diffs, the client);
-- Gradio floor: a bare Gradio app in the same server process with the same inputs and outputs whose
-  handler yields two updates at once: what any Gradio app costs per request, app or not.
+- Gradio floor: a bare Gradio app (its own process) with the same inputs and outputs whose handler
+  yields two updates at once: what any Gradio app costs per request, app or not.
 
 Per round the paths run back to back (order rotated) so a load burst on the shared machine hits them
 alike; the figures are medians over rounds of per-round differences. The tiny checkpoint's end tokens
@@ -152,54 +152,51 @@ def floor_app():
     return demo.queue()
 
 
-def serve(tiny: Path, tokens: int, port: int) -> int:
-    """The server process: the app with the tiny engine on ``port``, the floor app on ``port + 1``."""
-    from judo.ui import create_app
+def serve(tiny: Path | None, tokens: int, port: int) -> int:
+    """A server process: the app with the tiny engine, or the floor app when ``tiny`` is None."""
+    if tiny is None:
+        demo = floor_app()
+        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    else:
+        from judo.ui import create_app
 
-    config, engines = tiny_engines(tiny, tokens)
-    demo, kwargs = create_app(config, engines=engines)
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **kwargs)
-    floor_app().launch(server_name="127.0.0.1", server_port=port + 1, prevent_thread_lock=True, quiet=True)
+        config, engines = tiny_engines(tiny, tokens)
+        demo, kwargs = create_app(config, engines=engines)
+        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **kwargs)
     print("READY", flush=True)
     demo.block_thread()
     return 0
 
 
-def _two_free_ports() -> int:
-    import socket
-
-    for _ in range(50):
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-            with socket.socket() as b:
-                try:
-                    b.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-        return port
-    raise SystemExit("no two free ports in a row")
-
-
 @contextlib.contextmanager
-def served(tiny: Path, tokens: int, threads: int):
-    """Start `serve` in a child process; yield (app URL, floor URL, its pid); stop it."""
-    port = _two_free_ports()
-    log = tiny.parent / "server.log"
+def server_process(tiny: Path | None, tokens: int, threads: int, log: Path):
+    """Start `serve` in a child process; yield (URL, pid); stop it."""
+    from tests.app_server import free_port
+
+    port = free_port()
+    what = ["--serve", str(tiny)] if tiny else ["--serve-floor"]
     with open(log, "w") as err:
-        proc = subprocess.Popen([sys.executable, __file__, "--serve", str(tiny), "--tokens", str(tokens),
-                                 "--port", str(port), "--threads", str(threads)],
-                                stdout=subprocess.PIPE, stderr=err, text=True)
+        command = [sys.executable, __file__, *what, "--tokens", str(tokens), "--port", str(port),
+                   "--threads", str(threads)]
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True)
     try:
         for line in proc.stdout:
             if line.strip() == "READY":
                 break
         else:
-            raise SystemExit("the app server did not start:\n" + log.read_text()[-3000:])
-        yield f"http://127.0.0.1:{port}/", f"http://127.0.0.1:{port + 1}/", proc.pid
+            raise SystemExit("a bench server did not start:\n" + log.read_text()[-3000:])
+        yield f"http://127.0.0.1:{port}/", proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def served(tiny: Path, tokens: int, threads: int):
+    """The app and the floor app, each in its own process; yield (app URL, floor URL, app pid)."""
+    with server_process(tiny, tokens, threads, tiny.parent / "app.log") as (app_url, pid), \
+            server_process(None, tokens, threads, tiny.parent / "floor.log") as (floor_url, _):
+        yield app_url, floor_url, pid
 
 
 # ----------------------------------------------------------------------------------------- report
@@ -270,8 +267,7 @@ def report(rows: dict[str, list[dict]], n: int, rounds: int, threads: int, loads
     print(f"      gradio_client, served app    {med('e2e', 'first_update') * ms:6.1f} ms "
           f"(first text {med('e2e', 'first_text') * ms:.1f} ms)")
     print(f"      Gradio floor (bare app)      {med('floor', 'first_update') * ms:6.1f} ms "
-          f"(whole request {med('floor', 'total') * ms:.1f} ms, "
-          f"server CPU {med('floor', 'cpu_server') * ms:.0f} ms)")
+          f"(whole request {med('floor', 'total') * ms:.1f} ms)")
     print(f"      in-process handler           {med('inproc', 'first_update') * ms:6.1f} ms "
           f"(first text {med('inproc', 'first_text') * ms:.1f} ms)")
     print("  (b) app overhead over raw streaming (same prompt, same tokens), per generated token")
@@ -299,14 +295,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="new tokens per run (the tiny config's cap is raised to it)")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--threads", type=int, default=1, help="torch threads in every process")
-    ap.add_argument("--serve", type=Path, help=argparse.SUPPRESS)  # the child process: a tiny checkpoint
+    ap.add_argument("--serve", type=Path, help=argparse.SUPPRESS)  # the app's process: a tiny checkpoint
+    ap.add_argument("--serve-floor", action="store_true", help=argparse.SUPPRESS)  # the floor app's process
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     n = args.tokens
     import torch
 
     torch.set_num_threads(args.threads)
-    if args.serve:
+    if args.serve or args.serve_floor:
         return serve(args.serve, n, args.port)
 
     from gradio_client import Client
