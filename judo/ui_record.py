@@ -91,7 +91,7 @@ def write_outputs(record: dict[str, Any], overlay: Image.Image, stem: str = "ins
     png_path = folder / f"{safe}-overlay.png"
     json_path.write_text(json.dumps(record, indent=1, ensure_ascii=False, default=_jsonable), encoding="utf-8")
     buf = io.BytesIO()
-    overlay.save(buf, format="PNG")
+    overlay.save(buf, format="PNG", compress_level=1)  # ~2.5x faster than the default; size barely matters here
     png_path.write_bytes(buf.getvalue())
     return str(json_path), str(png_path)
 
