@@ -169,7 +169,8 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
         stopped = STOPS.stop(session_of(request))
         return "Stopping…" if stopped else "Nothing is running."
 
-    with gr.Blocks(title=state.config.title, analytics_enabled=False) as demo:
+    # delete_cache: Gradio's copies of uploads and results older than a day go, checked hourly
+    with gr.Blocks(title=state.config.title, analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
         gr.Markdown(
             f"# {state.config.title}\n"
             "Compare a **query** image with a **normal template** of the same product: the engine marks the "

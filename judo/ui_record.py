@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -83,15 +84,34 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(float(x), 4)
 
 
+RECORDS_DIR = Path(tempfile.gettempdir()) / "judo-records"
+KEEP_RECORDS_S = 3600.0  # Gradio has copied a download into its own cache long before this
+
+
+def _prune(folder: Path, older_than_s: float) -> None:
+    """Remove record folders older than `older_than_s`: a workstation app runs for weeks."""
+    cutoff = time.time() - older_than_s
+    for old in folder.glob("judo-*"):
+        try:
+            if old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+
+
 def write_outputs(record: dict[str, Any], overlay: Image.Image, stem: str = "inspection") -> tuple[str, str]:
-    """Write record JSON and overlay PNG into a fresh temporary folder; return both paths."""
-    folder = Path(tempfile.mkdtemp(prefix="judo-"))
+    """Write record JSON and overlay PNG into a fresh folder under RECORDS_DIR; return both paths.
+
+    Folders older than KEEP_RECORDS_S are removed on the way, so the app does not fill the disk."""
+    RECORDS_DIR.mkdir(parents=True, exist_ok=True)
+    _prune(RECORDS_DIR, KEEP_RECORDS_S)
+    folder = Path(tempfile.mkdtemp(prefix="judo-", dir=RECORDS_DIR))
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in stem)[:60] or "inspection"
     json_path = folder / f"{safe}.json"
     png_path = folder / f"{safe}-overlay.png"
     json_path.write_text(json.dumps(record, indent=1, ensure_ascii=False, default=_jsonable), encoding="utf-8")
     buf = io.BytesIO()
-    overlay.save(buf, format="PNG", compress_level=1)  # ~2.5x faster than the default; size barely matters here
+    overlay.save(buf, format="PNG", compress_level=1)  # ~2.5x faster than the default; size barely matters
     png_path.write_bytes(buf.getvalue())
     return str(json_path), str(png_path)
 
