@@ -11,9 +11,12 @@ Phases (ms per question): load (decode PNGs), prompt (resize to 448, texts), enc
 image processor on the distinct pictures, tokenizer), vision (vision tower on the distinct pictures),
 prefill (language model over the prompt), decode (language model, one token per step), loop (the rest
 of `generate`: lm_head, logits processing, stopping checks, rope index, masks, cache), rest (text
-decoding, Python glue). Batching can only amortise what does not grow with the questions: the per-step
-work of decode and loop, and pictures shared by several questions of one batch; prompt, encode, vision
-and prefill grow with the prompts.
+decoding, Python glue). "Prefill attention", printed apart, is the part of prefill inside PyTorch's
+attention kernel: with a hidden size of 64 and ~1000 prompt tokens the tiny model's prompt pass is mostly
+causal attention, whose cost is quadratic in each row's length and the same per row at any batch size
+(the linear layers, cheap here, are what batching would share on a GPU). Batching can only amortise
+what does not grow with the questions: the per-step work of decode and loop, and pictures shared by
+several questions of one batch; prompt, encode, vision and prefill grow with the prompts.
 
     .venv/bin/python bench/eval_batching.py [--questions 24] [--rounds 3] [--max-new-tokens 32]
                                             [--batch 8] [--threads 1,2]
@@ -29,6 +32,8 @@ from collections import defaultdict
 from pathlib import Path
 
 PHASES = ("load", "prompt", "encode", "vision", "prefill", "decode", "loop", "rest")
+# Not a phase: the part of "prefill" spent inside PyTorch's attention kernel (printed separately).
+ATTENTION = "prefill attention"
 
 
 class Probe:
@@ -45,6 +50,7 @@ class Probe:
         self.tokens = [0, 0]  # [padding tokens, all prompt tokens] of the batches
         self._first = False
         self._t0 = 0.0
+        self._prefill_attention()
         self._timed(run_module, "prepare", "load")
         self._timed(answerer, "prompt", "prompt")
         self._timed(generation, "_image_features", "vision")
@@ -78,6 +84,25 @@ class Probe:
         lm.register_forward_pre_hook(self._lm_start)
         lm.register_forward_hook(self._lm_end)
 
+    def _prefill_attention(self) -> None:
+        """Time torch's SDPA calls made during a prompt pass (looked up at call time by transformers'
+        SDPA integration, so wrapping the attribute sees the batch-1 path and `judo.attention`'s rows)."""
+        import torch.nn.functional as F
+
+        sdpa = F.scaled_dot_product_attention
+
+        def timed(*args, **kwargs):
+            if not self._in_prefill:
+                return sdpa(*args, **kwargs)
+            t0 = time.perf_counter()
+            try:
+                return sdpa(*args, **kwargs)
+            finally:
+                self.times[ATTENTION] += time.perf_counter() - t0
+
+        self._in_prefill = False
+        F.scaled_dot_product_attention = timed
+
     def _timed(self, owner, name: str, phase: str):
         original = getattr(owner, name)
 
@@ -92,9 +117,11 @@ class Probe:
         return original
 
     def _lm_start(self, module, args) -> None:
+        self._in_prefill = self._first
         self._t0 = time.perf_counter()
 
     def _lm_end(self, module, args, output) -> None:
+        self._in_prefill = False
         self.times["prefill" if self._first else "decode"] += time.perf_counter() - self._t0
         self._first = False
         self.lm_calls += 1
@@ -109,7 +136,7 @@ class Probe:
         t = dict(self.times)
         t["loop"] = t.get("loop", 0.0) - t.get("prefill", 0.0) - t.get("decode", 0.0)
         t["rest"] = wall - sum(t.get(p, 0.0) for p in PHASES if p != "rest")
-        return {p: t.get(p, 0.0) / n * 1000 for p in PHASES}
+        return {p: t.get(p, 0.0) / n * 1000 for p in (*PHASES, ATTENTION)}
 
 
 def run_round(items, knowledge, answerer, probe: Probe, batch: int) -> tuple[float, dict, list[str]]:
@@ -129,6 +156,7 @@ def run_round(items, knowledge, answerer, probe: Probe, batch: int) -> tuple[flo
         "steps_per_call": probe.lm_calls / probe.generate_calls,
         "pictures": tuple(probe.pictures),
         "padding": probe.tokens[0] / max(1, probe.tokens[1]),
+        "prompt_tokens": (probe.tokens[1] - probe.tokens[0]) / len(items),
     }
     return wall, stats, outputs
 
@@ -212,6 +240,12 @@ def main() -> None:
             f"{fixed:.0f} ms/q go to load+prompt+encode+vision+prefill, which grow with the prompts; "
             f"even with decode, loop and rest free the speed-up would be at most "
             f"{per_q_one / fixed:.1f}x."
+        )
+        print(
+            f"threads {th}: prefill {one['phases']['prefill']:.1f} -> {many['phases']['prefill']:.1f} ms/q, "
+            f"of which {one['phases'][ATTENTION]:.1f} -> {many['phases'][ATTENTION]:.1f} in torch's attention "
+            f"kernel over each row's ~{many['prompt_tokens']:.0f} prompt tokens (quadratic in the length, "
+            f"one row at a time at any batch size)"
         )
     fastest = max(best, key=lambda k: best[k]["qps"])
     print(
