@@ -18,7 +18,7 @@ from judo.evaluate.run import EvalError, build_parser, rank_path, run
 from judo.evaluate.run import main as eval_main
 from judo.evaluate.score_cli import main as score_main
 from judo.evaluate.selection import SelectionError, read_manifest, select_items
-from judo.mmad import load_mmad, question_key
+from judo.mmad import SUBTASKS, load_mmad, question_key
 
 MAX_NEW = "4"  # the tiny model's answers are noise anyway: keep generation short
 
@@ -73,15 +73,7 @@ def test_full_eval_then_score(mmad_root, tiny_model_dir, answerer, tmp_path, cap
         assert rec.templates == [str(sample.random_templates[0].relative_to(mmad_root))]
         assert rec.checkpoint == str(tiny_model_dir) and 1 <= rec.extra["batch_size"] <= 8
         assert rec.latency_s is not None and rec.latency_s >= 0
-        assert rec.extra["subtask"] in {
-            "Anomaly Detection",
-            "Defect Classification",
-            "Defect Localization",
-            "Defect Description",
-            "Defect Analysis",
-            "Object Classification",
-            "Object Analysis",
-        }
+        assert rec.extra["subtask"] in SUBTASKS
 
     # Rerunning the finished command asks nothing.
     again = run(eval_args(mmad_root, out, tiny_model_dir, "--batch-size", "8"), answerer)

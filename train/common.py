@@ -74,6 +74,16 @@ def last_checkpoint(output_dir: str) -> str | None:
     return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
 
 
+def train_and_save(trainer, processor, model_args, training_args, judo_args, started: float) -> None:
+    """Train, resuming from the newest checkpoint in output_dir when a run was interrupted, then save."""
+    resume = training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir)
+    if resume:
+        trainer.accelerator.print(f"resuming from {resume}")
+    trainer.train(resume_from_checkpoint=resume)
+    finish(trainer, processor, model_args, training_args, judo_args, started)
+    trainer.accelerator.print(f"saved {judo_args.stage or 'model'} to {training_args.output_dir}")
+
+
 def finish(trainer, processor, model_args, training_args, judo_args, started: float) -> None:
     """Save the model and the processor together (the next stage starts from this folder), merge a
     LoRA adapter when asked, and mark the stage done."""

@@ -15,7 +15,7 @@ import time
 
 from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config
 
-from common import JudoArguments, check_start, finish, last_checkpoint, model_init_kwargs
+from common import JudoArguments, check_start, model_init_kwargs, train_and_save
 from judo.data.datasets import load_sft_dataset
 from judo.models import load_processor
 
@@ -37,12 +37,7 @@ def main(training_args, model_args, judo_args):
         processing_class=processor,
         peft_config=get_peft_config(model_args),
     )
-    resume = training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir)
-    if resume:
-        trainer.accelerator.print(f"resuming from {resume}")
-    trainer.train(resume_from_checkpoint=resume)
-    finish(trainer, processor, model_args, training_args, judo_args, started)
-    trainer.accelerator.print(f"saved {judo_args.stage or 'model'} to {training_args.output_dir}")
+    train_and_save(trainer, processor, model_args, training_args, judo_args, started)
 
 
 if __name__ == "__main__":
