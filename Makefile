@@ -32,7 +32,8 @@ test-fast: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow"
 
 bench: setup
-	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@missed=; for b in bench/*.py; do echo "== $$b"; $(PY) $$b || missed="$$missed $$b"; done; \
+	if [ -n "$$missed" ]; then echo "targets missed or failed:$$missed"; exit 1; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis test-artifacts
