@@ -7,12 +7,12 @@ import types
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from judo import attention
 from judo.generation import GenerationError, encode_batch, encode_shared, generate_batch
 from judo.models import load_model, load_processor
 from judo.prompts import inspection_prompt
+from tests.noise import noise
 
 TOKENS = 12
 
@@ -20,11 +20,6 @@ TOKENS = 12
 @pytest.fixture(scope="module")
 def tiny(tiny_model_dir):
     return load_model(tiny_model_dir, device="cpu"), load_processor(tiny_model_dir)
-
-
-def noise(seed: int, size=(448, 448)) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
 
 
 @pytest.fixture(scope="module")

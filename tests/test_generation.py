@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import threading
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from judo.generation import MAX_NEW_TOKENS, GenerationError, encode, generate_batch, stream_generate
 from judo.grid import GRID_SIZE
 from judo.models import load_model, load_processor
 from judo.prompts import inspection_prompt
+from tests.noise import noise
 
 TOKENS = 24  # short completions keep the suite fast on 2 cores
 
@@ -20,11 +19,6 @@ TOKENS = 24  # short completions keep the suite fast on 2 cores
 @pytest.fixture(scope="module")
 def tiny(tiny_model_dir):
     return load_model(tiny_model_dir, device="cpu"), load_processor(tiny_model_dir)
-
-
-def noise(seed: int, size=(448, 448)) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
 
 
 @pytest.fixture(scope="module")
