@@ -406,7 +406,6 @@ class Runner:
             yield (None, None, "", answer_html(None, None), f"**Cannot inspect:** {html.escape(str(err), quote=False)}",
                    {"error": str(err), "done": True}, None, None)
             return
-        req = prep.request
         files = ShownFiles()
         try:
             yield from self._stream(engine, prep, files, visual_prior, t0, request,

@@ -262,7 +262,7 @@ class TeacherClient:
                     raise TeacherAuthError(
                         f"teacher at {cfg.endpoint} refused the credentials (HTTP {status}); set the API key in "
                         f"the environment variable {cfg.api_key_env}"
-                        + ("" if self._api_key else f" (it is not set)")
+                        + ("" if self._api_key else " (it is not set)")
                         + f". Server said: {_excerpt(text)}",
                         status=status,
                         body=_excerpt(text),
