@@ -1,6 +1,7 @@
 """What happens when the inspector presses Run: validate, stream an engine, draw, record.
 
-Kept apart from the layout (judo/ui.py) so the streaming logic reads top to bottom. Rules:
+Kept apart from the layout (judo/ui.py) and from input validation (judo/ui_inputs.py) so the streaming
+logic reads top to bottom. Rules:
 - bad input ends in one clear sentence (a toast and the status line), never a traceback, and costs
   no accelerator time (images are validated before an engine is touched);
 - the overlay is re-rendered only when the set of streamed cells changes, and text refreshes are
@@ -20,44 +21,25 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
 from PIL import Image
 
 from judo.engines.base import Engine, GenerationSettings, InspectionRequest, Update
-from judo.grid import Cell, mask_to_cells, seg_f1, seg_iou
-from judo.images import ImageInputError, load_image, load_mask
+from judo.grid import Cell, seg_f1, seg_iou
 from judo.render import GREEN, fit_within, heatmap_overlay, outline_edges, outline_mask, overlay_cells
-from judo.ui_presets import OptionsError, parse_options
+from judo.ui_inputs import InputProblem, Prepared, prepare_inputs, settings_from
 from judo.ui_record import build_record, write_outputs
 
 #: Longest side of the pictures sent to the browser while streaming (downloads keep full size).
 DISPLAY_SIDE = 1024
-MAX_QUESTION_CHARS = 2000
 MAX_COMPARE = 3
 #: Largest share of a run's time spent handing streamed updates to Gradio (see `Pacer`).
 UPDATE_BUDGET = 0.05
 #: What each /inspect yield holds, in order (the final yield always carries every value).
 INSPECT_OUTPUTS = ("overlay", "visual_prior", "output_text", "answer_html", "status", "result", "record",
                    "overlay_png")
-
-
-class InputProblem(ValueError):
-    """A user-facing reason why an inspection cannot start."""
-
-
-@dataclass
-class Prepared:
-    """Validated inputs of one run."""
-
-    request: InspectionRequest
-    truth_mask: Any = None  # bool ndarray at query size
-    truth_cells: set[Cell] | None = None
-    expected: str | None = None
-    names: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------------------- stops
@@ -93,86 +75,6 @@ STOPS = StopRegistry()
 
 def session_of(request: gr.Request | None) -> str:
     return (getattr(request, "session_hash", None) or "api") if request is not None else "api"
-
-
-# ------------------------------------------------------------------------------------- validation
-def _path_of(value: Any) -> Any:
-    """Gradio hands files as paths (str) or dicts with a 'path'; PIL/arrays pass through."""
-    if isinstance(value, dict):
-        return value.get("path") or value.get("name")
-    return value
-
-
-def load_input_image(value: Any, what: str) -> Image.Image:
-    if value is None or value == "":
-        raise InputProblem(
-            f"No {what} image: upload one (drag and drop) or pick an example."
-            if what == "query" else f"No {what} image: pick a normal sample from the gallery or upload one."
-        )
-    path = _path_of(value)
-    try:
-        return load_image(path)
-    except ImageInputError as err:
-        message = str(err)
-        if isinstance(path, str):  # show the uploaded file's name, not the server's cache path
-            message = message.replace(path, path.rsplit("/", 1)[-1])
-        raise InputProblem(f"The {what} image cannot be used: {message}") from None
-
-
-def prepare_inputs(query, template, question, options_text, category, mask, expected) -> Prepared:
-    """Validate every input; raise InputProblem with a sentence for the first problem found."""
-    question = (question or "").strip()
-    if not question:
-        raise InputProblem("The question is empty: type a question or pick a preset.")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise InputProblem(f"The question is too long ({len(question)} characters, at most {MAX_QUESTION_CHARS}).")
-    try:
-        options = parse_options(options_text)
-    except OptionsError as err:
-        raise InputProblem(str(err)) from None
-    q_img = load_input_image(query, "query")
-    t_img = load_input_image(template, "template")
-    notes = []
-    if q_img.size != t_img.size:
-        notes.append(
-            f"The template ({t_img.width}x{t_img.height}) and the query ({q_img.width}x{q_img.height}) differ in "
-            "size: both are resized to 448x448 for the model, so compare like with like when you can."
-        )
-    prepared = Prepared(
-        request=InspectionRequest(q_img, t_img, question, options, category=category or None),
-        names={"query": _name(query), "template": _name(template)},
-        notes=notes,
-    )
-    if mask not in (None, ""):
-        try:
-            prepared.truth_mask = load_mask(_path_of(mask), size=q_img.size)
-            prepared.truth_cells = mask_to_cells(prepared.truth_mask)
-        except (ImageInputError, ValueError) as err:
-            notes.append(f"The ground-truth mask was ignored: {err}")
-    exp = (expected or "").strip().upper()[:1]
-    if exp and options and exp in options:
-        prepared.expected = exp
-    return prepared
-
-
-def _name(value: Any) -> str | None:
-    p = _path_of(value)
-    return str(p).rsplit("/", 1)[-1] if isinstance(p, str) else None
-
-
-def settings_from(max_new_tokens, do_sample, temperature, top_p) -> GenerationSettings:
-    def num(x, cast):
-        try:
-            return cast(x) if x not in (None, "") else None
-        except (TypeError, ValueError):
-            return None
-
-    return GenerationSettings(
-        max_new_tokens=num(max_new_tokens, int),
-        do_sample=bool(do_sample) if do_sample is not None else None,
-        temperature=num(temperature, float) if do_sample else None,
-        top_p=num(top_p, float) if do_sample else None,
-    )
 
 
 # ----------------------------------------------------------------------------------------- views

@@ -1,0 +1,116 @@
+"""Validating what the inspector gave before any engine runs: one clear sentence per problem.
+
+Images go through `judo.images` (bomb guard, truncation, modes, EXIF); the question, options, optional
+ground-truth mask and generation settings are checked here, so no accelerator time is spent on input
+that cannot be inspected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from judo.engines.base import GenerationSettings, InspectionRequest
+from judo.grid import Cell, mask_to_cells
+from judo.images import ImageInputError, load_image, load_mask
+from judo.ui_presets import OptionsError, parse_options
+
+MAX_QUESTION_CHARS = 2000
+
+
+class InputProblem(ValueError):
+    """A user-facing reason why an inspection cannot start."""
+
+
+@dataclass
+class Prepared:
+    """Validated inputs of one run."""
+
+    request: InspectionRequest
+    truth_mask: Any = None  # bool ndarray at query size
+    truth_cells: set[Cell] | None = None
+    expected: str | None = None
+    names: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------- validation
+def _path_of(value: Any) -> Any:
+    """Gradio hands files as paths (str) or dicts with a 'path'; PIL/arrays pass through."""
+    if isinstance(value, dict):
+        return value.get("path") or value.get("name")
+    return value
+
+
+def load_input_image(value: Any, what: str) -> Image.Image:
+    if value is None or value == "":
+        raise InputProblem(
+            f"No {what} image: upload one (drag and drop) or pick an example."
+            if what == "query" else f"No {what} image: pick a normal sample from the gallery or upload one."
+        )
+    path = _path_of(value)
+    try:
+        return load_image(path)
+    except ImageInputError as err:
+        message = str(err)
+        if isinstance(path, str):  # show the uploaded file's name, not the server's cache path
+            message = message.replace(path, path.rsplit("/", 1)[-1])
+        raise InputProblem(f"The {what} image cannot be used: {message}") from None
+
+
+def prepare_inputs(query, template, question, options_text, category, mask, expected) -> Prepared:
+    """Validate every input; raise InputProblem with a sentence for the first problem found."""
+    question = (question or "").strip()
+    if not question:
+        raise InputProblem("The question is empty: type a question or pick a preset.")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InputProblem(f"The question is too long ({len(question)} characters, at most {MAX_QUESTION_CHARS}).")
+    try:
+        options = parse_options(options_text)
+    except OptionsError as err:
+        raise InputProblem(str(err)) from None
+    q_img = load_input_image(query, "query")
+    t_img = load_input_image(template, "template")
+    notes = []
+    if q_img.size != t_img.size:
+        notes.append(
+            f"The template ({t_img.width}x{t_img.height}) and the query ({q_img.width}x{q_img.height}) differ in "
+            "size: both are resized to 448x448 for the model, so compare like with like when you can."
+        )
+    prepared = Prepared(
+        request=InspectionRequest(q_img, t_img, question, options, category=category or None),
+        names={"query": _name(query), "template": _name(template)},
+        notes=notes,
+    )
+    if mask not in (None, ""):
+        try:
+            prepared.truth_mask = load_mask(_path_of(mask), size=q_img.size)
+            prepared.truth_cells = mask_to_cells(prepared.truth_mask)
+        except (ImageInputError, ValueError) as err:
+            notes.append(f"The ground-truth mask was ignored: {err}")
+    exp = (expected or "").strip().upper()[:1]
+    if exp and options and exp in options:
+        prepared.expected = exp
+    return prepared
+
+
+def _name(value: Any) -> str | None:
+    p = _path_of(value)
+    return str(p).rsplit("/", 1)[-1] if isinstance(p, str) else None
+
+
+def settings_from(max_new_tokens, do_sample, temperature, top_p) -> GenerationSettings:
+    def num(x, cast):
+        try:
+            return cast(x) if x not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
+
+    return GenerationSettings(
+        max_new_tokens=num(max_new_tokens, int),
+        do_sample=bool(do_sample) if do_sample is not None else None,
+        temperature=num(temperature, float) if do_sample else None,
+        top_p=num(top_p, float) if do_sample else None,
+    )
