@@ -22,7 +22,10 @@ if TYPE_CHECKING:  # sentence-transformers pulls in transformers: import it only
     from sentence_transformers import SentenceTransformer
 
 DIM = 384  # all-MiniLM-L6-v2 output size
-BATCH_SIZE = 64
+# Texts per forward pass. On CPU, small batches keep each layer's activations in cache: 16 beat 64 by
+# 12-18% on a GRPO batch of ~180-word-piece texts (bench/rewards.py); a GPU wants big batches.
+CPU_BATCH_SIZE = 16
+GPU_BATCH_SIZE = 128
 
 _CACHE: dict[str, "SentenceTransformer"] = {}
 _LOCK = threading.Lock()
@@ -80,6 +83,13 @@ def get_embedder(device: str | None = None) -> "SentenceTransformer":
         return model
 
 
+def batch_size(model: Embedder) -> int:
+    """Texts per forward pass for where `model` runs (an injected model without a device: the CPU size)."""
+    device = getattr(model, "device", None)
+    kind = getattr(device, "type", None) or str(device or "cpu")
+    return CPU_BATCH_SIZE if kind == "cpu" else GPU_BATCH_SIZE
+
+
 def _check_texts(texts: Sequence[str], name: str) -> list[str]:
     """A bare string would be embedded character by character: refuse it, and any non-string item."""
     if isinstance(texts, (str, bytes)):
@@ -102,7 +112,8 @@ def embed(texts: Sequence[str], embedder: Embedder | None = None) -> np.ndarray:
     unique = list(dict.fromkeys(texts))
     model = embedder if embedder is not None else get_embedder()
     vectors = model.encode(
-        unique, batch_size=BATCH_SIZE, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+        unique, batch_size=batch_size(model), convert_to_numpy=True, normalize_embeddings=True,
+        show_progress_bar=False,
     )
     vectors = np.asarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or vectors.shape[0] != len(unique):

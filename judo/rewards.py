@@ -17,7 +17,7 @@ missing or malformed truth column is a dataset bug and raises `RewardInputError`
 
 Parsing is never done here: cells come from `judo.grid`, the tags and the answer letter from
 `judo.response`, embeddings from `judo.embedding`. Registry: `REWARDS` (name -> function) and
-`get_rewards(names)`, which the recipes use.
+`get_rewards(names)`, which the recipes use (it also takes `package.module:function` for own rewards).
 
 Rewards (the paper's five, then the ablation's two):
     domain_reward      cos(MiniLM(<think>), MiniLM(rationale)) if >= 0.5, else 0; 0 without a closed <think>
@@ -414,11 +414,29 @@ BASE_GRPO_REWARDS = ("base_answer_reward", "base_format_reward")
 
 
 def get_rewards(names: Sequence[str]) -> list[RewardFn]:
-    """The reward functions for a recipe's list of names, in order; an unknown name is an error that
-    lists the known ones."""
+    """The reward functions for a recipe's list of names, in order.
+
+    A name is a key of `REWARDS`, or `package.module:function` for a reward of your own (any importable
+    TRL-style function), so a new reward needs no edit here. An unknown name, an import that fails or
+    something that is not callable is an error that says which and lists the known names.
+    """
     if isinstance(names, str):
         names = [names]
-    unknown = [n for n in names if n not in REWARDS]
+    unknown = [n for n in names if n not in REWARDS and ":" not in n]
     if unknown:
-        raise KeyError(f"unknown reward(s) {', '.join(map(repr, unknown))}; known: {', '.join(REWARDS)}")
-    return [REWARDS[n] for n in names]
+        raise KeyError(f"unknown reward(s) {', '.join(map(repr, unknown))}; known: {', '.join(REWARDS)} "
+                       f"(or package.module:function)")
+    return [REWARDS[n] if n in REWARDS else _import_reward(n) for n in names]
+
+
+def _import_reward(spec: str) -> RewardFn:
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise KeyError(f"reward {spec!r} cannot be imported: {err}") from err
+    if not callable(fn):
+        raise KeyError(f"reward {spec!r} is a {type(fn).__name__}, not a function")
+    return fn

@@ -50,6 +50,28 @@ def test_cosine_separates_paraphrases_from_unrelated_text(model):
     assert same[0] == pytest.approx(1.0, abs=1e-5)
 
 
+def test_batching_does_not_change_the_embeddings(model):
+    """Texts of very different lengths share padded batches; each must embed as it does alone."""
+    texts = [f"defect {i} " * (1 + 7 * (i % 5)) for i in range(40)]
+    assert embedding.batch_size(model) == embedding.CPU_BATCH_SIZE < len(texts)
+    batched = embed(texts, embedder=model)
+    alone = np.stack([embed([text], embedder=model)[0] for text in texts])
+    np.testing.assert_allclose(batched, alone, atol=2e-5)
+
+
+def test_batch_size_follows_the_device():
+    class On:
+        def __init__(self, device):
+            self.device = device
+
+    import torch
+
+    assert embedding.batch_size(On(torch.device("cuda", 1))) == embedding.GPU_BATCH_SIZE
+    assert embedding.batch_size(On("cuda:0")) == embedding.GPU_BATCH_SIZE
+    assert embedding.batch_size(On(torch.device("cpu"))) == embedding.CPU_BATCH_SIZE
+    assert embedding.batch_size(object()) == embedding.CPU_BATCH_SIZE
+
+
 def test_default_embedder_is_the_process_model(model, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(embedding, "process_device", lambda: "cpu")
     np.testing.assert_array_equal(embed(["x"]), embed(["x"], embedder=model))

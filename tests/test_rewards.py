@@ -390,3 +390,16 @@ def test_get_rewards_keeps_order_and_rejects_unknown_names():
     assert get_rewards("format_reward") == [format_reward]
     with pytest.raises(KeyError, match="unknown reward\\(s\\) 'accuracy'.*known: domain_reward"):
         get_rewards(["seg_reward", "accuracy"])
+
+
+def test_get_rewards_imports_own_rewards_by_module_path():
+    from tests.letter_rewards import letter_share_reward
+
+    assert get_rewards(["seg_reward", "tests.letter_rewards:letter_share_reward"]) == [seg_reward,
+                                                                                     letter_share_reward]
+    with pytest.raises(KeyError, match="cannot be imported.*no_such_module"):
+        get_rewards(["tests.no_such_module:reward"])
+    with pytest.raises(KeyError, match="cannot be imported.*missing"):
+        get_rewards(["tests.letter_rewards:missing"])
+    with pytest.raises(KeyError, match="not a function"):
+        get_rewards(["tests.letter_rewards:LETTERS"])

@@ -7,6 +7,7 @@ user would start it; the data comes from the real builders and the fake HTTP tea
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -45,10 +46,13 @@ def data(mmad_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     return {name: out / name for name in ("stage1", "stage2", "stage3")}
 
 
-def run(script: str, recipe: str, *args: str, launcher: list[str] | None = None) -> str:
+def run(script: str, recipe: str, *args: str, launcher: list[str] | None = None,
+        env: dict[str, str] | None = None) -> str:
     """Run a training script like a user would; return its output, or fail showing the end of it."""
     cmd = [*(launcher or [sys.executable]), str(TRAIN / script), "--config", str(RECIPES / recipe), *args]
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "2"}
+    # PYTHONPATH: recipes may name own rewards by module path (tests.letter_rewards:...)
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "2",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])), **(env or {})}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{output[-4000:]}"
@@ -131,6 +135,43 @@ def test_stage1_under_deepspeed_zero3(tiny_model_dir: Path, data: dict, tmp_path
     assert "DeepSpeed" in log or "deepspeed" in log
     assert_checkpoint(out)
     assert changed_tensors(tiny_model_dir, out) > 0  # ZeRO-3 gathered the full, trained weights on save
+
+
+@pytest.mark.slow
+def test_grpo_on_two_processes_moves_the_weights(tiny_model_dir: Path, data: dict, tmp_path: Path) -> None:
+    """The paper's launch route (torch.distributed.run, one process per device) with 2 CPU processes
+    (gloo; DeepSpeed needs a GPU to see more than one process). Every rank generates, scores its own
+    completions and syncs gradients; an own reward that varies on random text gives GRPO advantages, so
+    the saved weights must differ from the start."""
+    out = tmp_path / "grpo-2proc"
+    log = run("grpo.py", "tiny/stage3.yaml", "--model_name_or_path", str(tiny_model_dir), "--data_dir",
+              str(data["stage3"]), "--output_dir", str(out),
+              "--reward_funcs", "tests.letter_rewards:letter_share_reward", "format_reward",
+              "--reward_weights", "1.0", "1.0",
+              launcher=[sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"],
+              env={"OMP_NUM_THREADS": "1"})
+    assert "rewards/letter_share_reward/mean" in log and "rewards/format_reward/mean" in log
+    assert_checkpoint(out)
+    assert json.loads((out / "judo_training.json").read_text())["processes"] == 2
+    assert changed_tensors(tiny_model_dir, out) > 0
+
+
+@pytest.mark.slow
+def test_lora_stage_merges_into_a_plain_checkpoint(tiny_model_dir: Path, data: dict, tmp_path: Path) -> None:
+    """The workstation route: LoRA adapters trained, then folded into a full checkpoint the next stage
+    and the app load like any other (4-bit QLoRA itself needs CUDA; the merge does not)."""
+    out = tmp_path / "lora"
+    run("sft.py", "tiny/stage1.yaml", "--model_name_or_path", str(tiny_model_dir), "--data_dir",
+        str(data["stage1"]), "--output_dir", str(out), "--use_peft", "true", "--lora_r", "4", "--lora_alpha", "8",
+        "--lora_target_modules", "q_proj", "v_proj")
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert not (out / "adapter_model.safetensors").exists()
+    assert_checkpoint(out)
+    base, merged = load_file(tiny_model_dir / "model.safetensors"), load_file(out / "model.safetensors")
+    assert set(merged) == set(base)  # no lora_A / base_layer names left behind
+    changed = {k for k in base if not torch.equal(base[k], merged[k])}
+    assert changed and all("q_proj" in k or "v_proj" in k for k in changed)
+    assert json.loads((out / "judo_training.json").read_text())["lora_merged"] is True
 
 
 def test_training_data_loads_as_trl_expects(data: dict) -> None:

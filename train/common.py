@@ -97,6 +97,8 @@ def finish(trainer, processor, model_args, training_args, judo_args, started: fl
     if trainer.accelerator.is_main_process:
         record = {"stage": judo_args.stage, "data_dir": judo_args.data_dir,
                   "base": model_args.model_name_or_path, "global_step": trainer.state.global_step,
+                  "processes": trainer.accelerator.num_processes, "lora_merged": bool(model_args.use_peft
+                                                                                   and judo_args.merge_lora),
                   "minutes": round((time.time() - started) / 60, 2), "judo": asdict(judo_args)}
         Path(out, DONE_FILE).write_text(json.dumps(record, indent=1) + "\n")
     trainer.accelerator.wait_for_everyone()
