@@ -1,4 +1,4 @@
-"""A tiny, randomly initialised Qwen2.5-VL checkpoint built fully offline.
+"""Randomly initialised Qwen2.5-VL checkpoints built fully offline: tiny, or at the real 7B size.
 
 Tests, benchmarks and plumbing demos need a *real* Qwen2.5-VL (same classes, same processor, same chat
 format, same 448x448 -> 16x16 vision-token geometry) but no weights can be downloaded here. This module
@@ -6,12 +6,18 @@ makes one from nothing in a few seconds: a byte-level BPE tokenizer trained on a
 Qwen's special tokens, a Qwen2.5-VL chat template, the Qwen2.5-VL image processor settings and a
 ~1M-parameter model initialised from a seed. Same seed -> byte-identical weights.
 
-Usage: ``judo tiny OUT_DIR [--seed N]``.
+`--size 7b` gives the same tokenizer and processor around Qwen2.5-VL-7B's exact architecture (8.3 B
+parameters, 152,064-row embeddings): random weights with the real memory and speed, for measuring
+serving and training on a GPU (bench/gpu_7b.py). It is initialised in bf16 on the GPU when there is one
+(16.6 GB); on a CPU it needs ~17 GB of RAM.
+
+Usage: ``judo tiny OUT_DIR [--seed N] [--size tiny|7b]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import sys
@@ -161,36 +167,51 @@ def _train_tokenizer():
     return tokenizer
 
 
-def _config(tokenizer):
-    """A Qwen2.5-VL config with the real geometry (patch 14, merge 2) and tiny widths."""
+#: Widths per size. "7b" is Qwen2.5-VL-7B-Instruct's architecture (its embeddings have 152,064 rows,
+#: more than this tokenizer uses, as the real vocabulary is padded too).
+SIZES: dict[str, dict] = {
+    "tiny": {
+        "text": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+                 "num_key_value_heads": 2, "max_position_embeddings": 4096, "mrope_section": [2, 3, 3]},
+        "vision": {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2,
+                   "fullatt_block_indexes": [1]},
+        "vocab_size": None,  # len(tokenizer) rounded up to VOCAB_MULTIPLE
+    },
+    "7b": {
+        "text": {"hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
+                 "num_attention_heads": 28, "num_key_value_heads": 4, "max_position_embeddings": 128000,
+                 "mrope_section": [16, 24, 24]},
+        "vision": {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
+                   "fullatt_block_indexes": [7, 15, 23, 31]},
+        "vocab_size": 152064,
+    },
+}
+
+
+def _config(tokenizer, size: str = "tiny"):
+    """A Qwen2.5-VL config with the real geometry (patch 14, merge 2) and the widths of `size`."""
     from transformers import Qwen2_5_VLConfig
 
+    widths = SIZES[size]
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    vocab_size = -(-len(tokenizer) // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
+    vocab_size = widths["vocab_size"] or -(-len(tokenizer) // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
+    text = dict(widths["text"])
+    mrope_section = text.pop("mrope_section")
     text_config = {
+        **text,
         "vocab_size": vocab_size,
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 4096,
-        "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": mrope_section},
         "bos_token_id": ids["<|endoftext|>"],
         "eos_token_id": ids["<|im_end|>"],
         "pad_token_id": ids["<|endoftext|>"],
     }
     vision_config = {
-        "depth": 2,
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_heads": 2,
-        "out_hidden_size": 64,
+        **widths["vision"],
+        "out_hidden_size": text["hidden_size"],
         "patch_size": 14,
         "spatial_merge_size": 2,
         "temporal_patch_size": 2,
         "window_size": 112,
-        "fullatt_block_indexes": [1],
     }
     return Qwen2_5_VLConfig(
         text_config=text_config,
@@ -218,31 +239,49 @@ def _image_processor():
     )
 
 
-def build_tiny(out_dir: str | Path, seed: int = 0) -> Path:
-    """Write a loadable tiny Qwen2.5-VL checkpoint (weights, tokenizer, processor) to ``out_dir``.
+@contextlib.contextmanager
+def _init_context(seed: int, device: str, dtype):
+    """Seeded initialisation on `device` in `dtype`, leaving the caller's RNG and default dtype alone."""
+    import torch
 
-    Deterministic: the same seed gives byte-identical ``model.safetensors``. Returns the folder.
+    rng, default_dtype = torch.random.get_rng_state(), torch.get_default_dtype()
+    try:
+        torch.manual_seed(seed)
+        torch.set_default_dtype(dtype)
+        with torch.device(device):
+            yield
+    finally:
+        torch.set_default_dtype(default_dtype)
+        torch.random.set_rng_state(rng)
+
+
+def build_tiny(out_dir: str | Path, seed: int = 0, size: str = "tiny") -> Path:
+    """Write a loadable random Qwen2.5-VL checkpoint (weights, tokenizer, processor) to ``out_dir``.
+
+    size "tiny" (default): fp32, deterministic (the same seed gives byte-identical ``model.safetensors``).
+    size "7b": the real architecture in bf16, initialised on the GPU when there is one. Returns the folder.
     """
     import torch
     from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
     from judo.models import ImageOnlyQwen2_5_VLProcessor
 
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}; known: {', '.join(SIZES)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = _train_tokenizer()
-    config = _config(tokenizer)
-    generator_state = torch.random.get_rng_state()
-    try:
-        torch.manual_seed(seed)
-        model = Qwen2_5_VLForConditionalGeneration(config).to(torch.float32).eval()
-    finally:
-        torch.random.set_rng_state(generator_state)  # never leak the seed into the caller's RNG
+    config = _config(tokenizer, size)
+    full = size != "tiny"
+    device = "cuda" if full and torch.cuda.is_available() else "cpu"
+    with _init_context(seed, device, torch.bfloat16 if full else torch.float32):
+        model = Qwen2_5_VLForConditionalGeneration(config).eval()
     eos = [tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")]
     model.generation_config = GenerationConfig(
         eos_token_id=eos, pad_token_id=tokenizer.pad_token_id, do_sample=False
     )
     model.save_pretrained(out, safe_serialization=True)
+    del model
     processor = ImageOnlyQwen2_5_VLProcessor(
         image_processor=_image_processor(), tokenizer=tokenizer, chat_template=CHAT_TEMPLATE
     )
@@ -266,12 +305,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("out_dir", type=Path, help="folder to write the checkpoint to")
     parser.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default 0)")
+    parser.add_argument("--size", choices=tuple(SIZES), default="tiny",
+                        help="tiny (~1 MB, tests) or 7b (Qwen2.5-VL-7B's architecture, 16.6 GB of random bf16 "
+                             "weights, for GPU measurements)")
     args = parser.parse_args(argv)
     if args.out_dir.exists() and not args.out_dir.is_dir():
         parser.error(f"{args.out_dir} exists and is not a folder")
-    path = build_tiny(args.out_dir, seed=args.seed)
+    path = build_tiny(args.out_dir, seed=args.seed, size=args.size)
     size_mb = sum(p.stat().st_size for p in path.iterdir() if p.is_file()) / 1e6
-    print(f"tiny Qwen2.5-VL written to {path} ({size_mb:.1f} MB, weights sha256 {weights_hash(path)[:16]})")
+    digest = f", weights sha256 {weights_hash(path)[:16]}" if args.size == "tiny" else ""
+    print(f"{args.size} random Qwen2.5-VL written to {path} ({size_mb:,.1f} MB{digest})")
     return 0
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from judo.tiny import CHAT_TEMPLATE, SPECIAL_TOKENS, build_tiny, main, weights_hash
+from judo.tiny import CHAT_TEMPLATE, SPECIAL_TOKENS, _config, _train_tokenizer, build_tiny, main, weights_hash
 
 
 def test_build_is_deterministic_for_a_seed(tiny_model_dir, tmp_path):
@@ -16,18 +16,37 @@ def test_build_is_deterministic_for_a_seed(tiny_model_dir, tmp_path):
     assert (again / "tokenizer.json").read_bytes() == (tiny_model_dir / "tokenizer.json").read_bytes()
 
 
-def test_build_does_not_touch_the_callers_rng(tmp_path):
+def test_build_does_not_touch_the_callers_rng_or_default_dtype(tmp_path):
     torch.manual_seed(1234)
     expected = torch.rand(3)
     torch.manual_seed(1234)
     build_tiny(tmp_path / "t", seed=7)
     assert torch.equal(torch.rand(3), expected)
+    assert torch.get_default_dtype() == torch.float32
+
+
+def test_7b_size_is_qwen25vl_7b_architecture():
+    """Built on the meta device (no memory): the published parameter count and layer shapes."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    config = _config(_train_tokenizer(), "7b")
+    with torch.device("meta"):
+        model = Qwen2_5_VLForConditionalGeneration(config)
+    total = sum(p.numel() for p in model.parameters())
+    assert 8.28e9 < total < 8.30e9  # Qwen2.5-VL-7B-Instruct: 8.29 B
+    text = model.model.language_model
+    assert len(text.layers) == 28 and text.embed_tokens.weight.shape == (152064, 3584)
+    assert text.layers[0].self_attn.k_proj.weight.shape == (512, 3584)  # 4 KV heads x 128
+    assert text.layers[0].mlp.gate_proj.weight.shape == (18944, 3584)
+    assert len(model.model.visual.blocks) == 32 and config.vision_config.out_hidden_size == 3584
+    with pytest.raises(ValueError, match="unknown size"):
+        build_tiny("/nonexistent", size="70b")
 
 
 def test_cli_builds_another_seed(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "seed1"
     assert main([str(out), "--seed", "1"]) == 0
-    assert "tiny Qwen2.5-VL written to" in capsys.readouterr().out
+    assert "tiny random Qwen2.5-VL written to" in capsys.readouterr().out
     assert weights_hash(out) != weights_hash(tiny_model_dir)
 
 

@@ -154,6 +154,10 @@ def test_grpo_on_two_processes_moves_the_weights(tiny_model_dir: Path, data: dic
     assert_checkpoint(out)
     assert json.loads((out / "judo_training.json").read_text())["processes"] == 2
     assert changed_tensors(tiny_model_dir, out) > 0
+    entries = [json.loads(line) for line in (out / "judo_log.jsonl").read_text().splitlines()]
+    steps = [e for e in entries if "loss" in e]  # written by rank 0 only: one line per logged step
+    assert [e["step"] for e in steps] == [1, 2] and "rewards/letter_share_reward/mean" in steps[0]
+    assert any("train_runtime" in e for e in entries)
 
 
 @pytest.mark.slow

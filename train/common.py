@@ -14,6 +14,8 @@ from pathlib import Path
 
 #: Written into an output folder once its stage has finished and saved; launch_h200.sh skips such stages.
 DONE_FILE = "judo_training.json"
+#: Every logged step as a JSON line (losses, rewards, tokens, peak GPU memory), appended across resumes.
+LOG_FILE = "judo_log.jsonl"
 
 
 @dataclass
@@ -74,8 +76,30 @@ def last_checkpoint(output_dir: str) -> str | None:
     return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
 
 
+def log_file_callback(output_dir: str):
+    """A TrainerCallback that appends each log entry to output_dir/judo_log.jsonl with the step and this
+    process's peak GPU memory (`peak_memory_gib`): TRL prints its logs, this keeps them readable by tools."""
+    from transformers import TrainerCallback
+
+    class LogFile(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs:
+                return
+            import torch
+
+            entry = {"step": state.global_step, **logs}
+            if torch.cuda.is_available():
+                entry["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+            with open(Path(output_dir, LOG_FILE), "a", encoding="utf-8") as f:
+                f.write(json.dumps(entry, default=float) + "\n")
+
+    return LogFile()
+
+
 def train_and_save(trainer, processor, model_args, training_args, judo_args, started: float) -> None:
     """Train, resuming from the newest checkpoint in output_dir when a run was interrupted, then save."""
+    trainer.add_callback(log_file_callback(training_args.output_dir))
     resume = training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir)
     if resume:
         trainer.accelerator.print(f"resuming from {resume}")
