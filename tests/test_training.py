@@ -163,7 +163,7 @@ def test_grpo_on_two_processes_moves_the_weights(tiny_model_dir: Path, data: dic
 @pytest.mark.slow
 def test_lora_stage_merges_into_a_plain_checkpoint(tiny_model_dir: Path, data: dict, tmp_path: Path) -> None:
     """The workstation route: LoRA adapters trained, then folded into a full checkpoint the next stage
-    and the app load like any other (4-bit QLoRA itself needs CUDA; the merge does not)."""
+    and the app load like any other (4-bit QLoRA itself needs CUDA; LoRA and the merge do not)."""
     out = tmp_path / "lora"
     run("sft.py", "tiny/stage1.yaml", "--model_name_or_path", str(tiny_model_dir), "--data_dir",
         str(data["stage1"]), "--output_dir", str(out), "--use_peft", "true", "--lora_r", "4", "--lora_alpha", "8",
@@ -176,6 +176,17 @@ def test_lora_stage_merges_into_a_plain_checkpoint(tiny_model_dir: Path, data: d
     changed = {k for k in base if not torch.equal(base[k], merged[k])}
     assert changed and all("q_proj" in k or "v_proj" in k for k in changed)
     assert json.loads((out / "judo_training.json").read_text())["lora_merged"] is True
+
+    # the workstation chain goes on from the merged folder: GRPO with adapters (the reference model is
+    # the same weights with the adapters switched off), merged again
+    out3 = tmp_path / "lora-grpo"
+    run("grpo.py", "tiny/stage3.yaml", "--model_name_or_path", str(out), "--data_dir", str(data["stage3"]),
+        "--output_dir", str(out3), "--use_peft", "true", "--lora_r", "4", "--lora_alpha", "8",
+        "--lora_target_modules", "q_proj", "v_proj",
+        "--reward_funcs", "tests.letter_rewards:letter_share_reward", "format_reward", "--reward_weights", "1", "1")
+    assert_checkpoint(out3)
+    stage1, stage3 = load_file(out / "model.safetensors"), load_file(out3 / "model.safetensors")
+    assert {k for k in stage1 if not torch.equal(stage1[k], stage3[k])}
 
 
 def test_training_data_loads_as_trl_expects(data: dict) -> None:
