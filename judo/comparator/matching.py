@@ -37,6 +37,10 @@ MATCH_FLOOR, NOISE_QUANTILE, NOISE_FACTOR = 0.03, 0.75, 2.5
 MAX_APPEARANCE_DISTANCE = 0.02
 #: Weights of the descriptor channels: Y, Cr, Cb, local contrast (chroma is numerically small).
 WEIGHTS = np.array([1.0, 2.0, 2.0, 1.5], np.float32)
+#: Sub-block shifts (analysis px) at which the compared-against image is also described: a small
+#: feature such as a speckle looks different depending on where it falls in a 4x4 block, so a
+#: look-alike is searched for at half-block phases too (every position then lies within 1 px of one).
+PHASES = ((0, 0), (0, 2), (2, 0), (2, 2))
 
 
 def descriptors(ycc: np.ndarray) -> np.ndarray:
@@ -45,6 +49,15 @@ def descriptors(ycc: np.ndarray) -> np.ndarray:
     sq = cv2.resize(ycc[:, :, 0] ** 2, (MATCH_SIZE, MATCH_SIZE), interpolation=cv2.INTER_AREA)
     std = np.sqrt(np.maximum(sq - mean[:, :, 0] ** 2, 0.0))
     return np.dstack([mean, std]).astype(np.float32) * WEIGHTS
+
+
+def phased_descriptors(ycc: np.ndarray) -> list[np.ndarray]:
+    """`descriptors` of the image shifted by each of PHASES (content moved up/left, border mirrored)."""
+    out = []
+    for dy, dx in PHASES:
+        shifted = cv2.copyMakeBorder(ycc, 0, dy, 0, dx, cv2.BORDER_REFLECT)[dy:, dx:] if dy or dx else ycc
+        out.append(descriptors(shifted))
+    return out
 
 
 def _offsets(radius: int) -> list[tuple[int, int]]:
@@ -88,17 +101,22 @@ def agreement_map(
     as agreeing when its look is present nearby in *any* pose: a can's pull tab agrees with the
     template turned to the tab's angle, the lid around it with the upright template.
     """
-    dq = descriptors(query_ycc)
+    query_phases = phased_descriptors(query_ycc)
 
-    def two_way(template: np.ndarray) -> np.ndarray:
-        dt = descriptors(template)
-        return np.maximum(nearest_distance(dq, dt, MATCH_RADIUS), nearest_distance(dt, dq, MATCH_RADIUS))
+    def two_way(template: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The worse of both directions per location: (block phase only, best of all phases)."""
+        template_phases = phased_descriptors(template)
+        forward = [nearest_distance(query_phases[0], t, MATCH_RADIUS) for t in template_phases]
+        backward = [nearest_distance(template_phases[0], q, MATCH_RADIUS) for q in query_phases]
+        plain = np.maximum(forward[0], backward[0])
+        return plain, np.maximum(np.minimum.reduce(forward), np.minimum.reduce(backward))
 
     covered = _covered(valid)
-    dist = two_way(template_ycc)
-    median = float(np.median(dist[covered])) if covered.any() else 0.0
+    plain, dist = two_way(template_ycc)
+    # Product check at block phase only: MAX_APPEARANCE_DISTANCE was measured that way.
+    median = float(np.median(plain[covered])) if covered.any() else 0.0
     for other_ycc, other_valid in alternatives:
-        other = two_way(other_ycc)
+        other = two_way(other_ycc)[1]
         other[~_covered(other_valid)] = np.inf
         np.minimum(dist, other, out=dist)
     dist[~covered] = 0.0
