@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -113,6 +116,42 @@ def test_stage1_resume_then_stage2_then_stage3(tiny_model_dir: Path, data: dict,
     assert_serves_in_the_app_engine(out3)
     for name in ("domain_reward", "seg_reward", "choice_reward", "format_reward", "structure_reward"):
         assert f"rewards/{name}/mean" in log  # every reward was called on real completions
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_from_its_last_complete_checkpoint(tiny_model_dir: Path, data: dict,
+                                                                  tmp_path: Path) -> None:
+    """kill -9 during training, plus a newer checkpoint cut off while being written (the Trainer writes
+    trainer_state.json last): the rerun passes over the broken one and goes on from the last complete."""
+    out = tmp_path / "killed"
+    args = ["--model_name_or_path", str(tiny_model_dir), "--data_dir", str(data["stage1"]), "--output_dir", str(out),
+            "--save_strategy", "steps", "--save_steps", "1"]
+    cmd = [sys.executable, str(TRAIN / "sft.py"), "--config", str(RECIPES / "tiny/stage1.yaml"), *args,
+           "--max_steps", "1000"]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "2"}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "checkpoint-2" / "trainer_state.json").is_file():
+            assert proc.poll() is None, "training ended before it could be killed"
+            assert time.monotonic() < deadline, "no checkpoint-2 within 300 s"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    complete = [int(p.name.split("-")[1]) for p in out.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    newest = max(complete)
+    partial = out / f"checkpoint-{newest + 5}"  # as if the kill had landed while this one was written
+    partial.mkdir(exist_ok=True)
+    shutil.copy(out / f"checkpoint-{newest}" / "model.safetensors", partial)
+
+    log = run("sft.py", "tiny/stage1.yaml", *args, "--max_steps", str(newest + 2))
+    assert f"skipping {partial}: incomplete" in log
+    assert f"resuming from {out / f'checkpoint-{newest}'}" in log
+    assert_checkpoint(out)
+    state = json.loads((out / f"checkpoint-{newest + 2}" / "trainer_state.json").read_text())
+    assert state["global_step"] == newest + 2
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ import it as a sibling module, which works for `python`, `torchrun` and `acceler
 from __future__ import annotations
 
 import json
-import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -69,11 +69,23 @@ def check_start(model_args, judo_args) -> None:
         raise SystemExit(f"model_name_or_path {source} does not exist: train the previous stage first")
 
 
-def last_checkpoint(output_dir: str) -> str | None:
-    """The newest `checkpoint-N` folder in output_dir (resume point), or None."""
-    from transformers.trainer_utils import get_last_checkpoint
+def last_checkpoint(output_dir: str, say=print) -> str | None:
+    """The newest *complete* `checkpoint-N` folder in output_dir (the resume point), or None.
 
-    return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+    The Trainer writes `trainer_state.json` last, so a run killed while saving (a 7B ZeRO-3 checkpoint
+    takes minutes) leaves a newer folder without it; resuming from that one would fail or load half a
+    state, so it is passed over, and said so.
+    """
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return None
+    found = [(int(m.group(1)), p) for p in folder.iterdir()
+             if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name))]
+    for _, path in sorted(found, reverse=True):
+        if (path / "trainer_state.json").is_file():
+            return str(path)
+        say(f"skipping {path}: incomplete (no trainer_state.json; the run stopped while saving it)")
+    return None
 
 
 def log_file_callback(output_dir: str):
@@ -100,7 +112,8 @@ def log_file_callback(output_dir: str):
 def train_and_save(trainer, processor, model_args, training_args, judo_args, started: float) -> None:
     """Train, resuming from the newest checkpoint in output_dir when a run was interrupted, then save."""
     trainer.add_callback(log_file_callback(training_args.output_dir))
-    resume = training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir)
+    resume = training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir,
+                                                                       say=trainer.accelerator.print)
     if resume:
         trainer.accelerator.print(f"resuming from {resume}")
     trainer.train(resume_from_checkpoint=resume)
