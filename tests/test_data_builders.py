@@ -258,6 +258,19 @@ def test_outputs_load_as_trl_datasets(built: dict) -> None:
         load_grpo_dataset(built["out"] / "s1")
 
 
+def test_rows_missing_fields_are_named_before_loading(built: dict, tmp_path: Path) -> None:
+    from judo.data.build import DataBuildError
+
+    for stage, field, load in (("s3", "rationale", load_grpo_dataset), ("s1", "completion", load_sft_dataset)):
+        copy = tmp_path / stage
+        shutil.copytree(built["out"] / stage, copy)
+        rows = read_rows(copy / DATA_FILE)
+        del rows[1][field]
+        (copy / DATA_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        with pytest.raises(DataBuildError, match=f"row 2 lacks '{field}'.*rebuild it"):
+            load(copy)
+
+
 # --------------------------------------------------------------------------------------- resume
 
 

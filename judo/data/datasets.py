@@ -50,6 +50,17 @@ def stage_rows(folder: str | Path, *, expect: tuple[str, ...]) -> tuple[Path, li
     return folder, rows
 
 
+def _check_fields(folder: Path, rows: list[dict], needed: tuple[str, ...]) -> None:
+    """Every row has every field a loader reads; otherwise one error naming the rows and the fields
+    (a hand-edited file, or one from another tool), instead of a bare KeyError mid-load."""
+    bad = [(i, [k for k in needed if k not in row]) for i, row in enumerate(rows, 1)]
+    bad = [(i, missing) for i, missing in bad if missing]
+    if bad:
+        shown = "; ".join(f"row {i} lacks {', '.join(map(repr, missing))}" for i, missing in bad[:3])
+        more = f" (and {len(bad) - 3} more rows)" if len(bad) > 3 else ""
+        raise DataBuildError(f"{folder / DATA_FILE}: {shown}{more}; rebuild it with `judo data`")
+
+
 def _images(folder: Path, paths: list[str]) -> list[str]:
     out = []
     for rel in paths:
@@ -70,6 +81,7 @@ def _to_dataset(records: dict[str, list], image_column: str = "images"):
 def load_sft_dataset(folder: str | Path, *, stages: tuple[str, ...] = ("stage1", "stage2")):
     """Stage-1 or stage-2 folder -> Dataset(prompt, completion, images)."""
     folder, rows = stage_rows(folder, expect=stages)
+    _check_fields(folder, rows, SFT_COLUMNS)
     records: dict[str, list] = {c: [] for c in SFT_COLUMNS}
     for row in rows:
         records["prompt"].append(_messages(row["prompt"]))
@@ -103,6 +115,8 @@ def load_grpo_dataset(folder: str | Path, *, prompt_style: str | None = None):
     with that style's output instruction (the images and the truth columns stay the same).
     """
     folder, rows = stage_rows(folder, expect=("stage3",))
+    _check_fields(folder, rows, ("prompt", "images", "answer", "seg", "rationale", "question_key")
+                  + (("question",) if prompt_style is not None else ()))
     records: dict[str, list] = {c: [] for c in GRPO_COLUMNS}
     for row in rows:
         images = _images(folder, row["images"])
