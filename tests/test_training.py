@@ -1,5 +1,6 @@
 """The training scripts, run for real on CPU with the tiny Qwen2.5-VL: stage 1 -> 2 -> 3, Base GRPO,
-resume from a checkpoint, one stage under DeepSpeed ZeRO-3; plus checks of the full-size recipes.
+resume from a checkpoint (and from a kill), one stage under DeepSpeed ZeRO-3, GRPO on two processes,
+LoRA stages, the launch script for real; plus checks of the full-size recipes.
 
 Every run is a subprocess of the real script with a tiny recipe (train/recipes/tiny/), exactly as a
 user would start it; the data comes from the real builders and the fake HTTP teacher.
@@ -155,16 +156,6 @@ def test_a_killed_run_resumes_from_its_last_complete_checkpoint(tiny_model_dir: 
 
 
 @pytest.mark.slow
-def test_base_grpo_uses_the_think_prompt_and_base_rewards(tiny_model_dir: Path, data: dict,
-                                                          tmp_path: Path) -> None:
-    log = run("grpo.py", "tiny/base_grpo.yaml", "--model_name_or_path", str(tiny_model_dir), "--data_dir",
-              str(data["stage3"]), "--output_dir", str(tmp_path / "base-grpo"))
-    assert "rewards/base_answer_reward/mean" in log and "rewards/base_format_reward/mean" in log
-    assert "rewards/seg_reward" not in log
-    assert_checkpoint(tmp_path / "base-grpo")
-
-
-@pytest.mark.slow
 def test_stage1_under_deepspeed_zero3(tiny_model_dir: Path, data: dict, tmp_path: Path) -> None:
     out = tmp_path / "zero3"
     log = run("sft.py", "tiny/stage1.yaml", "--model_name_or_path", str(tiny_model_dir), "--data_dir",
@@ -299,6 +290,48 @@ def test_full_recipes_chain_stages_and_match_the_paper() -> None:
     assert "domain_reward" not in r["grpo_segjux_dominj"]["reward_funcs"]
     assert r["grpo_dominj"]["model_name_or_path"] == r["dominj_stage2"]["output_dir"]
     assert all(x.get("bf16") for x in r.values())
+
+
+@pytest.mark.slow
+def test_launch_script_runs_the_whole_pipeline_then_skips_it(tiny_model_dir: Path, mmad_root: Path,
+                                                               tmp_path: Path) -> None:
+    """launch_h200.sh for real, data to JUDO and Base GRPO checkpoints: the tiny recipes chained like the
+    full ones (RECIPES), one process on CPU, the HTTP teacher; a rerun then skips every finished step."""
+    outputs, recipes = tmp_path / "outputs", tmp_path / "recipes"
+    recipes.mkdir()
+    chain = {"stage1": (tiny_model_dir, "judo-stage1"), "stage2": (outputs / "judo-stage1", "judo-stage2"),
+             "stage3": (outputs / "judo-stage2", "judo-stage3"), "base_grpo": (tiny_model_dir, "base-grpo")}
+    for name, (start, folder) in chain.items():
+        recipe = yaml.safe_load((RECIPES / "tiny" / f"{name}.yaml").read_text())
+        recipe.update(model_name_or_path=str(start), output_dir=str(outputs / folder))
+        (recipes / f"{name}.yaml").write_text(yaml.safe_dump(recipe))
+
+    def launch(server: TeacherServer) -> str:
+        env = {**os.environ, "RECIPES": str(recipes), "DATA_DIR": str(tmp_path / "data"), "NPROC": "1",
+               "MMAD_ROOT": str(mmad_root), "PYTHON": sys.executable, "TEACHER_BASE_URL": server.base_url,
+               "TEACHER_MODEL": "fake-teacher", "TEACHER_KEY_ENV": "JUDO_TEST_TEACHER_KEY",
+               "JUDO_TEST_TEACHER_KEY": "test-key", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "2"}
+        proc = subprocess.run(["bash", str(TRAIN / "launch_h200.sh")], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=1200)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+        return proc.stdout
+
+    with TeacherServer(reply=teacher_reply) as server:
+        first = launch(server)
+        calls = server.calls
+        assert first.count("torch.distributed.run --nproc_per_node 1") == 4
+        for folder in ("judo-stage1", "judo-stage2", "judo-stage3", "base-grpo"):
+            assert_checkpoint(outputs / folder)
+        assert json.loads((outputs / "judo-stage3" / "judo_training.json").read_text())["base"] == str(
+            outputs / "judo-stage2")
+        # Base GRPO: the think prompt and the base rewards only (read back from its judo_log.jsonl)
+        logged = set().union(*(json.loads(line) for line in (outputs / "base-grpo" / "judo_log.jsonl").open()))
+        assert {"rewards/base_answer_reward/mean", "rewards/base_format_reward/mean"} <= logged
+        assert not any(key.startswith("rewards/seg_reward") for key in logged)
+        again = launch(server)
+        assert server.calls == calls  # no teacher request the second time
+    assert again.count("is complete, skipping") == 3 and again.count("is finished, skipping") == 4
+    assert "torch.distributed.run" not in again
 
 
 def test_launch_script_plans_the_pipeline_and_skips_finished_data(data: dict, tmp_path: Path) -> None:

@@ -12,7 +12,8 @@
 #        dominj-stage2 grpo-dominj grpo-segjux-dominj       (Table 2 ablations, on request)
 # Environment: MMAD_ROOT (required for data steps), REALIAD_ROOT (optional, stage-1 data),
 #   TEACHER_BASE_URL / TEACHER_MODEL / TEACHER_KEY_ENV (default: OpenAI gpt-4o, key in OPENAI_API_KEY),
-#   DATA_DIR (default data), NPROC (default 4), PYTHON (default .venv/bin/python, else python).
+#   DATA_DIR (default data), NPROC (default 4), PYTHON (default .venv/bin/python, else python),
+#   RECIPES (default train/recipes: the folder the step recipes are read from).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,7 @@ STEPS=("$@")
 
 DATA_DIR=${DATA_DIR:-data}
 NPROC=${NPROC:-4}
+RECIPES=${RECIPES:-train/recipes}
 PYTHON=${PYTHON:-$([[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python)}
 TEACHER=(--base-url "${TEACHER_BASE_URL:-https://api.openai.com/v1}" --model "${TEACHER_MODEL:-gpt-4o}"
          --api-key-env "${TEACHER_KEY_ENV:-OPENAI_API_KEY}")
@@ -60,9 +62,9 @@ data_step() {
 train_step() {
   local script=$1 recipe=$2 data=$3
   local out
-  out=$(awk '/^output_dir:/ {print $2}' "train/recipes/$recipe.yaml")
+  out=$(awk '/^output_dir:/ {print $2}' "$RECIPES/$recipe.yaml")
   if [[ -f "$out/judo_training.json" ]]; then say "$out is finished, skipping"; return 0; fi
-  run "$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" "train/$script" --config "train/recipes/$recipe.yaml" \
+  run "$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" "train/$script" --config "$RECIPES/$recipe.yaml" \
       --data_dir "$DATA_DIR/$data"
 }
 
