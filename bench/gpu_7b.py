@@ -11,12 +11,12 @@ default):
   1-shot inspection (template + query at 448 px, the judo prompt).
 - eval: `judo.generation.generate_batch` (what `judo eval` runs) at batch 1 and --batch: questions/s
   and the hours for MMAD's 39,672 questions at that rate.
-- train: the workstation recipes (QLoRA, one GPU) for --steps optimizer steps of stage 1
+- sft, grpo: the workstation recipes (QLoRA, one GPU) for --steps optimizer steps of stage 1
   (train/sft.py) and stage 3 (train/grpo.py) on data from the real builders and a local HTTP teacher:
   seconds per step, tokens/s and peak memory, as the scripts log them. The 4x H200 recipes need four
   GPUs (ZeRO-3 shards ~133 GB of weights, gradients and Adam states) and are not run here.
 
-    .venv/bin/python bench/gpu_7b.py [--model DIR] [--parts serve,eval,train] [--tokens 256] [--batch 16]
+    .venv/bin/python bench/gpu_7b.py [--model DIR] [--parts serve,eval,sft,grpo] [--tokens 256] [--batch 16]
 
 Without --model the 7B checkpoint is built under --work (16.6 GB, ~1 min on a GPU). `--size tiny
 --device cpu` runs the same code on the tiny model: a quick check of the script itself.
@@ -158,12 +158,16 @@ def build_data(work: Path) -> Path:
     return data
 
 
-def train(model_dir: Path, work: Path, steps: int, recipes: str, device: str) -> list[dict]:
+TRAIN_PARTS = {"sft": ("sft.py", "stage1"), "grpo": ("grpo.py", "stage3")}
+
+
+def train(model_dir: Path, work: Path, steps: int, recipes: str, parts: set[str]) -> list[dict]:
     """Run the real scripts for a few steps; read their logged figures back."""
     data, rows = build_data(work), []
-    for script, recipe, stage in (("sft.py", "stage1", "stage1"), ("grpo.py", "stage3", "stage3")):
+    for script, stage in (TRAIN_PARTS[part] for part in TRAIN_PARTS if part in parts):
         out = work / f"train-{stage}"
-        args = [sys.executable, str(REPO / "train" / script), "--config", str(REPO / f"train/recipes/{recipes}/{recipe}.yaml"),
+        recipe = REPO / "train" / "recipes" / recipes / f"{stage}.yaml"
+        args = [sys.executable, str(REPO / "train" / script), "--config", str(recipe),
                 "--model_name_or_path", str(model_dir), "--data_dir", str(data / stage), "--output_dir", str(out),
                 "--max_steps", str(steps), "--logging_steps", "1", "--save_strategy", "no", "--merge_lora", "false"]
         env = {**os.environ, "PYTHONPATH": str(REPO), "TOKENIZERS_PARALLELISM": "false"}
@@ -188,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="a checkpoint folder (default: build one under --work)")
     parser.add_argument("--size", choices=("7b", "tiny"), default="7b")
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--parts", default="serve,eval,train")
+    parser.add_argument("--parts", default="serve,eval,sft,grpo", help="comma-separated: serve eval sft grpo")
     parser.add_argument("--tokens", type=int, default=256, help="new tokens per answer")
     parser.add_argument("--batch", type=int, default=16, help="evaluation batch size compared with 1")
     parser.add_argument("--steps", type=int, default=2, help="optimizer steps per training stage")
@@ -196,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=None, help="where to build the model and data")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
+    if parts - {"serve", "eval", *TRAIN_PARTS}:
+        parser.error(f"unknown part(s) {sorted(parts - {'serve', 'eval', *TRAIN_PARTS})}; use serve, eval, sft, grpo")
     work = args.work or Path(tempfile.mkdtemp(prefix="judo-gpu-"))
     work.mkdir(parents=True, exist_ok=True)
 
@@ -228,8 +234,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"questions in {MMAD_QUESTIONS / rate / 3600:.1f} h")
         if len(rates) == 2:
             print(f"eval batch {args.batch} vs 1: {rates[args.batch][0] / rates[1][0]:.1f}x")
-    if "train" in parts:
-        for row in train(model_dir, work, args.steps, args.recipes, args.device):
+    if parts & set(TRAIN_PARTS):
+        for row in train(model_dir, work, args.steps, args.recipes, parts):
             if "error" in row:
                 print(f"train {row['stage']}: FAILED\n{row['error']}")
                 continue
