@@ -183,7 +183,7 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, min_width=360):
                 with gr.Row():
-                    query = accept_raw_upload(gr.Image(label="Query image (drop a photo)", type="filepath",
+                    query = accept_raw_upload(gr.Image(label="Query (drop a photo)", type="filepath",
                                                        sources=["upload", "clipboard"], height=300,
                                                        elem_id="judo-query"))
                     template = accept_raw_upload(gr.Image(label="Normal template", type="filepath",
@@ -232,7 +232,7 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
                             run = gr.Button("Inspect", variant="primary", elem_id="judo-run")
                             stop_btn = gr.Button("Stop", variant="stop", elem_id="judo-stop")
                         with gr.Row():
-                            overlay = gr.Image(label="Query: red = predicted cells, green = truth", type="pil",
+                            overlay = gr.Image(label="Red: model cells · green: truth", type="pil",
                                                format="png", interactive=False, height=360, elem_id="judo-overlay")
                             prior_img = gr.Image(label="Visual prior", type="pil", format="png", interactive=False,
                                                  height=360, elem_id="judo-prior-img")
