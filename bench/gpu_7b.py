@@ -18,7 +18,8 @@ default):
 
     .venv/bin/python bench/gpu_7b.py [--model DIR] [--parts serve,eval,sft,grpo] [--tokens 256] [--batch 16]
 
-Without --model the 7B checkpoint is built under --work (16.6 GB, ~1 min on a GPU). `--size tiny
+Without --model the 7B checkpoint is built under --work (16.6 GB, ~1 min on a GPU) and reused by
+later runs with the same --work, so each part can be its own command. `--size tiny
 --device cpu` runs the same code on the tiny model: a quick check of the script itself.
 """
 
@@ -212,12 +213,12 @@ def main(argv: list[str] | None = None) -> int:
               "(--size tiny --device cpu checks the script itself)")
         return 0
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
-    model_dir = args.model
-    if model_dir is None:
+    model_dir = args.model or work / f"random-{args.size}"
+    if args.model is None and not (model_dir / "processor_config.json").is_file():  # written last by build_tiny
         from judo.tiny import build_tiny
 
         t = time.perf_counter()
-        model_dir = build_tiny(work / f"random-{args.size}", size=args.size)
+        build_tiny(model_dir, size=args.size)
         print(f"built the random {args.size} checkpoint in {time.perf_counter() - t:.0f} s: {model_dir}")
     print(f"device: {device_name}; model: {model_dir}; {args.tokens} new tokens per answer")
 

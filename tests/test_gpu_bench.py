@@ -25,7 +25,13 @@ def test_gpu_benchmark_runs_every_part_on_the_tiny_model(tmp_path: Path) -> None
     assert "eval batch   1:" in out and "eval batch   2:" in out and "eval batch 2 vs 1:" in out
     for stage in ("stage1", "stage3"):
         assert f"train {stage} (tiny recipe): 1 steps" in out, out
-    assert "FAILED" not in out
+    assert "FAILED" not in out and "built the random tiny checkpoint" in out
+
+    # one part per command (a GPU command must stay under 10 minutes): the checkpoint is built once
+    again = subprocess.run([*cmd[:cmd.index("--tokens")], "--parts", "serve", "--work", str(tmp_path)], cwd=REPO,
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "serve float32" in again.stdout
+    assert "built the random" not in again.stdout
 
 
 def test_gpu_benchmark_without_a_gpu_says_it_skipped() -> None:
