@@ -82,10 +82,10 @@ def exact_length(model, processor) -> None:
     model.generation_config.suppress_tokens = list(range(len(processor.tokenizer), vocab))
 
 
-def free(*objects) -> None:
+def release_memory() -> None:
+    """Hand freed GPU memory back, so the next part's peak is its own (call after `del model`)."""
     import torch
 
-    del objects
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -114,7 +114,8 @@ def serve(model_dir: Path, device: str, quantization: str | None, tokens: int) -
             pieces += 1
         end = time.perf_counter()
     weights_type = quantization or str(model.dtype).removeprefix("torch.")
-    free(model)
+    del model
+    release_memory()
     return {"quantization": weights_type, "load_s": load_s, "weights": weights, "peak": memory.peak,
             "ttft_s": (first or end) - start, "tokens_per_s": (tokens - 1) / max(end - (first or end), 1e-9),
             "deltas": pieces}
@@ -135,7 +136,8 @@ def evaluate(model_dir: Path, device: str, tokens: int, batch: int) -> dict:
             t = time.perf_counter()
             generate_batch(model, processor, prompts[:size], max_new_tokens=tokens)
             rates[size] = (size / (time.perf_counter() - t), memory.peak)
-    free(model)
+    del model
+    release_memory()
     return rates
 
 

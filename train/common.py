@@ -7,7 +7,6 @@ import it as a sibling module, which works for `python`, `torchrun` and `acceler
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -76,14 +75,13 @@ def last_checkpoint(output_dir: str, say=print) -> str | None:
     takes minutes) leaves a newer folder without it; resuming from that one would fail or load half a
     state, so it is passed over, and said so.
     """
-    folder = Path(output_dir)
-    if not folder.is_dir():
+    from transformers.trainer_utils import sort_checkpoints
+
+    if not Path(output_dir).is_dir():
         return None
-    found = [(int(m.group(1)), p) for p in folder.iterdir()
-             if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name))]
-    for _, path in sorted(found, reverse=True):
-        if (path / "trainer_state.json").is_file():
-            return str(path)
+    for path in reversed(sort_checkpoints(output_dir)):  # newest first, by step number
+        if Path(path, "trainer_state.json").is_file():
+            return path
         say(f"skipping {path}: incomplete (no trainer_state.json; the run stopped while saving it)")
     return None
 

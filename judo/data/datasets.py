@@ -115,8 +115,8 @@ def load_grpo_dataset(folder: str | Path, *, prompt_style: str | None = None):
     with that style's output instruction (the images and the truth columns stay the same).
     """
     folder, rows = stage_rows(folder, expect=("stage3",))
-    _check_fields(folder, rows, ("prompt", "images", "answer", "seg", "rationale", "question_key")
-                  + (("question",) if prompt_style is not None else ()))
+    needed = tuple(c for c in GRPO_COLUMNS if c != "options")  # options is optional
+    _check_fields(folder, rows, needed + (("question",) if prompt_style is not None else ()))
     records: dict[str, list] = {c: [] for c in GRPO_COLUMNS}
     for row in rows:
         images = _images(folder, row["images"])
