@@ -5,7 +5,9 @@ Same questions, same greedy generation length, same code path as `judo eval` (pr
 image cache -> ModelAnswerer: prompt -> generate_batch); only the batch size (and torch's thread count)
 changes. Rounds are interleaved and the best round of each setting is reported: the 2 cores are shared,
 and a burst of someone else's load during one measurement would otherwise decide the ratio. The load
-average is printed before and after.
+average is printed before and after. Target: the best batch-8 setting answers at least 3x as many
+questions per second as the best batch-1 setting (over the thread counts compared), with outputs identical
+across batch sizes; the script exits 1 and says which when either is missed.
 
 Phases (ms per question): load (decode PNGs), prompt (resize to 448, texts), encode (chat template,
 image processor on the distinct pictures, tokenizer), vision (vision tower on the distinct pictures),
@@ -31,6 +33,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+TARGET_SPEEDUP = 3.0
 PHASES = ("load", "prompt", "encode", "vision", "prefill", "decode", "loop", "rest")
 # Not a phase: the part of "prefill" spent inside PyTorch's attention kernel (printed separately).
 ATTENTION = "prefill attention"
@@ -161,7 +164,7 @@ def run_round(items, knowledge, answerer, probe: Probe, batch: int) -> tuple[flo
     return wall, stats, outputs
 
 
-def main() -> None:
+def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--questions", type=int, default=24)
     p.add_argument("--rounds", type=int, default=3)
@@ -248,12 +251,22 @@ def main() -> None:
             f"one row at a time at any batch size)"
         )
     fastest = max(best, key=lambda k: best[k]["qps"])
+    speedup = max(best[(th, args.batch)]["qps"] for th in threads) / max(best[(th, 1)]["qps"] for th in threads)
+    verdict = "meets" if speedup >= TARGET_SPEEDUP else "MISSES"
     print(
         f"fastest: {best[fastest]['qps']:.2f} q/s at batch {fastest[1]}, {fastest[0]} thread(s); "
-        f"best batch-{args.batch} vs best batch-1 over all thread counts: "
-        f"{max(best[(th, args.batch)]['qps'] for th in threads) / max(best[(th, 1)]['qps'] for th in threads):.2f}x"
+        f"best batch-{args.batch} vs best batch-1 over all thread counts: {speedup:.2f}x "
+        f"({verdict} the {TARGET_SPEEDUP:g}x target)"
     )
+    missed = []
+    if speedup < TARGET_SPEEDUP:
+        missed.append(f"batch {args.batch} vs 1 speed-up {speedup:.2f}x (target >= {TARGET_SPEEDUP:g}x)")
+    if not same:
+        missed.append("outputs differ across batch sizes or thread counts (they must be identical)")
+    for miss in missed:
+        print(f"target missed: {miss}")
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

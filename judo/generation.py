@@ -193,6 +193,13 @@ def _stop_criteria(*events: threading.Event):
     return StoppingCriteriaList([_EventStop()])
 
 
+@dataclass
+class StreamStats:
+    """What a `stream_generate` call counted: the tokens the model generated (special ones included)."""
+
+    tokens: int = 0
+
+
 def stream_generate(
     model,
     processor,
@@ -203,19 +210,27 @@ def stream_generate(
     temperature: float = 1.0,
     top_p: float = 1.0,
     stop_event: threading.Event | None = None,
+    stats: StreamStats | None = None,
 ) -> Iterator[str]:
     """Yield the completion as text deltas while ``model.generate`` runs in a worker thread.
 
     Setting ``stop_event`` (or closing the iterator) stops generation at the next token. An exception
-    in the worker (out of memory, a broken checkpoint...) is re-raised here, in the consumer.
+    in the worker (out of memory, a broken checkpoint...) is re-raised here, in the consumer. ``stats``,
+    when given, holds the exact count of generated tokens once the stream ends.
     """
     from transformers import TextIteratorStreamer
+
+    class CountingStreamer(TextIteratorStreamer):
+        def put(self, value) -> None:
+            if stats is not None and not (self.skip_prompt and self.next_tokens_are_prompt):
+                stats.tokens += int(value.numel())  # one token per step (streamers take batch 1)
+            super().put(value)
 
     kwargs = generation_kwargs(
         processor, max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature, top_p=top_p
     )
     inputs = encode(processor, prompt).to(model.device)
-    streamer = TextIteratorStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    streamer = CountingStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
     closed = threading.Event()  # set when the consumer goes away, so the worker does not run on
     events = (closed,) if stop_event is None else (closed, stop_event)
     failure: list[BaseException] = []

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from judo.grid import cells_to_mask
+from judo.grid import cells_to_mask, mask_to_cells
 from judo.ui_presets import parse_options
 from tests.app_server import EXAMPLES, inspect_args, serve_tiny_app
 
@@ -101,7 +101,13 @@ def test_truth_mask_gives_green_outline_and_metrics(client):
                                          mask=handle_file(str(MASK)), expected="A", options="A. Yes.\nB. No."))
     final = outputs[-1]
     truth = final[5]["truth"]
-    assert 0.0 <= truth["patch_f1"] <= 1.0 and truth["truth_cells"] > 0
+    cells = {tuple(c) for c in final[5]["cells"]}
+    truth_cells = mask_to_cells(np.asarray(Image.open(MASK)))
+    assert truth_cells and cells, "the comparator should find part of the contamination"
+    both = len(cells & truth_cells)
+    assert truth["truth_cells"] == len(truth_cells) and truth["predicted_cells"] == len(cells)
+    assert truth["patch_f1"] == pytest.approx(2 * both / (len(cells) + len(truth_cells)), abs=1e-4)
+    assert truth["patch_iou"] == pytest.approx(both / len(cells | truth_cells), abs=1e-4)
     assert "patch F1" in final[4]
     overlay = np.asarray(Image.open(final[0]).convert("RGB"))
     green = (overlay[..., 1] == 200) & (overlay[..., 0] == 0) & (overlay[..., 2] == 0)

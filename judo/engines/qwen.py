@@ -73,7 +73,7 @@ class QwenEngine:
         stop_event: threading.Event | None = None,
         settings: GenerationSettings | None = None,
     ) -> Iterator[Update]:
-        from judo.generation import stream_generate
+        from judo.generation import StreamStats, stream_generate
         from judo.prompts import inspection_prompt
         from judo.response import StreamParser
 
@@ -117,6 +117,7 @@ class QwenEngine:
         text = ""
         first_s: float | None = None
         stopped: str | None = None
+        counted = StreamStats()
         deadline = t0 + self.max_seconds
         try:
             for delta in stream_generate(
@@ -128,6 +129,7 @@ class QwenEngine:
                 temperature=float(s.temperature),
                 top_p=float(s.top_p),
                 stop_event=stop,
+                stats=counted,
             ):
                 if not delta:
                     continue
@@ -156,7 +158,7 @@ class QwenEngine:
         finally:
             stop.set()  # also when the consumer closes this generator early: end the worker thread
 
-        yield self._final(parser, request, s, meta, warnings, t0, first_s, stopped)
+        yield self._final(parser, request, s, meta, warnings, t0, first_s, stopped, counted.tokens)
 
     def _final(
         self,
@@ -168,6 +170,7 @@ class QwenEngine:
         t0: float,
         first_s: float | None,
         stopped: str | None,
+        generated: int,
     ) -> Update:
         """The last update: full parse, MMAD answer extraction, warnings and timing."""
         final = parser.finish()
@@ -178,10 +181,8 @@ class QwenEngine:
             warnings.append(stopped)
         if not text.strip():
             warnings.append("The model produced no text.")
-        # Re-tokenising the decoded text approximates the generated count (it can differ by a few).
-        counted = self._count_tokens(text)
-        n_tokens = min(counted, s.max_new_tokens or counted)
-        if counted >= (s.max_new_tokens or 0) and not final.answer_closed:
+        n_tokens = generated
+        if generated >= (s.max_new_tokens or 0) and not final.answer_closed:
             warnings.append(f"The output was cut at the {s.max_new_tokens}-token limit.")
         if final.seg_present and not final.seg_valid:
             warnings.append("The <seg> block is malformed; only its readable cells are drawn.")
@@ -216,13 +217,6 @@ class QwenEngine:
             "stopped": bool(stopped),
         }
         return Update(text=text, cells=set(final.cells), answer=answer, done=True, meta=out_meta)
-
-    def _count_tokens(self, text: str) -> int:
-        tok = getattr(self.processor, "tokenizer", self.processor)
-        try:
-            return len(tok(text, add_special_tokens=False)["input_ids"])
-        except Exception:
-            return len(text.split())
 
 
 def _in_options(answer: str | None, options: dict[str, str] | None) -> bool:
