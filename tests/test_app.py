@@ -103,13 +103,14 @@ def test_truth_mask_gives_green_outline_and_metrics(client, tmp_path):
     arr[:32, :32] = 255
     mask = tmp_path / "mask.png"
     Image.fromarray(arr).save(mask)
-    outputs = _run(client, *inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), engine="comparator",
-                                         mask=handle_file(str(mask)), expected="A", options="A. Yes.\nB. No."))
+    outputs = _run(client, *inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)),
+                                         engine="comparator", mask=handle_file(str(mask)), expected="A",
+                                         options="A. Yes.\nB. No."))
     final = outputs[-1]
     truth = final[5]["truth"]
     cells = {tuple(c) for c in final[5]["cells"]}
     truth_cells = mask_to_cells(arr)
-    assert cells and cells & truth_cells and truth_cells - cells, "the comparator finds the contamination only"
+    assert cells and cells & truth_cells and truth_cells - cells, "found: the contamination, not the block"
     both = len(cells & truth_cells)
     assert truth["truth_cells"] == len(truth_cells) and truth["predicted_cells"] == len(cells)
     assert truth["patch_f1"] == pytest.approx(2 * both / (len(cells) + len(truth_cells)), abs=1e-4)

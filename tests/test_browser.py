@@ -129,8 +129,8 @@ def test_inspection_shows_the_records_cells_in_red(sync_playwright, page_url, ar
 
             overlay_img = page.locator("#judo-overlay img").first
             overlay_img.wait_for(timeout=10_000)
-            page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=overlay_img.element_handle(),
-                                   timeout=10_000)
+            page.wait_for_function("(img) => img.complete && img.naturalWidth > 0",
+                                   arg=overlay_img.element_handle(), timeout=10_000)
             data_url = overlay_img.evaluate(READ_PIXELS)
             shown = Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGB")
 

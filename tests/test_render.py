@@ -87,7 +87,8 @@ def test_heatmap_overlay_is_brighter_where_scores_are_high():
     assert np.abs(from_zeros.astype(int) - expected).max() <= 1
     partly_nan = scores.copy()
     partly_nan[7, 7] = np.nan
-    assert np.array_equal(np.asarray(heatmap_overlay(base, partly_nan)), np.asarray(heatmap_overlay(base, scores)))
+    from_partly_nan = np.asarray(heatmap_overlay(base, partly_nan))
+    assert np.array_equal(from_partly_nan, np.asarray(heatmap_overlay(base, scores)))
 
 
 def test_fit_within_downscales_only():
