@@ -21,8 +21,8 @@ its steady streaming; the script exits 1 naming each figure that misses it. Torc
 threads in every process (default 1): on a small shared CPU, a model using every core stalls at each
 parallel step whenever anything else runs (the server's event loop, the client); with 2 threads on 2
 cores the served app's CPU triples (OpenMP threads spin while their partner is preempted), which is CPU
-contention, not the app's work. Serve on CPU with fewer torch threads than cores. Tiny-model tokens cost a few ms, so a 7B model's (tens
-of ms) makes the same absolute overhead a far smaller share.
+contention, not the app's work. Serve on CPU with fewer torch threads than cores. Tiny-model tokens
+cost a few ms, so a 7B model's (tens of ms) makes the same absolute overhead a far smaller share.
 
     .venv/bin/python bench/app_overhead.py [--tokens 256] [--rounds 15] [--threads 1]
 """
