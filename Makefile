@@ -33,8 +33,9 @@ test: setup browser
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow"
 
+# PYTHONPATH: each bench measures this checkout's judo, whichever one the venv has installed.
 bench: setup
-	@missed=; for b in bench/*.py; do echo "== $$b"; $(PY) $$b || missed="$$missed $$b"; done; \
+	@missed=; for b in bench/*.py; do echo "== $$b"; PYTHONPATH=$(CURDIR) $(PY) $$b || missed="$$missed $$b"; done; \
 	if [ -n "$$missed" ]; then echo "targets missed or failed:$$missed"; exit 1; fi
 
 clean:

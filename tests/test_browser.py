@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+    return os.environ.get("CI", "").strip().lower() == "true"
 
 
 @pytest.fixture(scope="module")
