@@ -68,11 +68,6 @@ class ModelPool:
             return self.loader(checkpoint, quantization, self.device)
         from judo.models import ModelLoadError, load_model, load_processor
 
-        if Path(checkpoint).is_absolute() and not Path(checkpoint).exists():
-            raise EngineLoadError(
-                f"checkpoint folder {checkpoint} does not exist. Train it (see train/) or point the engine "
-                "at another folder or a hub id."
-            )
         try:
             processor = load_processor(checkpoint)
             model = load_model(checkpoint, quantization=quantization, device=self.device)
