@@ -7,12 +7,14 @@ that cannot be inspected.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image
 
 from judo.engines.base import GenerationSettings, InspectionRequest
+from judo.engines.config import MAX_NEW_TOKENS_CAP
 from judo.grid import Cell, mask_to_cells
 from judo.images import ImageInputError, load_image, load_mask
 from judo.ui_presets import OptionsError, parse_options
@@ -36,6 +38,15 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
 
 
+# A server path in a message: two or more /segments (a file name alone is fine to show).
+_SERVER_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][^\s'\"\\/:;,()]+){2,}[\\/]?")
+
+
+def hide_paths(text: str) -> str:
+    """A message fit for the page: every server path shortened to its last part (the file's own name)."""
+    return _SERVER_PATH.sub(lambda m: m.group(0).rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1], text)
+
+
 # ------------------------------------------------------------------------------------- validation
 def _path_of(value: Any) -> Any:
     """Gradio hands files as paths (str) or dicts with a 'path'; PIL/arrays pass through."""
@@ -53,11 +64,8 @@ def load_input_image(value: Any, what: str) -> Image.Image:
     path = _path_of(value)
     try:
         return load_image(path)
-    except ImageInputError as err:
-        message = str(err)
-        if isinstance(path, str):  # show the uploaded file's name, not the server's cache path
-            message = message.replace(path, path.rsplit("/", 1)[-1])
-        raise InputProblem(f"The {what} image cannot be used: {message}") from None
+    except ImageInputError as err:  # show the uploaded file's name, not the server's cache path
+        raise InputProblem(f"The {what} image cannot be used: {hide_paths(str(err))}") from None
 
 
 def prepare_inputs(query, template, question, options_text, category, mask, expected) -> Prepared:
@@ -89,7 +97,7 @@ def prepare_inputs(query, template, question, options_text, category, mask, expe
             prepared.truth_mask = load_mask(_path_of(mask), size=q_img.size)
             prepared.truth_cells = mask_to_cells(prepared.truth_mask)
         except (ImageInputError, ValueError) as err:
-            notes.append(f"The ground-truth mask was ignored: {err}")
+            notes.append(f"The ground-truth mask was ignored: {hide_paths(str(err))}")
     exp = (expected or "").strip().upper()[:1]
     if exp and options and exp in options:
         prepared.expected = exp
@@ -102,15 +110,36 @@ def _name(value: Any) -> str | None:
 
 
 def settings_from(max_new_tokens, do_sample, temperature, top_p) -> GenerationSettings:
-    def num(x, cast):
-        try:
-            return cast(x) if x not in (None, "") else None
-        except (TypeError, ValueError):
-            return None
+    """The generation settings of a request, checked here (the page's sliders hand over raw values)."""
 
+    def num(x, cast, name: str, low: float, high: float):
+        if x in (None, ""):
+            return None
+        try:
+            value = cast(float(x)) if cast is int and float(x).is_integer() else cast(x)
+        except (TypeError, ValueError, OverflowError):
+            shown = repr(x) if len(repr(x)) <= 40 else repr(x)[:37] + "...'"
+            kind = "a whole number" if cast is int else "a number"
+            raise InputProblem(f"{name} must be {kind} (got {shown}).") from None
+        if not low <= value <= high:
+            raise InputProblem(f"{name} must be between {low:g} and {high:g} (got {value:g}).")
+        return value
+
+    sample = _flag(do_sample)
     return GenerationSettings(
-        max_new_tokens=num(max_new_tokens, int),
-        do_sample=bool(do_sample) if do_sample is not None else None,
-        temperature=num(temperature, float) if do_sample else None,
-        top_p=num(top_p, float) if do_sample else None,
+        max_new_tokens=num(max_new_tokens, int, "Max new tokens", 1, MAX_NEW_TOKENS_CAP),
+        do_sample=sample,
+        temperature=num(temperature, float, "Temperature", 0.01, 5.0) if sample else None,
+        top_p=num(top_p, float, "Top-p", 0.01, 1.0) if sample else None,
     )
+
+
+def _flag(value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"true", "1", "yes", "on"}:
+        return True
+    if text in {"false", "0", "no", "off", ""}:
+        return False
+    raise InputProblem(f"Sample must be true or false (got {str(value)[:40]!r}).")

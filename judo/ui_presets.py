@@ -21,6 +21,8 @@ from judo.synth.questions import (
 FREE = "Free question"
 _OPTION_LINE = re.compile(r"^\s*\(?([A-Za-z])\s*[.):]\s*(.*\S)\s*$")
 MAX_OPTIONS = 5  # MMAD answers are A-E
+#: Longest option text an inspector may type (MMAD's options are one sentence): the prompt stays small.
+MAX_OPTION_CHARS = 400
 
 PRESETS: dict[str, tuple[str, list[str]]] = {
     "Anomaly Detection": (AD_QUESTION, ["Yes.", "No."]),
@@ -75,7 +77,11 @@ def parse_options(text: str | None) -> dict[str, str] | None:
 
     Lines without a letter are lettered in order, so pasting plain option texts works too.
     """
-    lines = [ln for ln in (text or "").splitlines() if ln.strip()]
+    text = text or ""
+    if len(text) > MAX_OPTIONS * (MAX_OPTION_CHARS + 8):  # refused before any parsing work
+        raise OptionsError(f"The options are too long ({len(text)} characters): at most {MAX_OPTIONS} options "
+                           f"of {MAX_OPTION_CHARS} characters each.")
+    lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines:
         return None
     if len(lines) > MAX_OPTIONS:
@@ -87,6 +93,8 @@ def parse_options(text: str | None) -> dict[str, str] | None:
             key, value = m.group(1).upper(), m.group(2)
         else:
             key, value = chr(ord("A") + len(out)), line.strip()
+        if len(value) > MAX_OPTION_CHARS:
+            raise OptionsError(f"Option {key} is too long ({len(value)} characters, at most {MAX_OPTION_CHARS}).")
         if key in out:
             raise OptionsError(f"Option {key} appears twice (line {i + 1}): give each option its own letter.")
         if key not in "ABCDE":

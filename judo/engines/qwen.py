@@ -44,6 +44,7 @@ class QwenEngine:
         prompt_style: str = "judo",
         defaults: GenerationSettings | None = None,
         max_seconds: float = 300.0,
+        max_prompt_tokens: int | None = None,
         checkpoint: str | None = None,
         description: str = "",
     ) -> None:
@@ -55,6 +56,7 @@ class QwenEngine:
         base.update({k: v for k, v in asdict(defaults or BASE_SETTINGS).items() if v is not None})
         self.defaults = GenerationSettings(**base)
         self.max_seconds = max_seconds
+        self.max_prompt_tokens = max_prompt_tokens
         self.checkpoint = checkpoint
         self.description = description
 
@@ -73,7 +75,7 @@ class QwenEngine:
         stop_event: threading.Event | None = None,
         settings: GenerationSettings | None = None,
     ) -> Iterator[Update]:
-        from judo.generation import stream_generate
+        from judo.generation import PromptTooLong, stream_generate
         from judo.prompts import inspection_prompt
         from judo.response import StreamParser
 
@@ -128,6 +130,7 @@ class QwenEngine:
                 temperature=float(s.temperature),
                 top_p=float(s.top_p),
                 stop_event=stop,
+                max_prompt_tokens=self.max_prompt_tokens,
             ):
                 if not delta:
                     continue
@@ -143,6 +146,9 @@ class QwenEngine:
                 if time.perf_counter() > deadline:
                     stopped = f"Stopped after the {self.max_seconds:g} s time limit."
                     break
+        except PromptTooLong as err:  # refused before any prefill: the accelerator stays free
+            yield Update(done=True, error=str(err), meta={**meta, "total_s": round(time.perf_counter() - t0, 3)})
+            return
         except Exception as err:  # out of memory, a broken checkpoint...: report, keep serving
             stop.set()
             yield Update(
