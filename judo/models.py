@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
 from transformers import Qwen2_5_VLProcessor
 
 MODEL_TYPE = "qwen2_5_vl"
@@ -252,6 +253,11 @@ def load_model(
         if not is_local:
             raise _hub_error(source, exc) from exc
         raise ModelLoadError(f"Cannot load the model weights from {source}: {exc}") from exc
+    except SafetensorError as exc:  # a truncated or overwritten model.safetensors
+        raise ModelLoadError(
+            f"Cannot load the model weights from {source}: a .safetensors file is damaged or incomplete ({exc}); "
+            "copy or save the checkpoint again."
+        ) from exc
     return model.eval()
 
 

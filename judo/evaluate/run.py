@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from judo.evaluate.answerers import Answerer, Prepared
-from judo.evaluate.records import EvalRecord, RecordWriter, iter_file, write_records
+from judo.evaluate.records import EvalRecord, RecordFormatError, RecordWriter, iter_file, write_records
 from judo.evaluate.selection import (
     EvalItem,
     SelectionError,
@@ -415,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
         result = run(args)
     except EvalError as exc:
         print(f"judo eval: {exc}", file=sys.stderr)
+        return 2
+    except RecordFormatError as exc:  # a damaged records file: name the file and line, keep it as it is
+        print(f"judo eval: {exc} (the file is left as it is: fix or remove that line, then rerun).", file=sys.stderr)
         return 2
     except Exception as exc:  # model loading etc.: say what failed without a traceback wall
         from judo.models import ModelLoadError
