@@ -10,8 +10,8 @@ Three ASGI middlewares around Gradio's own FastAPI app (installed through ``laun
 - `UploadQuota`: ``POST /gradio_api/upload`` needs no login when none is set (the default, and a
   public Space). Each client address may send so many bytes per window, and Gradio's upload/cache
   folder stays under a total cap: the oldest entries are removed first, never ones younger than
-  ``upload_keep_s`` (a queued inspection may still need them); when that cannot make room the upload
-  is refused (507).
+  ``upload_keep_s`` (a queued inspection may still need them) and none the app cached itself before
+  it served (examples, gallery); when that cannot make room the upload is refused (507).
 - `OwnedFiles`: hands each browser or API client a ``judo-client`` cookie and refuses (404) a file
   the app wrote for someone else (see `judo.ui_owner`).
 
@@ -159,16 +159,17 @@ def folder_bytes(folder: Path) -> int:
     return sum(size for _t, size, _p in folder_entries(folder))
 
 
-def make_room(folder: Path, needed: int, cap: int, keep_s: float) -> bool:
-    """Remove the oldest entries (none younger than ``keep_s``) until ``needed`` more bytes fit under ``cap``."""
+def make_room(folder: Path, needed: int, cap: int, keep_s: float, protected: frozenset[str] = frozenset()) -> bool:
+    """Remove the oldest entries (none younger than ``keep_s``, none named in ``protected``) until ``needed``
+    more bytes fit under ``cap``; True when they fit."""
     entries = sorted(folder_entries(folder))
     used = sum(size for _t, size, _p in entries)
     cutoff = time.time() - keep_s
     for mtime, size, path in entries:
-        if used + needed <= cap:
+        if used + needed <= cap or mtime > cutoff:
             break
-        if mtime > cutoff:
-            break
+        if path.name in protected:
+            continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
@@ -191,8 +192,15 @@ class UploadQuota:
         self.limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
         self._lock = threading.Lock()
         self._in_flight = 0
+        #: What the app cached itself before serving (the examples, the gallery): never removed.
+        self._own: frozenset[str] | None = None
+
+    def _folder(self, scope: dict) -> Path:
+        return Path(getattr(scope.get("app"), "uploaded_file_dir", None) or _gradio_folder())
 
     async def __call__(self, scope, receive, send) -> None:
+        if self._own is None and scope["type"] == "http":
+            self._own = frozenset(p.name for _t, _s, p in folder_entries(self._folder(scope)))
         if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].rstrip("/").endswith("/upload"):
             await self.app(scope, receive, send)
             return
@@ -208,9 +216,8 @@ class UploadQuota:
             await _refuse(send, 429, f"Upload quota reached ({self.rate_text} per address): try again in {wait} s.",
                           {"retry-after": str(wait)})
             return
-        folder = Path(getattr(scope.get("app"), "uploaded_file_dir", None) or _gradio_folder())
         with self._lock:
-            fits = make_room(folder, length + self._in_flight, self.cap, self.keep_s)
+            fits = make_room(self._folder(scope), length + self._in_flight, self.cap, self.keep_s, self._own or frozenset())
             if fits:
                 self._in_flight += length
         if not fits:
