@@ -221,7 +221,7 @@ class LimitsConfig(Settings):
     #: Sign-in attempts against one user name from anywhere (a lockout window for that name).
     login_per_user: str = "30 per hour"
     #: Upload bytes one client address may send.
-    upload_per_client: str = "200mb per 10 minutes"
+    upload_per_client: str = "100mb per 10 minutes"
     #: Total size of Gradio's upload/cache folder; the oldest entries go first, then uploads are refused.
     upload_folder_cap: int = 2 * 1024**3
     #: Uploads younger than this are never removed to make room (a queued inspection still needs them).
