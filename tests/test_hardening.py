@@ -210,7 +210,7 @@ def test_eval_corrupt_line_mid_records_is_one_sentence(mmad_root, tmp_path, caps
     rc, err = _eval([*base, "--limit", "4"], capsys)
     assert rc == 2 and "Traceback" not in err
     assert [ln for ln in err.splitlines() if ln.strip()] == [err.strip()]
-    assert f"{out}:2: invalid JSON" in err and out.read_bytes() == before  # nothing lost, nothing added
+    assert f"{out}:2: not a JSON line" in err and out.read_bytes() == before  # nothing lost, nothing added
 
 
 # ------------------------------------------------------------------------------------------ inputs
