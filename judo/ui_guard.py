@@ -35,7 +35,7 @@ from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateL
 from starlette.middleware import Middleware
 
 from judo.engines.config import LimitsConfig, parse_byte_rate, parse_rate_text
-from judo.ui_owner import CLIENT_COOKIE, OWNERS, cookie_value, new_token, owner_from
+from judo.ui_owner import CLIENT_COOKIES, OWNERS, client_id, cookie_value, new_token, owner_from
 
 log = logging.getLogger(__name__)
 #: A sign-in form is a user name and a password: anything bigger is not one.
@@ -241,8 +241,9 @@ def _gradio_folder() -> str:
 class OwnedFiles:
     """Gives each client a ``judo-client`` cookie; serves the app's own files only to their owner."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, limits: LimitsConfig) -> None:
         self.app = app
+        self.enforce = limits.owner_only_files
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -250,17 +251,18 @@ class OwnedFiles:
             return
         cookie_header = _header(scope, b"cookie")
         new_id = None
-        if not cookie_value(cookie_header, CLIENT_COOKIE):
+        if not client_id(cookie_header):
             # Seen by this request's handler as if the client had sent it, and set on the response.
             new_id = new_token() + new_token()
-            joined = f"{cookie_header}; {CLIENT_COOKIE}={new_id}" if cookie_header else f"{CLIENT_COOKIE}={new_id}"
+            pair = f"{CLIENT_COOKIES[1]}={new_id}"
+            joined = f"{cookie_header}; {pair}" if cookie_header else pair
             scope = dict(scope)
             scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"cookie"] + [
                 (b"cookie", joined.encode("latin-1"))]
             cookie_header = joined
         path = unquote(scope.get("path", ""))
         marker = "/file="
-        if scope["method"] in {"GET", "HEAD"} and marker in path:
+        if self.enforce and scope["method"] in {"GET", "HEAD"} and marker in path:
             name = path.split(marker, 1)[1].rstrip("/").rsplit("/", 1)[-1]
             if not OWNERS.allowed(name, owner_from(_user(scope, cookie_header), cookie_header)):
                 await _refuse(send, 404, "File not found.")
@@ -268,8 +270,10 @@ class OwnedFiles:
 
         async def with_cookie(message):
             if new_id and message["type"] == "http.response.start":
-                cookie = f"{CLIENT_COOKIE}={new_id}; Path=/; HttpOnly; SameSite=Lax"
-                message = {**message, "headers": [*message.get("headers", []), (b"set-cookie", cookie.encode())]}
+                cookies = [f"{CLIENT_COOKIES[0]}={new_id}; Path=/; HttpOnly; SameSite=None; Secure",
+                           f"{CLIENT_COOKIES[1]}={new_id}; Path=/; HttpOnly; SameSite=Lax"]
+                extra = [(b"set-cookie", c.encode()) for c in cookies]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
         await self.app(scope, receive, with_cookie)
@@ -289,4 +293,4 @@ def _user(scope: dict, cookie_header: str | None) -> str | None:
 
 def guard_middleware(limits: LimitsConfig) -> list[Middleware]:
     """The middlewares for ``launch(app_kwargs={"middleware": ...})``, outermost first."""
-    return [Middleware(OwnedFiles), Middleware(LoginThrottle, limits=limits), Middleware(UploadQuota, limits=limits)]
+    return [Middleware(OwnedFiles, limits=limits), Middleware(LoginThrottle, limits=limits), Middleware(UploadQuota, limits=limits)]

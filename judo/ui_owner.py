@@ -15,8 +15,11 @@ import time
 from http.cookies import SimpleCookie
 from typing import Any
 
-#: The cookie naming one browser (or API client) when there is no login.
+#: The cookie naming one browser (or API client) when there is no login. Set twice, as Gradio sets its own
+#: sign-in cookie: ``SameSite=None; Secure`` (sent from an embedding page over https, e.g. a Space shown
+#: on huggingface.co) and an ``-unsecure`` copy with ``SameSite=Lax`` for plain http (a lab network).
 CLIENT_COOKIE = "judo-client"
+CLIENT_COOKIES = (CLIENT_COOKIE, f"{CLIENT_COOKIE}-unsecure")
 #: How long a name is remembered; far longer than the records are kept on disk (judo.ui_record).
 KEEP_S = 6 * 3600.0
 
@@ -30,8 +33,13 @@ def owner_from(username: str | None, cookie_header: str | None) -> str | None:
     """The requester: ``user:<name>`` when logged in, else ``client:<cookie>``, else None."""
     if username:
         return f"user:{username}"
-    value = cookie_value(cookie_header, CLIENT_COOKIE)
+    value = client_id(cookie_header)
     return f"client:{value}" if value else None
+
+
+def client_id(cookie_header: str | None) -> str | None:
+    """The ``judo-client`` value of a Cookie header (either copy), or None."""
+    return next((v for v in (cookie_value(cookie_header, n) for n in CLIENT_COOKIES) if v), None)
 
 
 def cookie_value(header: str | None, name: str) -> str | None:

@@ -228,6 +228,9 @@ class LimitsConfig(Settings):
     upload_keep_s: float = Field(600.0, ge=0)
     #: Take the client address from X-Forwarded-For (only behind a proxy that sets it, e.g. a Space).
     trust_forwarded_for: bool = False
+    #: Serve records and overlays only to the session (cookie) or user that made them. Off only where the
+    #: browser cannot keep the app's cookie (an embedding page that blocks third-party cookies).
+    owner_only_files: bool = True
 
     @field_validator("login_per_client", "login_per_user")
     @classmethod
