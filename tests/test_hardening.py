@@ -161,7 +161,8 @@ def test_checkpoint_without_tokenizer_json_is_unavailable_with_the_reason(tiny_m
 def test_checkpoint_without_chat_template_is_unavailable(tiny_model_dir, tmp_path):
     broken = tmp_path / "no-template"
     shutil.copytree(tiny_model_dir, broken)
-    (broken / "chat_template.jinja").unlink()
+    for path in broken.glob("chat_template.*"):  # .jinja or .json, as the processor saved it
+        path.unlink()
     for name in ("tokenizer_config.json", "processor_config.json"):  # a template may be stored inline too
         path = broken / name
         if path.is_file():
