@@ -30,8 +30,12 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-OFF = {"JUDO_LIMITS_LOGIN_PER_CLIENT": "1000000 per second", "JUDO_LIMITS_LOGIN_PER_USER": "1000000 per second",
-       "JUDO_LIMITS_UPLOAD_PER_CLIENT": "1tb per second", "JUDO_LIMITS_UPLOAD_FOLDER_CAP": "1tb"}
+OFF = {
+    "JUDO_LIMITS_LOGIN_PER_CLIENT": "1000000 per second",
+    "JUDO_LIMITS_LOGIN_PER_USER": "1000000 per second",
+    "JUDO_LIMITS_UPLOAD_PER_CLIENT": "1tb per second",
+    "JUDO_LIMITS_UPLOAD_FOLDER_CAP": "1tb",
+}
 UPLOAD_BYTES = 20 * 1024**2
 
 
@@ -44,8 +48,9 @@ def serve(env: dict[str, str], folder: Path):
     os.environ["GRADIO_TEMP_DIR"] = str(folder)
     accounts = folder.parent / "accounts"
     accounts.write_text("inspector:the-right-password\n", encoding="utf-8")
-    config = load_config(REPO / "configs" / "tiny.yaml", env={"JUDO_ENGINES": "comparator",
-                                                             "JUDO_AUTH": str(accounts), **env})
+    config = load_config(
+        REPO / "configs" / "tiny.yaml", env={"JUDO_ENGINES": "comparator", "JUDO_AUTH": str(accounts), **env}
+    )
     demo, kwargs = create_app(config)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **kwargs)
@@ -119,25 +124,41 @@ def main(argv: list[str] | None = None) -> int:
             with serve(env, folder) as (url, config):
                 rate, checked, refused = guesses_per_s(url, args.seconds)
                 accepted, up_refused, burst_s = upload_burst(url, args.burst_seconds, args.max_uploads)
-                figures[name] = (rate, checked, refused, accepted, up_refused, burst_s, folder_bytes(folder),
-                                 config.limits)
-    print(f"abuse: wrong passwords for {args.seconds:g} s, distinct 20 MB uploads for {args.burst_seconds:g} s "
-          f"(at most {args.max_uploads}); 127.0.0.1; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+                figures[name] = (
+                    rate,
+                    checked,
+                    refused,
+                    accepted,
+                    up_refused,
+                    burst_s,
+                    folder_bytes(folder),
+                    config.limits,
+                )
+    print(
+        f"abuse: wrong passwords for {args.seconds:g} s, distinct 20 MB uploads for {args.burst_seconds:g} s "
+        f"(at most {args.max_uploads}); 127.0.0.1; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     for name, (rate, checked, refused, accepted, up_refused, burst_s, used, _lim) in figures.items():
         label = "limits off (Gradio alone)" if name == "off" else "limits on (defaults)"
-        print(f"  {label:26s} login: {rate:7.1f} guesses/s checked ({checked} checked, {refused} refused); "
-              f"upload: {accepted / 2**20:6.0f} MB accepted in {burst_s:.1f} s ({up_refused} refused), "
-              f"folder {used / 2**20:.0f} MB")
+        print(
+            f"  {label:26s} login: {rate:7.1f} guesses/s checked ({checked} checked, {refused} refused); "
+            f"upload: {accepted / 2**20:6.0f} MB accepted in {burst_s:.1f} s ({up_refused} refused), "
+            f"folder {used / 2**20:.0f} MB"
+        )
     rate, checked, _r, accepted, _u, _s, used, limits = figures["on"]
     per_client = parse_rate_text(limits.login_per_client)
     allowed_checks = per_client.amount * (1 + args.seconds / per_client.get_expiry())
     quota, _item = parse_byte_rate(limits.upload_per_client)
     off_rate = figures["off"][0]
-    print(f"  ratio: guesses/s on / off = {rate / off_rate if off_rate else 0:.4f}; "
-          f"upload bytes on / off = {accepted / figures['off'][3] if figures['off'][3] else 0:.3f}")
+    print(
+        f"  ratio: guesses/s on / off = {rate / off_rate if off_rate else 0:.4f}; "
+        f"upload bytes on / off = {accepted / figures['off'][3] if figures['off'][3] else 0:.3f}"
+    )
     missed = []
     if checked > allowed_checks:
-        missed.append(f"login: {checked} guesses checked, more than {allowed_checks:.0f} ({limits.login_per_client})")
+        missed.append(
+            f"login: {checked} guesses checked, more than {allowed_checks:.0f} ({limits.login_per_client})"
+        )
     if accepted > quota:
         missed.append(f"upload: {accepted} bytes accepted, more than the quota ({limits.upload_per_client})")
     if used > limits.upload_folder_cap:

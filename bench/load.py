@@ -19,7 +19,6 @@ Targets: 0 lost; every refusal is the queue-full message; RSS growth of the last
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as futures
 import os
 import socket
 import subprocess
@@ -27,6 +26,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from concurrent import futures
+from itertools import pairwise
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,13 +47,23 @@ def free_port() -> int:
 
 
 def start_server(checkpoint: Path, port: int, queue: int, work: Path) -> subprocess.Popen:
-    env = {**os.environ, "JUDO_CONFIG": str(REPO / "configs" / "tiny.yaml"), "JUDO_ENGINES": "tiny",
-           "JUDO_ENGINE_TINY_CHECKPOINT": str(checkpoint), "JUDO_QUEUE_SIZE": str(queue),
-           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_TEMP_DIR": str(work / "gradio"), "JUDO_RECORDS_DIR": str(work / "records"),
-           "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    log = open(work / "server.log", "w")
-    return subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "JUDO_CONFIG": str(REPO / "configs" / "tiny.yaml"),
+        "JUDO_ENGINES": "tiny",
+        "JUDO_ENGINE_TINY_CHECKPOINT": str(checkpoint),
+        "JUDO_QUEUE_SIZE": str(queue),
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_TEMP_DIR": str(work / "gradio"),
+        "JUDO_RECORDS_DIR": str(work / "records"),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(REPO),
+    }
+    with open(work / "server.log", "w") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
 
 
 def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180.0) -> None:
@@ -86,13 +97,17 @@ def one_client(url: str, n: int, tokens: int, timeout: float) -> list[str]:
     client = Client(url, verbose=False, download_files=False)
     outcomes = []
     for _ in range(n):
-        job = client.submit(*inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)),
-                                          max_new_tokens=tokens), api_name="/inspect")
+        job = client.submit(
+            *inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), max_new_tokens=tokens),
+            api_name="/inspect",
+        )
         try:
             final = job.result(timeout=timeout)
         except Exception as err:  # noqa: BLE001 - classified below
             text = str(err).lower()
-            outcomes.append("refused" if QUEUE_FULL in text else f"lost:{type(err).__name__}: {str(err)[:80]}")
+            outcomes.append(
+                "refused" if QUEUE_FULL in text else f"lost:{type(err).__name__}: {str(err)[:80]}"
+            )
             continue
         result = final[5] if isinstance(final, (list, tuple)) and len(final) > 5 else None
         ok = isinstance(result, dict) and result.get("done") and not result.get("error")
@@ -127,8 +142,12 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.rounds):
                 t0 = time.perf_counter()
                 with futures.ThreadPoolExecutor(args.clients) as pool:
-                    runs += list(pool.map(lambda _: one_client(url, args.requests, args.tokens, args.timeout),
-                                          range(args.clients)))
+                    runs += list(
+                        pool.map(
+                            lambda _: one_client(url, args.requests, args.tokens, args.timeout),
+                            range(args.clients),
+                        )
+                    )
                 elapsed += time.perf_counter() - t0
                 time.sleep(1.0)
                 rss.append(rss_mb(proc.pid))
@@ -142,12 +161,18 @@ def main(argv: list[str] | None = None) -> int:
     lost = [o for run in runs for o in run if o.startswith("lost")]
     total = args.clients * args.requests * args.rounds
     growth = rss[-1] - rss[-2]
-    print(f"load: {args.rounds} x ({args.clients} clients x {args.requests} requests) = {total}, queue max_size "
-          f"{args.queue}, concurrency 1, tiny model, {args.tokens} new tokens; warm-up {warm[0]}")
-    print(f"  served {outcomes['served']}, refused (queue full) {outcomes['refused']}, lost {outcomes['lost']}"
-          f" in {elapsed:.1f} s ({outcomes['served'] / elapsed:.2f} served/s)")
-    steps = ", ".join(f"{b - a:+.1f}" for a, b in zip(rss, rss[1:]))
-    print(f"  server RSS {rss[0]:.0f} MB after warm-up, {rss[-1]:.0f} MB at the end; growth per burst {steps} MB")
+    print(
+        f"load: {args.rounds} x ({args.clients} clients x {args.requests} requests) = {total}, queue max_size "
+        f"{args.queue}, concurrency 1, tiny model, {args.tokens} new tokens; warm-up {warm[0]}"
+    )
+    print(
+        f"  served {outcomes['served']}, refused (queue full) {outcomes['refused']}, lost {outcomes['lost']}"
+        f" in {elapsed:.1f} s ({outcomes['served'] / elapsed:.2f} served/s)"
+    )
+    steps = ", ".join(f"{b - a:+.1f}" for a, b in pairwise(rss))
+    print(
+        f"  server RSS {rss[0]:.0f} MB after warm-up, {rss[-1]:.0f} MB at the end; growth per burst {steps} MB"
+    )
     print(f"  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (shared cores)")
     missed = []
     if lost or outcomes["served"] + outcomes["refused"] != total:

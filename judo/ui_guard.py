@@ -69,7 +69,7 @@ async def _refuse(send, status: int, message: str, headers: dict[str, str] | Non
 
 def _wait_s(limiter, item: RateLimitItem, *key: str) -> int:
     reset = limiter.get_window_stats(item, *key).reset_time
-    return max(1, int(round(reset - time.time())))
+    return max(1, round(reset - time.time()))
 
 
 # ------------------------------------------------------------------------------------------ login
@@ -84,7 +84,11 @@ class LoginThrottle:
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].rstrip("/").endswith("/login"):
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not scope["path"].rstrip("/").endswith("/login")
+        ):
             await self.app(scope, receive, send)
             return
         body, more = b"", True
@@ -93,7 +97,9 @@ class LoginThrottle:
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > MAX_LOGIN_BODY:
-                await _refuse(send, 413, "A sign-in form is a user name and a password; this request is too large.")
+                await _refuse(
+                    send, 413, "A sign-in form is a user name and a password; this request is too large."
+                )
                 return
         fields = parse_qs(body.decode("utf-8", "replace"))
         user = (fields.get("username") or [""])[0].strip()[:128]
@@ -101,14 +107,22 @@ class LoginThrottle:
         if not self.limiter.hit(self.per_client, "login-client", client):
             log.warning("sign-in refused: too many attempts from %s", client)
             wait = _wait_s(self.limiter, self.per_client, "login-client", client)
-            await _refuse(send, 429, f"Too many sign-in attempts from this address: try again in {wait} s.",
-                          {"retry-after": str(wait)})
+            await _refuse(
+                send,
+                429,
+                f"Too many sign-in attempts from this address: try again in {wait} s.",
+                {"retry-after": str(wait)},
+            )
             return
         if not self.limiter.hit(self.per_user, "login-user", user):
             log.warning("sign-in refused: too many attempts for user %r (from %s)", user, client)
             wait = _wait_s(self.limiter, self.per_user, "login-user", user)
-            await _refuse(send, 429, f"Too many sign-in attempts for this user: try again in {wait} s.",
-                          {"retry-after": str(wait)})
+            await _refuse(
+                send,
+                429,
+                f"Too many sign-in attempts for this user: try again in {wait} s.",
+                {"retry-after": str(wait)},
+            )
             return
         status: list[int] = []
 
@@ -159,7 +173,9 @@ def folder_bytes(folder: Path) -> int:
     return sum(size for _t, size, _p in folder_entries(folder))
 
 
-def make_room(folder: Path, needed: int, cap: int, keep_s: float, protected: frozenset[str] = frozenset()) -> bool:
+def make_room(
+    folder: Path, needed: int, cap: int, keep_s: float, protected: frozenset[str] = frozenset()
+) -> bool:
     """Remove the oldest entries (none younger than ``keep_s``, none named in ``protected``) until ``needed``
     more bytes fit under ``cap``; True when they fit."""
     entries = sorted(folder_entries(folder))
@@ -201,7 +217,11 @@ class UploadQuota:
     async def __call__(self, scope, receive, send) -> None:
         if self._own is None and scope["type"] == "http":
             self._own = frozenset(p.name for _t, _s, p in folder_entries(self._folder(scope)))
-        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].rstrip("/").endswith("/upload"):
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not scope["path"].rstrip("/").endswith("/upload")
+        ):
             await self.app(scope, receive, send)
             return
         length_text = _header(scope, b"content-length")
@@ -212,12 +232,20 @@ class UploadQuota:
         client = client_address(scope, self.trust)
         if length > self.rate_bytes or not self.limiter.hit(self.rate, "upload", client, cost=max(1, length)):
             wait = _wait_s(self.limiter, self.rate, "upload", client)
-            log.warning("upload of %d bytes refused: %s is over its quota (%s)", length, client, self.rate_text)
-            await _refuse(send, 429, f"Upload quota reached ({self.rate_text} per address): try again in {wait} s.",
-                          {"retry-after": str(wait)})
+            log.warning(
+                "upload of %d bytes refused: %s is over its quota (%s)", length, client, self.rate_text
+            )
+            await _refuse(
+                send,
+                429,
+                f"Upload quota reached ({self.rate_text} per address): try again in {wait} s.",
+                {"retry-after": str(wait)},
+            )
             return
         with self._lock:
-            fits = make_room(self._folder(scope), length + self._in_flight, self.cap, self.keep_s, self._own or frozenset())
+            fits = make_room(
+                self._folder(scope), length + self._in_flight, self.cap, self.keep_s, self._own or frozenset()
+            )
             if fits:
                 self._in_flight += length
         if not fits:
@@ -258,7 +286,8 @@ class OwnedFiles:
             joined = f"{cookie_header}; {pair}" if cookie_header else pair
             scope = dict(scope)
             scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"cookie"] + [
-                (b"cookie", joined.encode("latin-1"))]
+                (b"cookie", joined.encode("latin-1"))
+            ]
             cookie_header = joined
         path = unquote(scope.get("path", ""))
         marker = "/file="
@@ -270,8 +299,10 @@ class OwnedFiles:
 
         async def with_cookie(message):
             if new_id and message["type"] == "http.response.start":
-                cookies = [f"{CLIENT_COOKIES[0]}={new_id}; Path=/; HttpOnly; SameSite=None; Secure",
-                           f"{CLIENT_COOKIES[1]}={new_id}; Path=/; HttpOnly; SameSite=Lax"]
+                cookies = [
+                    f"{CLIENT_COOKIES[0]}={new_id}; Path=/; HttpOnly; SameSite=None; Secure",
+                    f"{CLIENT_COOKIES[1]}={new_id}; Path=/; HttpOnly; SameSite=Lax",
+                ]
                 extra = [(b"set-cookie", c.encode()) for c in cookies]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
@@ -287,10 +318,15 @@ def _user(scope: dict, cookie_header: str | None) -> str | None:
         return None
     cookie_id = getattr(app, "cookie_id", "")
     token = cookie_value(cookie_header, f"access-token-{cookie_id}") or cookie_value(
-        cookie_header, f"access-token-unsecure-{cookie_id}")
+        cookie_header, f"access-token-unsecure-{cookie_id}"
+    )
     return tokens.get(token) if token else None
 
 
 def guard_middleware(limits: LimitsConfig) -> list[Middleware]:
     """The middlewares for ``launch(app_kwargs={"middleware": ...})``, outermost first."""
-    return [Middleware(OwnedFiles, limits=limits), Middleware(LoginThrottle, limits=limits), Middleware(UploadQuota, limits=limits)]
+    return [
+        Middleware(OwnedFiles, limits=limits),
+        Middleware(LoginThrottle, limits=limits),
+        Middleware(UploadQuota, limits=limits),
+    ]

@@ -9,10 +9,10 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from PIL import Image
+from pydantic import ValidationError
 
 from judo.engines import ConfigError, build_engines, load_config
 from judo.engines.base import InspectionRequest
@@ -38,12 +38,25 @@ def _env(**extra: str) -> dict[str, str]:
     "old, new, field, phrase",
     [
         ("max_size: 16 ", "max_size: lots ", "queue.max_size", "must be an integer (got 'lots')"),
-        ("max_file_size: 25mb", 'max_file_size: "twenty megs"', "queue.max_file_size", "must be a size like 25mb"),
+        (
+            "max_file_size: 25mb",
+            'max_file_size: "twenty megs"',
+            "queue.max_file_size",
+            "must be a size like 25mb",
+        ),
         ("kind: comparator", "kind: laser", "engine 'comparator' kind", "must be one of qwen, comparator"),
-        ("max_new_tokens: 768\n    description: Juxtaposed", "max_new_tokens: 1e9\n    description: Juxtaposed",
-         "engine 'judo' max_new_tokens", "must be an integer"),
-        ("prompt_style: think\n    rag: true", "prompt_style: thinking\n    rag: true",
-         "engine 'base-grpo-rag' prompt_style", "must be one of"),
+        (
+            "max_new_tokens: 768\n    description: Juxtaposed",
+            "max_new_tokens: 1e9\n    description: Juxtaposed",
+            "engine 'judo' max_new_tokens",
+            "must be an integer",
+        ),
+        (
+            "prompt_style: think\n    rag: true",
+            "prompt_style: thinking\n    rag: true",
+            "engine 'base-grpo-rag' prompt_style",
+            "must be one of",
+        ),
         ("concurrency_limit: 1 ", "concurrency_limit: 0 ", "queue.concurrency_limit", "must be >= 1"),
     ],
     ids=["integer", "size", "kind", "float-for-int", "literal", "bound"],
@@ -77,15 +90,23 @@ def test_config_file_level_errors(tmp_path):
 
 
 def test_env_overrides_are_typed_and_named():
-    cfg = load_config(REPO / "configs" / "app.yaml", env={
-        "JUDO_ENGINE_JUDO_DO_SAMPLE": "yes", "JUDO_ENGINE_JUDO_QUANTIZATION": "none",
-        "JUDO_LIMITS_LOGIN_PER_CLIENT": "5 per 30 seconds", "JUDO_LIMITS_UPLOAD_FOLDER_CAP": "1gb"})
+    cfg = load_config(
+        REPO / "configs" / "app.yaml",
+        env={
+            "JUDO_ENGINE_JUDO_DO_SAMPLE": "yes",
+            "JUDO_ENGINE_JUDO_QUANTIZATION": "none",
+            "JUDO_LIMITS_LOGIN_PER_CLIENT": "5 per 30 seconds",
+            "JUDO_LIMITS_UPLOAD_FOLDER_CAP": "1gb",
+        },
+    )
     judo = cfg.engine("judo")
     assert judo.do_sample is True and judo.quantization is None
     assert cfg.limits.login_per_client == "5 per 30 seconds" and cfg.limits.upload_folder_cap == 1024**3
-    for key, value, phrase in [("JUDO_QUEUE_SIZE", "lots", "queue.max_size must be an integer"),
-                               ("JUDO_ENGINE_JUDO_DO_SAMPLE", "perhaps", "do_sample must be true or false"),
-                               ("JUDO_LIMITS_UPLOAD_PER_CLIENT", "lots", "must be an upload rate")]:
+    for key, value, phrase in [
+        ("JUDO_QUEUE_SIZE", "lots", "queue.max_size must be an integer"),
+        ("JUDO_ENGINE_JUDO_DO_SAMPLE", "perhaps", "do_sample must be true or false"),
+        ("JUDO_LIMITS_UPLOAD_PER_CLIENT", "lots", "must be an upload rate"),
+    ]:
         with pytest.raises(ConfigError, match=f"^{key}: .*{phrase}"):
             load_config(REPO / "configs" / "app.yaml", env={key: value})
 
@@ -93,9 +114,13 @@ def test_env_overrides_are_typed_and_named():
 def test_engine_kinds_are_a_union_by_kind():
     cfg = load_config(REPO / "configs" / "app.yaml", env={})
     kinds = {e.id: type(e).__name__ for e in cfg.engines}
-    assert kinds == {"judo": "QwenEngineConfig", "base-grpo-rag": "QwenEngineConfig",
-                     "base-grpo": "QwenEngineConfig", "comparator": "ComparatorEngineConfig"}
-    with pytest.raises(Exception):
+    assert kinds == {
+        "judo": "QwenEngineConfig",
+        "base-grpo-rag": "QwenEngineConfig",
+        "base-grpo": "QwenEngineConfig",
+        "comparator": "ComparatorEngineConfig",
+    }
+    with pytest.raises(ValidationError):
         cfg.queue.max_size = "lots"  # assignments are checked like the file's values
 
 
@@ -104,8 +129,15 @@ def test_app_config_error_is_one_sentence_and_exit_2(tmp_path, entry):
     bad = tmp_path / "bad.yaml"
     bad.write_text(APP_YAML.replace("max_size: 16 ", "max_size: lots "), encoding="utf-8")
     cmd = [sys.executable, "app.py"] if entry == "app.py" else [sys.executable, "-m", "judo.cli", "app"]
-    done = subprocess.run(cmd, cwd=REPO, env=_env(JUDO_CONFIG=str(bad)), capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        cmd,
+        check=False,
+        cwd=REPO,
+        env=_env(JUDO_CONFIG=str(bad)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert "Traceback" not in done.stderr and len(lines) == 1, done.stderr
@@ -126,7 +158,9 @@ def test_taken_port_fails_fast_before_loading_models(entry):
         env["JUDO_CONFIG"] = str(REPO / "configs" / "tiny.yaml")
         env["JUDO_TINY_DIR"] = "/nonexistent/never-built"  # loading a model would try to build it here
         t0 = time.perf_counter()
-        done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+        )
     assert done.returncode == 2, done.stderr
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and f"port {port} on 127.0.0.1 is already in use" in lines[0], done.stderr
@@ -151,8 +185,10 @@ def test_checkpoint_without_tokenizer_json_is_unavailable_with_the_reason(tiny_m
     broken = tmp_path / "no-tokenizer"
     shutil.copytree(tiny_model_dir, broken)
     (broken / "tokenizer.json").unlink()
-    cfg = load_config(REPO / "configs" / "tiny.yaml", env={
-        "JUDO_ENGINES": "tiny,comparator", "JUDO_ENGINE_TINY_CHECKPOINT": str(broken)})
+    cfg = load_config(
+        REPO / "configs" / "tiny.yaml",
+        env={"JUDO_ENGINES": "tiny,comparator", "JUDO_ENGINE_TINY_CHECKPOINT": str(broken)},
+    )
     engines = build_engines(cfg)
     assert not engines[0].available and "tokenizer.json" in engines[0].reason, engines[0].reason
     assert engines[1].available
@@ -171,8 +207,10 @@ def test_checkpoint_without_chat_template_is_unavailable(tiny_model_dir, tmp_pat
             data = json.loads(path.read_text(encoding="utf-8"))
             data.pop("chat_template", None)
             path.write_text(json.dumps(data), encoding="utf-8")
-    cfg = load_config(REPO / "configs" / "tiny.yaml", env={
-        "JUDO_ENGINES": "tiny", "JUDO_ENGINE_TINY_CHECKPOINT": str(broken)})
+    cfg = load_config(
+        REPO / "configs" / "tiny.yaml",
+        env={"JUDO_ENGINES": "tiny", "JUDO_ENGINE_TINY_CHECKPOINT": str(broken)},
+    )
     engine = build_engines(cfg)[0]
     assert not engine.available and "chat template" in engine.reason
 
@@ -191,8 +229,20 @@ def test_eval_truncated_safetensors_is_one_sentence(mmad_root, tiny_model_dir, t
     weights = broken / "model.safetensors"
     with open(weights, "r+b") as fh:
         fh.truncate(weights.stat().st_size // 2)
-    rc, err = _eval(["--mmad-root", str(mmad_root), "--out", str(tmp_path / "r.jsonl"), "--limit", "1",
-                     "--checkpoint", str(broken), "--no-progress"], capsys)
+    rc, err = _eval(
+        [
+            "--mmad-root",
+            str(mmad_root),
+            "--out",
+            str(tmp_path / "r.jsonl"),
+            "--limit",
+            "1",
+            "--checkpoint",
+            str(broken),
+            "--no-progress",
+        ],
+        capsys,
+    )
     lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("Loading weights")]
     assert rc == 2 and "Traceback" not in err and len(lines) == 1, err
     assert "damaged or incomplete" in lines[0] and "cut" in lines[0]
@@ -200,8 +250,17 @@ def test_eval_truncated_safetensors_is_one_sentence(mmad_root, tiny_model_dir, t
 
 def test_eval_corrupt_line_mid_records_is_one_sentence(mmad_root, tmp_path, capsys):
     out = tmp_path / "c.jsonl"
-    base = ["--mmad-root", str(mmad_root), "--out", str(out), "--engine", "comparator",
-            "--types", "Anomaly Detection", "--no-progress"]
+    base = [
+        "--mmad-root",
+        str(mmad_root),
+        "--out",
+        str(out),
+        "--engine",
+        "comparator",
+        "--types",
+        "Anomaly Detection",
+        "--no-progress",
+    ]
     rc, _ = _eval([*base, "--limit", "3"], capsys)
     assert rc == 0
     lines = out.read_text(encoding="utf-8").splitlines()
@@ -218,7 +277,10 @@ def test_eval_corrupt_line_mid_records_is_one_sentence(mmad_root, tmp_path, caps
 def test_messages_hide_server_paths():
     from judo.ui_inputs import hide_paths
 
-    assert hide_paths("cannot open /tmp/gradio/3f2a/mask.txt: not an image") == "cannot open mask.txt: not an image"
+    assert (
+        hide_paths("cannot open /tmp/gradio/3f2a/mask.txt: not an image")
+        == "cannot open mask.txt: not an image"
+    )
     assert hide_paths("see C:\\Users\\lab\\data\\x.png") == "see x.png"
     assert hide_paths("A. Yes. / B. No.") == "A. Yes. / B. No."
 
@@ -229,18 +291,21 @@ def test_mask_that_is_not_an_image_names_no_path(tmp_path):
     mask = tmp_path / "deep" / "folder" / "mask.png"
     mask.parent.mkdir(parents=True)
     mask.write_bytes(b"not a picture")
-    prep = prepare_inputs(str(QUERY), str(TEMPLATE), "Is there any defect?", "A. Yes.\nB. No.", "bottle",
-                          str(mask), "")
+    prep = prepare_inputs(
+        str(QUERY), str(TEMPLATE), "Is there any defect?", "A. Yes.\nB. No.", "bottle", str(mask), ""
+    )
     note = next(n for n in prep.notes if "mask was ignored" in n)
     assert str(tmp_path) not in note and "mask.png" in note
 
 
 @pytest.mark.parametrize(
     "args, phrase",
-    [(("abc", False, 0.7, 0.9), "Max new tokens must be a whole number (got 'abc')"),
-     ((10**9, False, 0.7, 0.9), "Max new tokens must be between 1 and 4096"),
-     ((64, True, "hot", 0.9), "Temperature must be a number"),
-     ((64, "maybe", 0.7, 0.9), "Sample must be true or false")],
+    [
+        (("abc", False, 0.7, 0.9), "Max new tokens must be a whole number (got 'abc')"),
+        ((10**9, False, 0.7, 0.9), "Max new tokens must be between 1 and 4096"),
+        ((64, True, "hot", 0.9), "Temperature must be a number"),
+        ((64, "maybe", 0.7, 0.9), "Sample must be true or false"),
+    ],
 )
 def test_generation_settings_are_checked(args, phrase):
     from judo.ui_inputs import InputProblem, settings_from
@@ -264,12 +329,18 @@ def test_options_are_capped_in_count_and_length():
 def test_prompt_over_the_token_cap_is_refused_before_prefill(tiny_model_dir):
     from judo.engines.pool import ModelPool, build_engine
 
-    cfg = load_config(REPO / "configs" / "tiny.yaml", env={
-        "JUDO_ENGINES": "tiny", "JUDO_ENGINE_TINY_CHECKPOINT": str(tiny_model_dir),
-        "JUDO_ENGINE_TINY_MAX_PROMPT_TOKENS": "64"})
+    cfg = load_config(
+        REPO / "configs" / "tiny.yaml",
+        env={
+            "JUDO_ENGINES": "tiny",
+            "JUDO_ENGINE_TINY_CHECKPOINT": str(tiny_model_dir),
+            "JUDO_ENGINE_TINY_MAX_PROMPT_TOKENS": "64",
+        },
+    )
     engine = build_engine(cfg.engines[0], ModelPool(device="cpu"))
-    request = InspectionRequest(Image.open(QUERY), Image.open(TEMPLATE), "Is there any defect?",
-                                {"A": "Yes.", "B": "No."})
+    request = InspectionRequest(
+        Image.open(QUERY), Image.open(TEMPLATE), "Is there any defect?", {"A": "Yes.", "B": "No."}
+    )
     final = list(engine.stream(request))[-1]
     assert final.done and final.text == ""
     assert final.error.startswith("The prompt is ") and "limit of 64" in final.error
@@ -285,8 +356,23 @@ def test_unwritable_records_folder_still_returns_the_result(tmp_path):
     folder = blocker / "records"  # below a file: cannot be created, even by root
     assert "not writable" in check_records_dir(folder)
     runner = Runner([ComparatorEngine(id="comparator", label="Comparator")], 0.05, folder)
-    final = list(runner.inspect(str(QUERY), str(TEMPLATE), "Is there any defect in the object?",
-                                "A. Yes.\nB. No.", "comparator", "bottle", None, "", False, 64, False, 0.7, 0.9))[-1]
+    final = list(
+        runner.inspect(
+            str(QUERY),
+            str(TEMPLATE),
+            "Is there any defect in the object?",
+            "A. Yes.\nB. No.",
+            "comparator",
+            "bottle",
+            None,
+            "",
+            False,
+            64,
+            False,
+            0.7,
+            0.9,
+        )
+    )[-1]
     status, result, record, png = final[4], final[5], final[6], final[7]
     assert result["done"] and result["error"] is None and result["answer"] in {"A", "B"}
     assert record is None and png is None

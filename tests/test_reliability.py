@@ -37,8 +37,12 @@ def _probe_files(tmp: Path) -> dict[str, Path]:
     mask_dir = tmp / "server" / "side" / "folder"
     mask_dir.mkdir(parents=True)
     (mask_dir / "mask.png").write_bytes(b"GIF89a not really")
-    return {"bad": tmp / "notes.png", "cut": tmp / "cut.png", "dot": tmp / "dot.png",
-            "mask": mask_dir / "mask.png"}
+    return {
+        "bad": tmp / "notes.png",
+        "cut": tmp / "cut.png",
+        "dot": tmp / "dot.png",
+        "mask": mask_dir / "mask.png",
+    }
 
 
 #: (class, keyword overrides of /inspect, phrase the one-sentence answer holds)
@@ -84,12 +88,19 @@ def test_every_bad_input_class_gets_one_clean_sentence(served, tmp_path):
             status = _inspect(client, *inspect_args(query, template, **kw))[4]
         except AppError as err:  # refused by Gradio's own component check (e.g. a value not offered)
             status = str(err)
-        ok = (phrase in status and "Traceback" not in status and str(tmp_path) not in status
-              and "/tmp/" not in status and time.perf_counter() - t0 < 30)
+        ok = (
+            phrase in status
+            and "Traceback" not in status
+            and str(tmp_path) not in status
+            and "/tmp/" not in status
+            and time.perf_counter() - t0 < 30
+        )
         assert ok, f"{name}: {status!r}"
         clean.append(name)
     print(f"\nbad-input classes tried: {len(PROBES)}, clean one-sentence errors: {len(clean)}")
-    final = _inspect(client, *inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), engine="comparator"))
+    final = _inspect(
+        client, *inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), engine="comparator")
+    )
     assert final[5]["done"] and final[5]["error"] is None  # still serving
 
 
@@ -97,8 +108,12 @@ def test_records_and_overlays_go_only_to_their_session(served):
     from gradio_client import Client, handle_file
 
     owner = Client(served.url, verbose=False, download_files=False)
-    final = _inspect(owner, *inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), engine="comparator"))
-    urls = [final[i].url if hasattr(final[i], "url") else final[i]["url"] for i in (0, 6, 7)]  # overlay, record, png
+    final = _inspect(
+        owner, *inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), engine="comparator")
+    )
+    urls = [
+        final[i].url if hasattr(final[i], "url") else final[i]["url"] for i in (0, 6, 7)
+    ]  # overlay, record, png
     assert all(urls)
     for url in urls:
         assert httpx.get(url, cookies=owner.cookies).status_code == 200
@@ -112,8 +127,12 @@ def test_records_and_overlays_go_only_to_their_session(served):
 def test_login_is_throttled_per_client_and_user_name(tiny_model_dir, tmp_path, caplog):
     accounts = tmp_path / "accounts"
     accounts.write_text("alice:right-horse-battery\nbob:bobs-own-secret\n", encoding="utf-8")
-    env = {"JUDO_ENGINES": "comparator", "JUDO_AUTH": str(accounts),
-           "JUDO_LIMITS_LOGIN_PER_CLIENT": "25 per 2 seconds", "JUDO_LIMITS_LOGIN_PER_USER": "25 per 2 seconds"}
+    env = {
+        "JUDO_ENGINES": "comparator",
+        "JUDO_AUTH": str(accounts),
+        "JUDO_LIMITS_LOGIN_PER_CLIENT": "25 per 2 seconds",
+        "JUDO_LIMITS_LOGIN_PER_USER": "25 per 2 seconds",
+    }
     caplog.set_level("WARNING", logger="judo.ui_guard")
     with serve_tiny_app(tiny_model_dir, **env) as s, httpx.Client() as attacker:
         login = s.url + "login"
@@ -122,7 +141,9 @@ def test_login_is_throttled_per_client_and_user_name(tiny_model_dir, tmp_path, c
             r = attacker.post(login, data={"username": "alice", "password": f"guess-{checked}"})
             if r.status_code == 429:
                 refused += 1
-                assert "Too many sign-in attempts" in r.json()["detail"] and int(r.headers["retry-after"]) >= 1
+                assert (
+                    "Too many sign-in attempts" in r.json()["detail"] and int(r.headers["retry-after"]) >= 1
+                )
                 time.sleep(0.05)
                 continue
             assert r.status_code == 400
@@ -131,7 +152,10 @@ def test_login_is_throttled_per_client_and_user_name(tiny_model_dir, tmp_path, c
         print(f"\n50 wrong guesses took {elapsed:.2f} s ({50 / elapsed:.1f} guesses/s), {refused} refused")
         assert elapsed >= 2.0 and refused > 0
         # Locked out: even the right password is not checked now ...
-        assert attacker.post(login, data={"username": "alice", "password": "right-horse-battery"}).status_code == 429
+        assert (
+            attacker.post(login, data={"username": "alice", "password": "right-horse-battery"}).status_code
+            == 429
+        )
         # ... while another user, from another address, signs in at once.
         with httpx.Client(transport=httpx.HTTPTransport(local_address=OTHER_CLIENT)) as bob:
             r = bob.post(login, data={"username": "bob", "password": "bobs-own-secret"})
@@ -170,13 +194,18 @@ def test_upload_rate_per_client_is_bounded(tiny_model_dir, upload_folder):
         refused = _upload(s.url, 2_000_000, 9)
         assert "Upload quota reached" in refused.json()["detail"]
         with httpx.Client(transport=httpx.HTTPTransport(local_address=OTHER_CLIENT)) as other:
-            assert _upload(s.url, 2_000_000, 10, other).status_code == 200  # another address has its own quota
+            assert (
+                _upload(s.url, 2_000_000, 10, other).status_code == 200
+            )  # another address has its own quota
 
 
 def test_upload_folder_stays_under_its_cap(tiny_model_dir, upload_folder):
     cap = 8 * 1024**2  # the app's own cached examples and gallery (~1.5 MB) count too
-    env = {"JUDO_ENGINES": "comparator", "JUDO_LIMITS_UPLOAD_FOLDER_CAP": "8mb",
-           "JUDO_LIMITS_UPLOAD_PER_CLIENT": "1gb per minute"}
+    env = {
+        "JUDO_ENGINES": "comparator",
+        "JUDO_LIMITS_UPLOAD_FOLDER_CAP": "8mb",
+        "JUDO_LIMITS_UPLOAD_PER_CLIENT": "1gb per minute",
+    }
     with serve_tiny_app(tiny_model_dir, **env) as s:
         codes = []
         for i in range(6):
@@ -189,8 +218,12 @@ def test_upload_folder_stays_under_its_cap(tiny_model_dir, upload_folder):
 
 def test_oldest_uploads_make_room_once_old_enough(tiny_model_dir, upload_folder):
     cap = 6 * 1024**2
-    env = {"JUDO_ENGINES": "comparator", "JUDO_LIMITS_UPLOAD_FOLDER_CAP": "6mb",
-           "JUDO_LIMITS_UPLOAD_PER_CLIENT": "1gb per minute", "JUDO_LIMITS_UPLOAD_KEEP_S": "0"}
+    env = {
+        "JUDO_ENGINES": "comparator",
+        "JUDO_LIMITS_UPLOAD_FOLDER_CAP": "6mb",
+        "JUDO_LIMITS_UPLOAD_PER_CLIENT": "1gb per minute",
+        "JUDO_LIMITS_UPLOAD_KEEP_S": "0",
+    }
     with serve_tiny_app(tiny_model_dir, **env) as s:
         httpx.get(s.url)  # a first visit: what the app cached for its page is its own, never removed
         own = {p.name for p in upload_folder.iterdir()}
@@ -205,12 +238,15 @@ def test_oldest_uploads_make_room_once_old_enough(tiny_model_dir, upload_folder)
 
 def test_upload_without_a_size_is_refused(served):
     def body():
-        yield b"--x\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.png\"\r\n\r\n"
+        yield b'--x\r\nContent-Disposition: form-data; name="files"; filename="a.png"\r\n\r\n'
         yield b"\0" * 1000
         yield b"\r\n--x--\r\n"
 
-    r = httpx.post(served.url + "gradio_api/upload", content=body(),
-                   headers={"content-type": "multipart/form-data; boundary=x"})
+    r = httpx.post(
+        served.url + "gradio_api/upload",
+        content=body(),
+        headers={"content-type": "multipart/form-data; boundary=x"},
+    )
     assert r.status_code == 411 and "must state its size" in r.json()["detail"]
 
 
@@ -224,9 +260,13 @@ def test_unwritable_records_folder_is_said_once_and_results_still_come(tiny_mode
     with serve_tiny_app(tiny_model_dir, JUDO_RECORDS_DIR=str(blocker / "records")) as s:
         client = Client(s.url, verbose=False)
         for _ in range(2):
-            final = _inspect(client, *inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)),
-                                                   engine="comparator"))
+            final = _inspect(
+                client,
+                *inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), engine="comparator"),
+            )
             assert final[5]["done"] and final[5]["error"] is None and final[5]["cells"]
             assert final[6] is None and "could not be saved" in final[4] and str(tmp_path) not in final[4]
-    said = [r for r in caplog.records if "records folder" in r.getMessage() and "not writable" in r.getMessage()]
+    said = [
+        r for r in caplog.records if "records folder" in r.getMessage() and "not writable" in r.getMessage()
+    ]
     assert len(said) == 1

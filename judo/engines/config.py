@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from limits import RateLimitItem, parse as parse_rate
+from limits import RateLimitItem
+from limits import parse as parse_rate
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -79,7 +80,7 @@ _UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
 def parse_size(value: Any) -> int:
     """``25mb`` / ``1.5gb`` / ``1048576`` -> bytes; anything else is a ValueError with the form to use."""
     if isinstance(value, bool):
-        raise ValueError("must be a size like 25mb")
+        raise ValueError("must be a size like 25mb")  # noqa: TRY004 - pydantic reports ValueErrors
     if isinstance(value, int | float):
         size = int(value)
     else:
@@ -184,10 +185,9 @@ class _UnknownKind(BaseModel):
         raise ValueError(f"must be one of {', '.join(KINDS)}")
 
 
-EngineConfig = Annotated[
-    Union[tuple(Annotated[cls, Tag(kind)] for kind, cls in {**ENGINE_KINDS, "unknown": _UnknownKind}.items())],
-    Discriminator(_engine_kind),
-]
+_TAGGED = tuple(Annotated[cls, Tag(kind)] for kind, cls in {**ENGINE_KINDS, "unknown": _UnknownKind}.items())
+#: Any engine entry: the model class of its ``kind``.
+EngineConfig = Annotated[Union[_TAGGED], Discriminator(_engine_kind)]  # noqa: UP007 - built from ENGINE_KINDS
 
 
 # -------------------------------------------------------------------------------------- sections
@@ -336,7 +336,12 @@ def _describe(error: dict[str, Any]) -> str:
     if kind in {"bool_parsing", "bool_type"}:
         return f"must be true or false (got {shown})"
     if kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
-        bound = {"greater_than": "> ", "greater_than_equal": ">= ", "less_than": "< ", "less_than_equal": "<= "}
+        bound = {
+            "greater_than": "> ",
+            "greater_than_equal": ">= ",
+            "less_than": "< ",
+            "less_than_equal": "<= ",
+        }
         limit = next(iter(ctx.values()), "")
         return f"must be {bound[kind]}{limit} (got {shown})"
     if kind == "string_pattern_mismatch":
@@ -356,9 +361,8 @@ def _field_path(loc: Loc, raw: Any) -> tuple[Loc, str]:
     """Drop the union tags pydantic adds (``engines.0.qwen.checkpoint``) and name the field for a person."""
     clean: list[Any] = []
     for part in loc:
-        if part in ENGINE_KINDS or part == "unknown":
-            if len(clean) == 2 and clean[0] == "engines":
-                continue
+        if (part in ENGINE_KINDS or part == "unknown") and len(clean) == 2 and clean[0] == "engines":
+            continue
         clean.append(part)
     name = ".".join(str(p) for p in clean)
     if len(clean) >= 2 and clean[0] == "engines" and isinstance(clean[1], int):
@@ -370,8 +374,9 @@ def _field_path(loc: Loc, raw: Any) -> tuple[Loc, str]:
     return tuple(clean), name
 
 
-def _config_error(err: ValidationError, path: Path, raw: Any, lines: dict[Loc, int],
-                  from_env: dict[Loc, str]) -> ConfigError:
+def _config_error(
+    err: ValidationError, path: Path, raw: Any, lines: dict[Loc, int], from_env: dict[Loc, str]
+) -> ConfigError:
     first = err.errors(include_url=False)[0]
     loc, name = _field_path(tuple(first["loc"]), raw)
     if loc in from_env:
@@ -382,7 +387,9 @@ def _config_error(err: ValidationError, path: Path, raw: Any, lines: dict[Loc, i
             probe = probe[:-1]
         where = f"{path}, line {lines[probe]}" if probe in lines else str(path)
     if first["type"] == "missing" and loc and loc[-1] == "checkpoint":
-        return ConfigError(f"{where}: {name.rsplit(' ', 1)[0]} needs a checkpoint (a folder, a hub id or 'tiny').")
+        return ConfigError(
+            f"{where}: {name.rsplit(' ', 1)[0]} needs a checkpoint (a folder, a hub id or 'tiny')."
+        )
     return ConfigError(f"{where}: {name} {_describe(first)}.")
 
 
