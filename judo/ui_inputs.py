@@ -38,8 +38,9 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
 
 
-# A server path in a message: two or more /segments (a file name alone is fine to show).
-_SERVER_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][^\s'\"\\/:;,()]+){2,}[\\/]?")
+# A server path in a message: an absolute path of two or more parts (a file name alone is fine to show;
+# "pass/fail/unknown" inside a word is no path).
+_SERVER_PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?(?:[\\/][^\s'\"\\/:;,()]+){2,}[\\/]?")
 
 
 def hide_paths(text: str) -> str:

@@ -283,6 +283,7 @@ def test_messages_hide_server_paths():
     )
     assert hide_paths("see C:\\Users\\lab\\data\\x.png") == "see x.png"
     assert hide_paths("A. Yes. / B. No.") == "A. Yes. / B. No."
+    assert hide_paths("pass/fail/unknown") == "pass/fail/unknown"
 
 
 def test_mask_that_is_not_an_image_names_no_path(tmp_path):
