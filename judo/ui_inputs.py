@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from judo.engines.base import GenerationSettings, InspectionRequest
-from judo.engines.config import MAX_NEW_TOKENS_CAP
+if TYPE_CHECKING:
+    from transformers import GenerationConfig
+
+from judo.engines.base import InspectionRequest
 from judo.grid import Cell, mask_to_cells
 from judo.images import ImageInputError, load_image, load_mask
-from judo.ui_presets import OptionsError, parse_options
-
-MAX_QUESTION_CHARS = 2000
+from judo.inputs import InputError, check_question, parse_options
 
 
 class InputProblem(ValueError):
@@ -71,14 +71,10 @@ def load_input_image(value: Any, what: str) -> Image.Image:
 
 def prepare_inputs(query, template, question, options_text, category, mask, expected) -> Prepared:
     """Validate every input; raise InputProblem with a sentence for the first problem found."""
-    question = (question or "").strip()
-    if not question:
-        raise InputProblem("The question is empty: type a question or pick a preset.")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise InputProblem(f"The question is too long ({len(question)} characters, at most {MAX_QUESTION_CHARS}).")
     try:
+        question = check_question(question)
         options = parse_options(options_text)
-    except OptionsError as err:
+    except InputError as err:
         raise InputProblem(str(err)) from None
     q_img = load_input_image(query, "query")
     t_img = load_input_image(template, "template")
@@ -110,37 +106,25 @@ def _name(value: Any) -> str | None:
     return str(p).rsplit("/", 1)[-1] if isinstance(p, str) else None
 
 
-def settings_from(max_new_tokens, do_sample, temperature, top_p) -> GenerationSettings:
-    """The generation settings of a request, checked here (the page's sliders hand over raw values)."""
+def settings_from(max_new_tokens, do_sample, temperature, top_p) -> GenerationConfig:
+    """The advanced panel's values as the one validated decoding configuration (`judo.generation.decoding`)."""
+    from judo.generation import DEFAULT_MAX_NEW_TOKENS, GenerationError, decoding
 
-    def num(x, cast, name: str, low: float, high: float):
+    def num(x, cast, what):
         if x in (None, ""):
             return None
         try:
-            value = cast(float(x)) if cast is int and float(x).is_integer() else cast(x)
-        except (TypeError, ValueError, OverflowError):
-            shown = repr(x) if len(repr(x)) <= 40 else repr(x)[:37] + "...'"
-            kind = "a whole number" if cast is int else "a number"
-            raise InputProblem(f"{name} must be {kind} (got {shown}).") from None
-        if not low <= value <= high:
-            raise InputProblem(f"{name} must be between {low:g} and {high:g} (got {value:g}).")
-        return value
+            return cast(x)
+        except (TypeError, ValueError):
+            raise InputProblem(f"{what} must be a number, got {str(x)[:20]!r}.") from None
 
-    sample = _flag(do_sample)
-    return GenerationSettings(
-        max_new_tokens=num(max_new_tokens, int, "Max new tokens", 1, MAX_NEW_TOKENS_CAP),
-        do_sample=sample,
-        temperature=num(temperature, float, "Temperature", 0.01, 5.0) if sample else None,
-        top_p=num(top_p, float, "Top-p", 0.01, 1.0) if sample else None,
-    )
-
-
-def _flag(value: Any) -> bool | None:
-    if value is None or isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"true", "1", "yes", "on"}:
-        return True
-    if text in {"false", "0", "no", "off", ""}:
-        return False
-    raise InputProblem(f"Sample must be true or false (got {str(value)[:40]!r}).")
+    tokens = num(max_new_tokens, lambda x: int(float(x)), "Max new tokens")
+    try:
+        return decoding(
+            max_new_tokens=DEFAULT_MAX_NEW_TOKENS if tokens is None else tokens,
+            do_sample=bool(do_sample),
+            temperature=num(temperature, float, "Temperature") if do_sample else None,
+            top_p=num(top_p, float, "Top-p") if do_sample else None,
+        )
+    except GenerationError as err:
+        raise InputProblem(str(err)[:1].upper() + str(err)[1:] + ".") from None

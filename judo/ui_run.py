@@ -21,17 +21,20 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 from PIL import Image
 
-from judo.engines.base import Engine, GenerationSettings, InspectionRequest, Update
+from judo.engines.base import Engine, InspectionRequest, Update
 from judo.grid import Cell, seg_f1, seg_iou
 from judo.render import GREEN, fit_within, heatmap_overlay, outline_edges, outline_mask, overlay_cells
 from judo.ui_inputs import InputProblem, Prepared, hide_paths, prepare_inputs, settings_from
 from judo.ui_owner import OWNERS, new_token, owner_of_request
 from judo.ui_record import RecordWriteError, build_record, write_outputs
+
+if TYPE_CHECKING:
+    from transformers import GenerationConfig
 
 #: Longest side of the pictures sent to the browser while streaming (downloads keep full size).
 DISPLAY_SIDE = 1024
@@ -321,7 +324,7 @@ class Runner:
             files.close()
 
     def _stream(self, engine: Engine, prep: Prepared, files: ShownFiles, prior_on: bool, t0: float,
-                request: gr.Request | None, settings: GenerationSettings) -> Iterator[tuple]:
+                request: gr.Request | None, settings: GenerationConfig) -> Iterator[tuple]:
         """The run itself: a first update at once, throttled streaming updates, then the final one.
 
         Every yield carries a value for every output (unchanged ones repeat, which Gradio turns into
@@ -346,7 +349,7 @@ class Runner:
         pacer = Pacer(self.interval)
         try:
             yield (painter.show(set()), prior_path, "", answer, status, None, None, None)
-            for update in _safe_stream(engine, req, stop, settings):
+            for update in public(engine.run(req, stop, settings)):
                 last = update
                 if update.text and first_update_s is None:
                     first_update_s = time.perf_counter() - t0
@@ -425,7 +428,7 @@ class Runner:
             files.close()
 
     def _compare_stream(self, engines: list[Engine], prep: Prepared, files: ShownFiles, t0: float,
-                        request: gr.Request | None, settings: GenerationSettings) -> Iterator[tuple]:
+                        request: gr.Request | None, settings: GenerationConfig) -> Iterator[tuple]:
         """The engines run in threads; their updates are merged into one throttled stream of panels."""
         req = prep.request
         painters = [OverlayPainter(req.query, prep.truth_mask, files, stem=f"panel{i}")
@@ -436,7 +439,7 @@ class Runner:
         events: queue.Queue = queue.Queue()
 
         def run(i: int, engine: Engine) -> None:
-            for update in _safe_stream(engine, req, stop, settings):
+            for update in public(engine.run(req, stop, settings)):
                 events.put((i, update))
             events.put((i, None))
 
@@ -507,28 +510,12 @@ class Runner:
         yield (*out, summary, "\n\n".join(lines), result)
 
 
-def _safe_stream(engine: Engine, request: InspectionRequest, stop: threading.Event,
-                 settings: GenerationSettings) -> Iterator[Update]:
-    """An engine's stream that never raises: a crash becomes a final update with the error."""
-    last = Update()
-    try:
-        try:
-            stream = engine.stream(request, stop, settings=settings)
-        except TypeError:  # engines that take no settings
-            stream = engine.stream(request, stop)
-        for update in stream:
-            last = update
-            if update.error:  # messages go to the page and the record: no server paths in them
-                update.error = hide_paths(update.error)
-            yield update
-            if update.done:
-                return
-    except Exception as err:
-        yield Update(text=last.text, cells=last.cells, done=True,
-                     error=hide_paths(f"{engine.label} failed: {type(err).__name__}: {err}"), meta=last.meta)
-        return
-    if not last.done:
-        yield Update(text=last.text, cells=last.cells, answer=last.answer, done=True, meta=last.meta)
+def public(updates: Iterator[Update]) -> Iterator[Update]:
+    """An engine's updates as the page and the record show them: no server path in an error."""
+    for update in updates:
+        if update.error:
+            update.error = hide_paths(update.error)
+        yield update
 
 
 def _truth(metrics: dict | None, prep: Prepared) -> dict | None:

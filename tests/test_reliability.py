@@ -53,13 +53,13 @@ PROBES = [
     ("no-template", {"template": None}, "No template image"),
     ("empty-question", {"question": "   "}, "question is empty"),
     ("question-1MB", {"question": "Is it? " * 150_000}, "question is too long"),
-    ("options-1MB", {"options": "A. " + "x" * 1_000_000 + "\nB. No."}, "options are too long"),
+    ("options-1MB", {"options": "A. " + "x" * 1_000_000 + "\nB. No."}, "Option A is too long"),
     ("option-too-long", {"options": "A. " + "x" * 500 + "\nB. No."}, "Option A is too long"),
     ("six-options", {"options": "\n".join(f"{c}. o" for c in "ABCDEF")}, "at most 5"),
     ("duplicate-letter", {"options": "A. Yes.\nA. No."}, "appears twice"),
     ("unknown-engine", {"engine": "nope"}, "not in the list of choices"),
-    ("max-new-tokens-abc", {"max_new_tokens": "abc"}, "Max new tokens must be a whole number"),
-    ("max-new-tokens-huge", {"max_new_tokens": 10**9}, "Max new tokens must be between"),
+    ("max-new-tokens-abc", {"max_new_tokens": "abc"}, "Max new tokens must be a number"),
+    ("max-new-tokens-huge", {"max_new_tokens": 10**9}, "must be between 1 and 4096"),
     ("mask-not-an-image", {"mask": "mask", "engine": "comparator"}, "mask was ignored"),
 ]
 
