@@ -270,3 +270,36 @@ def test_unwritable_records_folder_is_said_once_and_results_still_come(tiny_mode
         r for r in caplog.records if "records folder" in r.getMessage() and "not writable" in r.getMessage()
     ]
     assert len(said) == 1
+
+
+def test_with_a_login_records_go_to_their_user(tiny_model_dir, tmp_path):
+    from gradio_client import Client, handle_file
+
+    accounts = tmp_path / "accounts"
+    accounts.write_text("alice:alices-secret\nbob:bobs-secret\n", encoding="utf-8")
+    with serve_tiny_app(tiny_model_dir, JUDO_ENGINES="comparator", JUDO_AUTH=str(accounts)) as s:
+        alice = Client(s.url, auth=("alice", "alices-secret"), verbose=False, download_files=False)
+        final = _inspect(
+            alice, *inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), engine="comparator")
+        )
+        record = final[6].url if hasattr(final[6], "url") else final[6]["url"]
+        again = Client(s.url, auth=("alice", "alices-secret"), verbose=False, download_files=False)
+        bob = Client(s.url, auth=("bob", "bobs-secret"), verbose=False, download_files=False)
+        assert httpx.get(record, cookies=again.cookies).status_code == 200  # the same user, another session
+        assert httpx.get(record, cookies=bob.cookies).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/etc/passwd",
+        "..%2f..%2f..%2fetc%2fpasswd",
+        "%2e%2e/%2e%2e/etc/passwd",
+        "/proc/self/environ",
+        "configs/app.yaml",
+        "../../../../etc/passwd",
+    ],
+)
+def test_file_route_escapes_are_refused(served, path):
+    r = httpx.get(served.url + "gradio_api/file=" + path)
+    assert r.status_code in {403, 404} and "root:" not in r.text
