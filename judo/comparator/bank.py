@@ -173,7 +173,10 @@ def build_bank(
             normal = load_normal(src, name, size)
         except ImageInputError as err:
             skipped.append(name)
-            warnings.append(f"golden sample {name} was skipped: {err}")
+            text = str(err)
+            if isinstance(src, (str, os.PathLike)):  # the sample's name, never a server path
+                text = text.replace(f"'{os.fspath(src)}'", "it").replace(os.fspath(src), name)
+            warnings.append(f"golden sample {name} was skipped: {text}")
             continue
         if normal.prepared.is_blank:
             skipped.append(name)

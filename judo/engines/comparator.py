@@ -45,13 +45,25 @@ class ComparatorEngine:
         stop_event: threading.Event | None = None,
         settings: GenerationSettings | None = None,
     ) -> Iterator[Update]:
-        from judo.comparator import answer_anomaly_detection, answer_localization, compare, describe
+        from judo.comparator import (
+            answer_anomaly_detection,
+            answer_localization,
+            borderline_note,
+            compare,
+            describe,
+        )
 
         t0 = time.perf_counter()
         meta: dict[str, Any] = {"engine": self.id, "label": self.label, "checkpoint": None,
                                 "prompt_style": None, "settings": None}
         try:
-            result = compare(request.query, request.template)
+            templates = [request.template, *request.bank] if request.bank else request.template
+            result = compare(
+                request.query,
+                templates,
+                sensitivity=request.sensitivity or 1.0,
+                false_alarm_rate=request.false_alarm_rate,
+            )
         except Exception as err:  # bad images are validated before; anything else is reported
             yield Update(done=True, error=f"Comparison failed: {type(err).__name__}: {err}", meta=meta)
             return
@@ -61,7 +73,10 @@ class ComparatorEngine:
         text = ""
         cells = set(result.cells)
         # Stream line by line (the same rhythm as a language model); the cells are shown at once.
-        for line in [LABEL, *describe(result).splitlines(), _answer_note(answer, request.options)]:
+        lines = [LABEL, *describe(result).splitlines(), _answer_note(answer, request.options)]
+        if answer is not None and result.borderline_decision:
+            lines.append(borderline_note(result))
+        for line in lines:
             if stop_event is not None and stop_event.is_set():
                 break
             text += line + "\n"
@@ -76,6 +91,13 @@ class ComparatorEngine:
                 "max_score": round(result.max_score, 3),
                 "threshold": round(float(result.threshold), 4),
                 "elapsed_ms": round(result.elapsed_ms, 1),
+                "bank_size": result.bank_size,
+                "normals_used": list(result.normals_used),
+                "sensitivity": result.sensitivity,
+                "false_alarm_rate": result.false_alarm_rate,
+                "calibrated_on": result.calibration.normals if result.calibration else None,
+                "borderline": sorted(result.borderline),
+                "scores": [[round(float(v), 3) for v in row] for row in result.scores],
             },
             "abstained": answer is None and bool(request.options),
         }

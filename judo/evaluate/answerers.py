@@ -115,13 +115,25 @@ class ComparatorAnswerer:
         self._compare = compare
         self._detect = answer_anomaly_detection
         self._locate = answer_localization
+        self._last: tuple[list[Image.Image], Any] | None = None
+
+    def _result(self, item: Prepared) -> Any:
+        """The comparison of the item's query with its templates (one, or a bank of them: `--templates
+        K`); MMAD asks several questions in a row about one picture, compared once."""
+        key = [item.query, *item.templates]  # the very images (the runner's ImageCache shares them)
+        if self._last is None or len(self._last[0]) != len(key) or any(
+            a is not b for a, b in zip(self._last[0], key, strict=True)
+        ):
+            templates = item.templates if len(item.templates) > 1 else item.templates[0]
+            self._last = (key, self._compare(item.query, templates))
+        return self._last[1]
 
     def answer(self, batch: list[Prepared]) -> list[str]:
         from judo.grid import format_seg
 
         out = []
         for item in batch:
-            result = self._compare(item.query, item.templates[0])
+            result = self._result(item)
             letter = self.letter(result, item)
             seg = format_seg(result.cells)
             out.append(seg if letter is None else f"{seg}<answer>{letter}</answer>")
