@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from judo.engines import ConfigError, InspectionRequest, build_engines, default_engine, load_config
@@ -26,6 +27,7 @@ def _templates(paths: list[str]) -> list:
     for path in paths:
         try:
             images.append(load_image(path))
+            images[-1].info["name"] = os.path.basename(path)  # named in the bank's warnings
         except ImageInputError as err:
             print(f"warning: template skipped: {err}", file=sys.stderr)
     if not images:

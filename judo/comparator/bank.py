@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 from scipy.spatial import cKDTree
 
-from judo.comparator.matching import MAX_APPEARANCE_DISTANCE, descriptors, nearest_distance
+from judo.comparator.matching import descriptors, nearest_distance
 from judo.comparator.prepare import ANALYSIS_SIZE, Prepared, prepare
 from judo.comparator.texture import texture_tree
 from judo.images import ImageInputError, ImageSource, load_image
@@ -36,9 +36,11 @@ if TYPE_CHECKING:
 
 #: Search radius (thumbnail pixels) of the appearance distance between two normals.
 THUMB_RADIUS = 4
-#: A normal whose median appearance distance to the others exceeds both this multiple of the bank's
-#: typical distance and MAX_APPEARANCE_DISTANCE shows another product (or another view).
-OUTLIER_FACTOR = 2.5
+#: Outlier rule (see _outliers), measured on the synthetic categories: another sample of the product
+#: lies within 1.0-1.4x the bank's typical appearance distance, most other products at 1.6-17x (two
+#: plain textures of similar tone, a metal plate among carpets or wood, are not told apart: a known limit).
+OUTLIER_FACTOR, OUTLIER_FLOOR = 1.5, 0.015
+ALIGNED_BANK, OUTLIER_FIT_DROP = 0.8, 0.25
 #: Aspect ratios that differ from the bank's most common one by more than this are named.
 ASPECT_TOLERANCE = 0.05
 #: Prepared normals kept in memory (a golden gallery of a few products).
@@ -46,6 +48,7 @@ CACHE_SIZE = 256
 
 _cache: OrderedDict[tuple[str, int], Normal] = OrderedDict()
 _trees: dict[tuple[str, int], cKDTree] = {}
+_outlier_memory: dict[tuple[str, ...], list[int]] = {}
 
 
 class BankError(ImageInputError):
@@ -90,6 +93,8 @@ def _name(src: object, index: int) -> str:
     if isinstance(src, (str, os.PathLike)):
         return Path(src).name
     name = getattr(src, "name", None)
+    if not isinstance(name, str) and isinstance(src, Image.Image):
+        name = src.info.get("name")  # set by callers that loaded the picture from a file
     return Path(name).name if isinstance(name, str) else f"template {index + 1}"
 
 
@@ -142,19 +147,43 @@ def appearance_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _outliers(normals: list[Normal]) -> list[int]:
-    """Indices of normals unlike the rest of the bank (see OUTLIER_FACTOR); needs three or more."""
+    """Indices of normals that do not show the bank's product (needs three or more normals).
+
+    Each normal is compared (compare.pair_evidence) with the two most central other normals (by
+    thumbnail appearance distance), keeping the better of the two: its appearance distance (how far
+    its local looks are from their nearest look-alikes) and its registration correlation. A normal
+    whose distance is OUTLIER_FACTOR times the bank's typical one, or, in a bank that lines up pixel
+    for pixel, whose correlation drops OUTLIER_FIT_DROP below the typical one, shows something
+    else. More than half: no majority, none is named.
+    """
+    from judo.comparator.compare import pair_evidence  # compare builds on this module
+
     k = len(normals)
     if k < 3:
         return []
+    key = tuple(n.digest for n in normals)
+    if key in _outlier_memory:
+        return _outlier_memory[key]
     dist = np.zeros((k, k))
     for i in range(k):
         for j in range(i + 1, k):
             dist[i, j] = dist[j, i] = appearance_distance(normals[i].thumb, normals[j].thumb)
-    own = np.array([np.median(np.delete(dist[i], i)) for i in range(k)])
-    typical = float(np.median(own))
-    limit = max(MAX_APPEARANCE_DISTANCE, OUTLIER_FACTOR * typical)
-    out = [i for i in range(k) if own[i] > limit]
-    return out if len(out) < k / 2 else []  # no majority: nothing to call an outlier
+    central = list(np.argsort(dist.sum(axis=1), kind="stable"))
+    appearance, similarity = np.zeros(k), np.zeros(k)
+    for i in range(k):
+        pairs = [pair_evidence(normals[i].prepared, normals[j].prepared) for j in central if j != i][:2]
+        appearance[i] = min(p.appearance for p in pairs)
+        similarity[i] = max(p.registration.similarity for p in pairs)
+    typical_look, typical_fit = float(np.median(appearance)), float(np.median(similarity))
+    out = [
+        i
+        for i in range(k)
+        if (appearance[i] > max(OUTLIER_FLOOR, OUTLIER_FACTOR * typical_look))
+        or (typical_fit >= ALIGNED_BANK and similarity[i] < typical_fit - OUTLIER_FIT_DROP)
+    ]
+    result = out if len(out) < k / 2 else []
+    _outlier_memory[key] = result
+    return result
 
 
 def build_bank(
