@@ -16,7 +16,7 @@ import sys
 from judo.engines import ConfigError, InspectionRequest, build_engines, default_engine, load_config
 from judo.grid import format_seg
 from judo.images import ImageInputError, load_image
-from judo.ui_presets import OptionsError, parse_options
+from judo.inputs import InputError, parse_options
 
 
 def _templates(paths: list[str]) -> list:
@@ -53,28 +53,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = parse_options(args.options.replace(";", "\n"))
         query = load_image(args.query)
-        template, *bank = _templates(args.templates)
         request = InspectionRequest(
-            query, template, args.question, options, category=args.category, bank=bank,
+            query, _templates(args.templates), args.question, options, category=args.category,
             sensitivity=args.sensitivity, false_alarm_rate=args.false_alarm_rate,
         )
         config = load_config(args.config)
         if args.engine:
             config.engines = [config.engine(args.engine)]
-    except (OptionsError, ImageInputError, ConfigError, ValueError) as err:
+    except (InputError, ImageInputError, ConfigError, ValueError) as err:
         print(f"judo inspect: {err}", file=sys.stderr)
         return 2
     except KeyError:
         print(f"judo inspect: unknown engine {args.engine!r}", file=sys.stderr)
         return 2
-    engine = default_engine(build_engines(config), args.engine or config.default_engine)
+    engines = build_engines(config)
+    engine = default_engine(engines, args.engine or config.default_engine)
     if engine is None:
-        reasons = "; ".join(f"{e.label}: {e.reason}" for e in build_engines(config) if not e.available)
+        reasons = "; ".join(f"{e.label}: {e.reason}" for e in engines if not e.available)
         print(f"judo inspect: no engine can run ({reasons})", file=sys.stderr)
         return 1
     print(f"[{engine.label}]", file=sys.stderr)
     shown, last = 0, None
-    for update in engine.stream(request):
+    for update in engine.run(request):
         print(update.text[shown:], end="", flush=True)
         shown, last = len(update.text), update
     print()

@@ -75,8 +75,8 @@ def test_inspect_skips_an_unreadable_template_among_several(golden, tmp_path, ca
 def test_engine_uses_the_bank_and_reports_it(golden) -> None:
     query, paths = golden
     images = [Image.open(p).convert("RGB") for p in paths]
-    request = InspectionRequest(Image.open(query).convert("RGB"), images[0], "Is there any defect?",
-                                {"A": "Yes.", "B": "No."}, bank=images[1:], sensitivity=1.0)
+    request = InspectionRequest(Image.open(query).convert("RGB"), images, "Is there any defect?",
+                                {"A": "Yes.", "B": "No."}, sensitivity=1.0)
     last = list(ComparatorEngine().stream(request))[-1]
     info = last.meta["comparator"]
     assert last.answer == "A" and info["bank_size"] == 4 and info["calibrated_on"] == 4

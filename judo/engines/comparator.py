@@ -12,9 +12,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from judo.engines.base import GenerationSettings, InspectionRequest, Update
+from judo.engines.base import Engine, InspectionRequest, Update
+
+if TYPE_CHECKING:
+    from transformers import GenerationConfig
 
 LABEL = "[Comparator measurement — no language model]"
 
@@ -29,21 +32,35 @@ def _answer_note(answer: str | None, options: dict[str, str] | None) -> str:
             "this one needs a language-model engine.")
 
 
-class ComparatorEngine:
+class ComparatorEngine(Engine):
+    """The comparator behind the engine contract (decoding settings do not apply to it)."""
+
     kind = "comparator"
-    available = True
-    reason: str | None = None
 
     def __init__(self, id: str = "comparator", label: str = "Comparator (no language model)",
                  description: str = "") -> None:
         self.id, self.label, self.description = id, label, description
         self.checkpoint = None
+        self._last: tuple[list[Any], Any] | None = None
+
+    def _compare(self, request: InspectionRequest, compare: Any) -> Any:
+        """The comparison of the request's query with its template, or its bank when it has several
+        (`request.templates`). Several questions in a row about the very same images (`judo eval`
+        asks ~5 per picture) share one comparison; another sensitivity re-thresholds it."""
+        key = [request.query, *request.templates, request.false_alarm_rate]
+        last = self._last
+        if last is None or len(last[0]) != len(key) or any(a is not b for a, b in zip(last[0], key)):
+            templates = request.templates if len(request.templates) > 1 else request.template
+            result = compare(request.query, templates, false_alarm_rate=request.false_alarm_rate)
+            self._last = last = (key, result)
+        sensitivity = request.sensitivity or 1.0
+        return last[1] if sensitivity == last[1].sensitivity else last[1].rethreshold(sensitivity)
 
     def stream(
         self,
         request: InspectionRequest,
         stop_event: threading.Event | None = None,
-        settings: GenerationSettings | None = None,
+        settings: GenerationConfig | None = None,
     ) -> Iterator[Update]:
         from judo.comparator import (
             answer_anomaly_detection,
@@ -57,13 +74,7 @@ class ComparatorEngine:
         meta: dict[str, Any] = {"engine": self.id, "label": self.label, "checkpoint": None,
                                 "prompt_style": None, "settings": None}
         try:
-            templates = [request.template, *request.bank] if request.bank else request.template
-            result = compare(
-                request.query,
-                templates,
-                sensitivity=request.sensitivity or 1.0,
-                false_alarm_rate=request.false_alarm_rate,
-            )
+            result = self._compare(request, compare)
         except Exception as err:  # bad images are validated before; anything else is reported
             yield Update(done=True, error=f"Comparison failed: {type(err).__name__}: {err}", meta=meta)
             return
@@ -100,5 +111,6 @@ class ComparatorEngine:
                 "scores": [[round(float(v), 3) for v in row] for row in result.scores],
             },
             "abstained": answer is None and bool(request.options),
+            "seg_present": True,  # a measurement always has a (possibly empty) cell set
         }
         yield Update(text=text, cells=cells, answer=answer, done=True, meta=final_meta)
