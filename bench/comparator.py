@@ -66,6 +66,7 @@ SPEED_TARGETS_MS = {1: 150.0, 8: 400.0}
 CALIBRATION_NORMALS, CALIBRATION_TARGET_S = 20, 15.0
 #: Calibration honesty: the measured false-cell rate on held-out normals within this factor of the asked.
 HONESTY_FACTOR = 2.0
+HONESTY_RATES = (0.25, 1.0)
 REAL_PHOTOS = {"brick": "brick.png", "grass": "grass.png", "gravel": "gravel.png", "stars": "hubble_deep_field.jpg"}
 #: Crop side as a fraction of the photo's shorter side.
 CROP_FRACTION = {"brick": 0.5, "grass": 0.5, "gravel": 0.5, "stars": 0.4}
@@ -297,6 +298,40 @@ def time_queries(templates: int, size: int, repeats: int = 8) -> float:
     return statistics.median(times)
 
 
+def calibration_checks(size: int, held_out: int) -> list[str]:
+    """Calibrate a bank of CALIBRATION_NORMALS normals per product (timed) and count, on `held_out`
+    other normals, the cells at or over the calibrated threshold per part, against the rate asked."""
+    from judo.comparator import calibrate
+
+    missed = []
+    products = ("bottle", "drink_can", "carpet")
+    found: dict[float, list[int]] = defaultdict(list)
+    for pi, name in enumerate(products):
+        rng = np.random.default_rng([7, pi])
+        normals = [perturb(make_product(name, size, rng), rng) for _ in range(CALIBRATION_NORMALS)]
+        t0 = time.perf_counter()
+        bank = build_bank(normals)
+        calibration = calibrate(bank)
+        seconds = time.perf_counter() - t0
+        ok = seconds <= CALIBRATION_TARGET_S
+        print(f"calibration: {name}, {len(bank)} normals: {seconds:.1f} s (bank {seconds - calibration.seconds:.1f} s "
+              f"+ leave-one-out {calibration.seconds:.1f} s; target <= {CALIBRATION_TARGET_S:.0f}) {'ok' if ok else 'MISS'}")
+        if not ok:
+            missed.append(f"calibrating {len(bank)} {name} normals took {seconds:.1f} s > {CALIBRATION_TARGET_S:.0f} s")
+        for _ in range(held_out):
+            result = compare(perturb(make_product(name, size, rng), rng), bank)
+            for rate in HONESTY_RATES:
+                found[rate].append(int((result.values >= result.rethreshold(false_alarm_rate=rate).base_threshold).sum()))
+    for rate, counts in found.items():
+        measured = float(np.mean(counts))
+        ok = rate / HONESTY_FACTOR <= measured <= rate * HONESTY_FACTOR
+        print(f"calibration honesty: asked {rate:g} false cells per good part, measured {measured:.3f} on "
+              f"{len(counts)} held-out normals ({', '.join(products)}) {'ok' if ok else 'MISS'}")
+        if not ok:
+            missed.append(f"false-alarm rate asked {rate:g}, measured {measured:.3f} (outside {HONESTY_FACTOR:g}x)")
+    return missed
+
+
 def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs"
 
@@ -312,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dump", type=Path, default=None, help="write overlays of failures here")
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--no-calibration", action="store_true")
+    parser.add_argument("--held-out", type=int, default=12, help="held-out normals per product (honesty check)")
     args = parser.parse_args(argv)
     print(f"load average before: {_load()}")
     missed: list[str] = []
@@ -335,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"(target <= {target:.0f}) {'ok' if ok else 'MISS'}")
             if not ok:
                 missed.append(f"speed with {count} template(s): {ms:.0f} ms > {target:.0f} ms")
+    if not args.no_calibration:
+        missed += calibration_checks(args.size, args.held_out)
     print(f"load average after: {_load()}")
     if missed:
         print("\nMISSED TARGETS:\n  " + "\n  ".join(missed))
