@@ -28,8 +28,8 @@ from judo.grid import GRID_SIZE
 
 CALIBRATION_FILE = ".judo_calibration.json"
 VERSION = 1
-#: The rate used when none is asked for: one false cell per 20 good parts.
-DEFAULT_FALSE_ALARM_RATE = 0.05
+#: The rate used when none is asked for: one false cell per 50 good parts.
+DEFAULT_FALSE_ALARM_RATE = 0.02
 #: The tail model starts at this quantile of the pooled normal cell values.
 TAIL_QUANTILE = 0.9
 #: Fewer normals than this: the calibration is given, with a warning that it rests on little.

@@ -30,7 +30,7 @@ from judo.comparator.calibration import (
 )
 from judo.comparator.calibration import calibrate as calibrate_bank
 from judo.comparator.texture import foreign_map
-from judo.comparator.threshold import ABSOLUTE_FLOOR, adaptive_threshold, pool_cells, select_cells
+from judo.comparator.threshold import adaptive_threshold, pool_cells, select_cells
 from judo.grid import GRID_SIZE, Cell
 from judo.images import ImageSource
 
@@ -377,8 +377,8 @@ def compare_prepared(
 
 
 def calibrated_threshold(calibration: Calibration | None, rate: float, values: np.ndarray) -> float:
-    """The threshold at sensitivity 1: the calibration's for `rate` (never below the absolute floor),
-    or the pair-adaptive rule without a calibration."""
+    """The threshold at sensitivity 1: the calibration's for `rate` (as measured on the bank: no floor,
+    or the rate would not be the one asked for), or the pair-adaptive rule without a calibration."""
     if calibration is None:
         return adaptive_threshold(values)
-    return max(ABSOLUTE_FLOOR, calibration.threshold(rate))
+    return calibration.threshold(rate)
