@@ -67,7 +67,12 @@ CALIBRATION_NORMALS, CALIBRATION_TARGET_S = 20, 15.0
 #: Calibration honesty: the measured false-cell rate on held-out normals within this factor of the asked.
 HONESTY_FACTOR = 2.0
 HONESTY_RATES = (0.25, 1.0)
-REAL_PHOTOS = {"brick": "brick.png", "grass": "grass.png", "gravel": "gravel.png", "stars": "hubble_deep_field.jpg"}
+REAL_PHOTOS = {
+    "brick": "brick.png",
+    "grass": "grass.png",
+    "gravel": "gravel.png",
+    "stars": "hubble_deep_field.jpg",
+}
 #: Crop side as a fraction of the photo's shorter side.
 CROP_FRACTION = {"brick": 0.5, "grass": 0.5, "gravel": 0.5, "stars": 0.4}
 BASELINE_CLEAN_SHARE = 0.95
@@ -269,14 +274,19 @@ def run_setting(products: str, setting: str, args: argparse.Namespace) -> dict[s
     )
     print(f"{'method':12s} {'F1':>6s} {'IoU':>6s} {'clean':>6s} {'bal.acc':>8s}")
     for name, s in table.items():
-        print(f"{name:12s} {s['f1']:6.3f} {s['iou']:6.3f} {s['normal_clean']:6.3f} {s['balanced_accuracy']:8.3f}")
+        print(
+            f"{name:12s} {s['f1']:6.3f} {s['iou']:6.3f} {s['normal_clean']:6.3f} {s['balanced_accuracy']:8.3f}"
+        )
     per_product = defaultdict(list)
     for o in ours:
         per_product[o.product].append(o)
-    print("comparator per product: " + ", ".join(
-        f"{p} F1 {summarise(os_)['f1']:.2f} clean {summarise(os_)['normal_clean']:.2f}"
-        for p, os_ in per_product.items()
-    ))
+    print(
+        "comparator per product: "
+        + ", ".join(
+            f"{p} F1 {summarise(os_)['f1']:.2f} clean {summarise(os_)['normal_clean']:.2f}"
+            for p, os_ in per_product.items()
+        )
+    )
     return table
 
 
@@ -314,21 +324,31 @@ def calibration_checks(size: int, held_out: int) -> list[str]:
         calibration = calibrate(bank)
         seconds = time.perf_counter() - t0
         ok = seconds <= CALIBRATION_TARGET_S
-        print(f"calibration: {name}, {len(bank)} normals: {seconds:.1f} s (bank {seconds - calibration.seconds:.1f} s "
-              f"+ leave-one-out {calibration.seconds:.1f} s; target <= {CALIBRATION_TARGET_S:.0f}) {'ok' if ok else 'MISS'}")
+        print(
+            f"calibration: {name}, {len(bank)} normals: {seconds:.1f} s (bank {seconds - calibration.seconds:.1f} s "
+            f"+ leave-one-out {calibration.seconds:.1f} s; target <= {CALIBRATION_TARGET_S:.0f}) {'ok' if ok else 'MISS'}"
+        )
         if not ok:
-            missed.append(f"calibrating {len(bank)} {name} normals took {seconds:.1f} s > {CALIBRATION_TARGET_S:.0f} s")
+            missed.append(
+                f"calibrating {len(bank)} {name} normals took {seconds:.1f} s > {CALIBRATION_TARGET_S:.0f} s"
+            )
         for _ in range(held_out):
             result = compare(perturb(make_product(name, size, rng), rng), bank)
             for rate in HONESTY_RATES:
-                found[rate].append(int((result.values >= result.rethreshold(false_alarm_rate=rate).base_threshold).sum()))
+                found[rate].append(
+                    int((result.values >= result.rethreshold(false_alarm_rate=rate).base_threshold).sum())
+                )
     for rate, counts in found.items():
         measured = float(np.mean(counts))
         ok = rate / HONESTY_FACTOR <= measured <= rate * HONESTY_FACTOR
-        print(f"calibration honesty: asked {rate:g} false cells per good part, measured {measured:.3f} on "
-              f"{len(counts)} held-out normals ({', '.join(products)}) {'ok' if ok else 'MISS'}")
+        print(
+            f"calibration honesty: asked {rate:g} false cells per good part, measured {measured:.3f} on "
+            f"{len(counts)} held-out normals ({', '.join(products)}) {'ok' if ok else 'MISS'}"
+        )
         if not ok:
-            missed.append(f"false-alarm rate asked {rate:g}, measured {measured:.3f} (outside {HONESTY_FACTOR:g}x)")
+            missed.append(
+                f"false-alarm rate asked {rate:g}, measured {measured:.3f} (outside {HONESTY_FACTOR:g}x)"
+            )
     return missed
 
 
@@ -338,16 +358,24 @@ def _load() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--per-category", type=int, default=4, help="normal and anomalous queries per product")
+    parser.add_argument(
+        "--per-category", type=int, default=4, help="normal and anomalous queries per product"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, default=448)
     parser.add_argument("--products", nargs="+", choices=("synth", "real"), default=["synth", "real"])
-    parser.add_argument("--settings", nargs="+", choices=("same", "new-1", "new-4", "new-8"),
-                        default=["same", "new-1", "new-4", "new-8"])
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        choices=("same", "new-1", "new-4", "new-8"),
+        default=["same", "new-1", "new-4", "new-8"],
+    )
     parser.add_argument("--dump", type=Path, default=None, help="write overlays of failures here")
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--no-calibration", action="store_true")
-    parser.add_argument("--held-out", type=int, default=12, help="held-out normals per product (honesty check)")
+    parser.add_argument(
+        "--held-out", type=int, default=12, help="held-out normals per product (honesty check)"
+    )
     args = parser.parse_args(argv)
     print(f"load average before: {_load()}")
     missed: list[str] = []
@@ -358,8 +386,10 @@ def main(argv: list[str] | None = None) -> int:
             for metric in ("f1", "balanced_accuracy"):
                 for name, s in table.items():
                     if name != "comparator" and not ours[metric] > s[metric]:
-                        missed.append(f"{products}/{setting}: comparator {metric} {ours[metric]:.3f} does not "
-                                      f"beat {name} {s[metric]:.3f}")
+                        missed.append(
+                            f"{products}/{setting}: comparator {metric} {ours[metric]:.3f} does not "
+                            f"beat {name} {s[metric]:.3f}"
+                        )
             for metric, target in QUALITY_TARGETS.get((products, setting), {}).items():
                 if not ours[metric] >= target:
                     missed.append(f"{products}/{setting}: {metric} {ours[metric]:.3f} < {target}")
@@ -367,8 +397,10 @@ def main(argv: list[str] | None = None) -> int:
         for count, target in SPEED_TARGETS_MS.items():
             ms = time_queries(count, args.size)
             ok = ms <= target
-            print(f"speed: {ms:.0f} ms per query at {args.size} px with {count} template(s) "
-                  f"(target <= {target:.0f}) {'ok' if ok else 'MISS'}")
+            print(
+                f"speed: {ms:.0f} ms per query at {args.size} px with {count} template(s) "
+                f"(target <= {target:.0f}) {'ok' if ok else 'MISS'}"
+            )
             if not ok:
                 missed.append(f"speed with {count} template(s): {ms:.0f} ms > {target:.0f} ms")
     if not args.no_calibration:

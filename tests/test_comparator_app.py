@@ -41,7 +41,9 @@ def client(tiny_model_dir, golden):
 def _inspect(client, query, template, **kw):
     from gradio_client import handle_file
 
-    args = inspect_args(handle_file(str(query)), handle_file(str(template)), engine="comparator", category="can", **kw)
+    args = inspect_args(
+        handle_file(str(query)), handle_file(str(template)), engine="comparator", category="can", **kw
+    )
     job = client.submit(*args, api_name="/inspect")
     for _ in job:
         pass
@@ -67,8 +69,13 @@ def test_a_bad_sensitivity_is_refused_with_a_sentence(client, golden):
     root, query = golden
     from gradio_client import handle_file
 
-    args = inspect_args(handle_file(str(query)), handle_file(str(root / "can" / "good_0.png")), engine="comparator",
-                        category="can", sensitivity=-1)
+    args = inspect_args(
+        handle_file(str(query)),
+        handle_file(str(root / "can" / "good_0.png")),
+        engine="comparator",
+        category="can",
+        sensitivity=-1,
+    )
     with pytest.raises(AppError, match="less than minimum value 0.25"):  # the slider's own bounds
         client.predict(*args, api_name="/inspect")
     # Behind the slider, the handler refuses what the slider cannot express, in one sentence.
@@ -76,8 +83,21 @@ def test_a_bad_sensitivity_is_refused_with_a_sentence(client, golden):
     from judo.ui_run import Runner
 
     runner = Runner([ComparatorEngine()])
-    args = (str(query), str(root / "can" / "good_0.png"), "Is there any defect?", "A. Yes.\nB. No.", "comparator",
-            "can", None, "", False, 32, False, 0.7, 0.9)
+    args = (
+        str(query),
+        str(root / "can" / "good_0.png"),
+        "Is there any defect?",
+        "A. Yes.\nB. No.",
+        "comparator",
+        "can",
+        None,
+        "",
+        False,
+        32,
+        False,
+        0.7,
+        0.9,
+    )
     for bad in ("abc", 0, float("nan"), 1000):
         first = next(iter(runner.inspect(*args, bad)))
         assert first[5]["error"].startswith("The sensitivity must be a number above 0"), bad

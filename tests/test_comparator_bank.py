@@ -80,9 +80,10 @@ def test_rethresholding_gives_the_same_cells_as_recomputing(can_bank: list[Image
         assert quick.cells == again.cells and quick.borderline == again.borderline
         assert np.allclose(quick.scores, again.scores) and np.allclose(quick.heatmap, again.heatmap)
     for rate in (0.01, 1.0):
-        assert base.rethreshold(false_alarm_rate=rate).cells == compare(
-            query, can_bank, false_alarm_rate=rate
-        ).cells
+        assert (
+            base.rethreshold(false_alarm_rate=rate).cells
+            == compare(query, can_bank, false_alarm_rate=rate).cells
+        )
     assert base.rethreshold(3.0).cells >= base.cells >= base.rethreshold(0.5).cells
 
 

@@ -16,7 +16,14 @@ from judo.inspect_cli import main as inspect_main
 from judo.synth.perturb import perturb
 from judo.synth.products import make_product
 
-QUESTION = ["--question", "Is there any defect in the object?", "--options", "A. Yes.;B. No.", "--engine", "comparator"]
+QUESTION = [
+    "--question",
+    "Is there any defect in the object?",
+    "--options",
+    "A. Yes.;B. No.",
+    "--engine",
+    "comparator",
+]
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +59,11 @@ def test_inspect_takes_several_templates_and_a_sensitivity(golden, tmp_path, cap
 
 @pytest.mark.parametrize(
     ("option", "value", "message"),
-    [("--sensitivity", "0", "sensitivity must be a number above 0"),
-     ("--sensitivity", "-2", "sensitivity must be a number above 0"),
-     ("--false-alarm-rate", "300", "false-alarm rate must be above 0 and below 256")],
+    [
+        ("--sensitivity", "0", "sensitivity must be a number above 0"),
+        ("--sensitivity", "-2", "sensitivity must be a number above 0"),
+        ("--false-alarm-rate", "300", "false-alarm rate must be above 0 and below 256"),
+    ],
 )
 def test_inspect_refuses_bad_threshold_settings(golden, capsys, option, value, message) -> None:
     query, paths = golden
@@ -75,8 +84,13 @@ def test_inspect_skips_an_unreadable_template_among_several(golden, tmp_path, ca
 def test_engine_uses_the_bank_and_reports_it(golden) -> None:
     query, paths = golden
     images = [Image.open(p).convert("RGB") for p in paths]
-    request = InspectionRequest(Image.open(query).convert("RGB"), images, "Is there any defect?",
-                                {"A": "Yes.", "B": "No."}, sensitivity=1.0)
+    request = InspectionRequest(
+        Image.open(query).convert("RGB"),
+        images,
+        "Is there any defect?",
+        {"A": "Yes.", "B": "No."},
+        sensitivity=1.0,
+    )
     last = list(ComparatorEngine().stream(request))[-1]
     info = last.meta["comparator"]
     assert last.answer == "A" and info["bank_size"] == 4 and info["calibrated_on"] == 4
@@ -90,8 +104,21 @@ def test_eval_comparator_with_a_bank_of_templates(mmad_root, tmp_path) -> None:
     from judo.evaluate.run import main as eval_main
 
     out = tmp_path / "bank.jsonl"
-    args = ["--mmad-root", str(mmad_root), "--out", str(out), "--engine", "comparator", "--templates", "3",
-            "--types", "Anomaly Detection", "--limit", "4", "--no-progress"]
+    args = [
+        "--mmad-root",
+        str(mmad_root),
+        "--out",
+        str(out),
+        "--engine",
+        "comparator",
+        "--templates",
+        "3",
+        "--types",
+        "Anomaly Detection",
+        "--limit",
+        "4",
+        "--no-progress",
+    ]
     assert eval_main(args) == 0
     records = read_records([out])
     assert len(records) == 4 and all(r.predicted in ("A", "B") for r in records)

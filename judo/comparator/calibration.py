@@ -62,8 +62,10 @@ class Calibration:
     def warnings(self) -> list[str]:
         if self.normals < FEW_NORMALS:
             return [
-                f"the calibration rests on only {self.normals} golden samples; its false-alarm rate is a "
-                f"rough estimate (use {FEW_NORMALS} or more)"
+                (
+                    f"the calibration rests on only {self.normals} golden samples; its false-alarm rate is a "
+                    f"rough estimate (use {FEW_NORMALS} or more)"
+                )
             ]
         return []
 
@@ -83,7 +85,11 @@ class Calibration:
         """The inverse of `threshold`: expected false cells per good part at a cell threshold."""
         if threshold <= self.tail_start:
             return self.tail_share * GRID_SIZE**2
-        return self.tail_share * math.exp(-(threshold - self.tail_start) / max(self.tail_scale, 1e-9)) * GRID_SIZE**2
+        return (
+            self.tail_share
+            * math.exp(-(threshold - self.tail_start) / max(self.tail_scale, 1e-9))
+            * GRID_SIZE**2
+        )
 
 
 def fit_tail(values: np.ndarray) -> tuple[float, float, float]:

@@ -17,18 +17,18 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from judo.comparator.features import SPREAD, DifferenceMaps, difference_maps, match_photometry
 from judo.comparator.bank import Bank, appearance_distance, as_bank, load_normal, normal_tree
-from judo.comparator.matching import MAX_APPEARANCE_DISTANCE, agreement_map, descriptors
-from judo.comparator.prepare import ANALYSIS_SIZE, Prepared, as_gray_rgb, prepare
-from judo.comparator.pose import POSE_SIZE, foreground
-from judo.comparator.register import MIN_SIMILARITY, Registration, register, warp_template
 from judo.comparator.calibration import (
     DEFAULT_FALSE_ALARM_RATE,
     MIN_NORMALS,
     Calibration,
 )
 from judo.comparator.calibration import calibrate as calibrate_bank
+from judo.comparator.features import SPREAD, DifferenceMaps, difference_maps, match_photometry
+from judo.comparator.matching import MAX_APPEARANCE_DISTANCE, agreement_map, descriptors
+from judo.comparator.pose import POSE_SIZE, foreground
+from judo.comparator.prepare import ANALYSIS_SIZE, Prepared, as_gray_rgb, prepare
+from judo.comparator.register import MIN_SIMILARITY, Registration, register, warp_template
 from judo.comparator.texture import foreign_map
 from judo.comparator.threshold import adaptive_threshold, pool_cells, select_cells
 from judo.grid import GRID_SIZE, Cell

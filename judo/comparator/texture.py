@@ -35,8 +35,11 @@ def texture_features(ycc: np.ndarray) -> np.ndarray:
     planes = []
     for plane in (y, contrast):
         padded = cv2.copyMakeBorder(plane, 1, 1, 1, 1, cv2.BORDER_REFLECT)
-        planes += [padded[1 + dy : 1 + dy + MATCH_SIZE, 1 + dx : 1 + dx + MATCH_SIZE]
-                   for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+        planes += [
+            padded[1 + dy : 1 + dy + MATCH_SIZE, 1 + dx : 1 + dx + MATCH_SIZE]
+            for dy in (-1, 0, 1)
+            for dx in (-1, 0, 1)
+        ]
     stacked = np.dstack([*planes, chroma])
     return stacked.reshape(-1, stacked.shape[2]).astype(np.float32)
 
