@@ -345,8 +345,8 @@ def compare_prepared(
         notes += [w for w in p.notes if w not in notes]
     best = np.argmin(np.stack([p.evidence for p in usable]), axis=0)
     values = _per_cell([p.evidence for p in usable], best)
-    if len(bank) > 1 and is_texture(q):  # a surface: a look-alike anywhere in the bank explains a cell
-        values = np.minimum(values, pool_cells(foreign_map(_ycc(q.rgb), [normal_tree(n) for n in bank.normals])))
+    if len(bank) > 1 and is_texture(q):  # a surface: a look-alike anywhere on the nearest normals explains a cell
+        values = np.minimum(values, pool_cells(foreign_map(_ycc(q.rgb), [normal_tree(n) for n in chosen])))
     names = usable[0].pooled.keys()
     base = calibrated_threshold(calibration, rate, values)
     selection = select_cells(values, base, sensitivity)
