@@ -1,13 +1,16 @@
-"""`judo inspect QUERY TEMPLATE --question ... [--options ...] [--engine ID]`: one inspection in the terminal.
+"""`judo inspect QUERY TEMPLATE [TEMPLATE ...] --question ... [--options ...] [--engine ID]`: one inspection.
 
 Streams the engine's output as it is generated, then prints the answer, the seg cells and, with
---record, writes the same inspection record the app offers for download.
+--record, writes the same inspection record the app offers for download. Several templates are the
+comparator's bank of golden samples (the first is the one a language-model engine is shown);
+--sensitivity and --false-alarm-rate set the comparator's threshold.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from judo.engines import ConfigError, InspectionRequest, build_engines, default_engine, load_config
@@ -16,21 +19,44 @@ from judo.images import ImageInputError, load_image
 from judo.inputs import InputError, parse_options
 
 
+def _templates(paths: list[str]) -> list:
+    """The readable templates; an unreadable one among several is skipped with a warning."""
+    if len(paths) == 1:
+        return [load_image(paths[0])]
+    images = []
+    for path in paths:
+        try:
+            images.append(load_image(path))
+            images[-1].info["name"] = os.path.basename(path)  # named in the bank's warnings
+        except ImageInputError as err:
+            print(f"warning: template skipped: {err}", file=sys.stderr)
+    if not images:
+        raise ImageInputError("none of the templates is a readable image")
+    return images
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="judo inspect", description=__doc__.splitlines()[0])
     parser.add_argument("query", help="query image")
-    parser.add_argument("template", help="normal template image of the same product")
+    parser.add_argument("templates", nargs="+", metavar="template", help="normal template image(s) of the same product")
     parser.add_argument("--question", required=True)
     parser.add_argument("--options", default="", help="options, one per line or ';'-separated, e.g. 'A. Yes.;B. No.'")
     parser.add_argument("--engine", help="engine id from the config (default: the app's default engine)")
     parser.add_argument("--category", help="product category (oracle domain knowledge for RAG engines)")
     parser.add_argument("--config", help="YAML file (default: $JUDO_CONFIG or configs/app.yaml)")
     parser.add_argument("--record", help="write the inspection record JSON here")
+    parser.add_argument("--sensitivity", type=float, help="comparator: threshold divided by this (default 1)")
+    parser.add_argument(
+        "--false-alarm-rate", type=float, help="comparator, 3+ templates: false cells per good part (default 0.05)"
+    )
     args = parser.parse_args(argv)
     try:
         options = parse_options(args.options.replace(";", "\n"))
-        query, template = load_image(args.query), load_image(args.template)
-        request = InspectionRequest(query, template, args.question, options, category=args.category)
+        query = load_image(args.query)
+        request = InspectionRequest(
+            query, _templates(args.templates), args.question, options, category=args.category,
+            sensitivity=args.sensitivity, false_alarm_rate=args.false_alarm_rate,
+        )
         config = load_config(args.config)
         if args.engine:
             config.engines = [config.engine(args.engine)]

@@ -36,7 +36,7 @@ from judo.ui_run import MAX_COMPARE, STOPS, Runner, session_of
 log = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 INSPECT_API = ("query", "template", "question", "options", "engine", "category", "mask", "expected",
-               "visual_prior", "max_new_tokens", "do_sample", "temperature", "top_p")
+               "visual_prior", "max_new_tokens", "do_sample", "temperature", "top_p", "sensitivity")
 COMPARE_API = ("query", "template", "question", "options", "engines", "category", "mask", "expected",
                "max_new_tokens", "do_sample", "temperature", "top_p")
 GPU_CONCURRENCY_ID = "gpu"
@@ -138,7 +138,8 @@ def engines_markdown(state: AppState) -> str:
 # ------------------------------------------------------------------------------------- build
 def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = None) -> gr.Blocks:
     """The Blocks page. ``gpu`` decorates the GPU handlers (``spaces.GPU`` on ZeroGPU Spaces)."""
-    runner = Runner(state.engines, state.config.stream_interval_s, state.config.records_folder)
+    runner = Runner(state.engines, state.config.stream_interval_s, state.config.records_folder,
+                    gallery=state.library.templates_for)
     wrap = gpu or (lambda f: f)
     default = default_engine(state.engines, state.config.default_engine)
     available = [e for e in state.engines if e.available]
@@ -226,6 +227,11 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
                     do_sample = gr.Checkbox(False, label="Sample (greedy when off)")
                     temperature = accept_raw_value(gr.Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature"))
                     top_p = accept_raw_value(gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p"))
+                with gr.Accordion("Comparator settings", open=False):
+                    sensitivity = accept_raw_value(gr.Slider(
+                        0.25, 4.0, value=1.0, step=0.05, elem_id="judo-sensitivity",
+                        label="Sensitivity (the threshold is divided by it)",
+                        info="Judged against the product's whole gallery; the chosen template is the one shown."))
                 if library.examples:
                     gr.Examples(
                         examples=[[str(e.query), str(e.template), e.id] for e in library.examples],
@@ -301,7 +307,7 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
         inspect_evt = run.click(
             wrap(runner.inspect),
             [query, template, question, options, engine, product, mask, expected, prior,
-             max_new_tokens, do_sample, temperature, top_p],
+             max_new_tokens, do_sample, temperature, top_p, sensitivity],
             [overlay, prior_img, reasoning, answer, status, result, record, overlay_png],
             api_name="inspect",
             **common,

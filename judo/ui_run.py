@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -280,6 +280,7 @@ def result_json(update: Update, metrics: dict | None, engine: str) -> dict[str, 
         "error": update.error,
         "warnings": update.meta.get("warnings", []),
         "truth": metrics,
+        **({"comparator": update.meta["comparator"]} if "comparator" in update.meta else {}),
     }
 
 
@@ -287,10 +288,12 @@ def result_json(update: Update, metrics: dict | None, engine: str) -> dict[str, 
 class Runner:
     """The app's handlers, bound to its engines."""
 
-    def __init__(self, engines: list[Engine], stream_interval_s: float = 0.05, records_dir=None) -> None:
+    def __init__(self, engines: list[Engine], stream_interval_s: float = 0.05, records_dir=None,
+                 gallery: Callable[[str | None], list] | None = None) -> None:
         self.engines = {e.id: e for e in engines}
         self.interval = stream_interval_s
         self.records_dir = records_dir  # None: judo.ui_record.RECORDS_DIR
+        self.gallery = gallery  # product -> its golden samples: the comparator's bank (ui_bank.py)
 
     def engine(self, engine_id: str | None) -> Engine:
         e = self.engines.get(engine_id or "") or next(
@@ -303,8 +306,8 @@ class Runner:
         return e
 
     def inspect(self, query, template, question, options, engine, category, mask, expected,
-                visual_prior, max_new_tokens, do_sample, temperature, top_p, request: gr.Request = None
-                ) -> Iterator[tuple]:
+                visual_prior, max_new_tokens, do_sample, temperature, top_p, sensitivity=1.0,
+                request: gr.Request = None) -> Iterator[tuple]:
         """One engine on one input, streamed; see INSPECT_OUTPUTS for what each yield holds."""
         options_text, engine_id = options, engine
         t0 = time.perf_counter()
@@ -312,6 +315,8 @@ class Runner:
             prep = prepare_inputs(query, template, question, options_text, category, mask, expected)
             engine = self.engine(engine_id)
             settings = settings_from(max_new_tokens, do_sample, temperature, top_p)
+            if engine.kind == "comparator":
+                self._comparator_bank(prep, category, sensitivity)
         except InputProblem as err:
             gr.Warning(str(err))
             yield (None, None, "", answer_html(None, None), f"**Cannot inspect:** {html.escape(str(err), quote=False)}",
@@ -322,6 +327,21 @@ class Runner:
             yield from self._stream(engine, prep, files, visual_prior, t0, request, settings)
         finally:  # after the final yield (Gradio has copied the pictures), or when the client went away
             files.close()
+
+    def _comparator_bank(self, prep: Prepared, category: str | None, sensitivity: Any) -> None:
+        """The comparator judges against the product's whole gallery (the chosen template first)."""
+        from judo.ui_bank import gallery_bank
+
+        try:
+            value = 1.0 if sensitivity in (None, "") else float(sensitivity)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not 0 < value <= 100:  # NaN fails too
+            raise InputProblem(f"The sensitivity must be a number above 0 and at most 100 (1 = default), got {sensitivity!r}.")
+        prep.request.sensitivity = value
+        if self.gallery is not None and category:
+            prep.request, notes = gallery_bank(prep.request, self.gallery(category))
+            prep.notes += notes
 
     def _stream(self, engine: Engine, prep: Prepared, files: ShownFiles, prior_on: bool, t0: float,
                 request: gr.Request | None, settings: GenerationConfig) -> Iterator[tuple]:

@@ -43,7 +43,8 @@ def serve_tiny_app(tiny_model_dir: Path, **env_overrides: str) -> Iterator[Serve
 
 
 def inspect_args(query, template, *, question="Is there any defect in the object?", options="A. Yes.\nB. No.",
-                 engine="tiny", category="bottle", mask=None, expected="", prior=False, max_new_tokens=32):
+                 engine="tiny", category="bottle", mask=None, expected="", prior=False, max_new_tokens=32,
+                 sensitivity=1.0):
     """Positional arguments of /inspect (order: judo.ui.INSPECT_API)."""
     return (query, template, question, options, engine, category, mask, expected, prior, max_new_tokens,
-            False, 0.7, 0.9)
+            False, 0.7, 0.9, sensitivity)

@@ -10,17 +10,27 @@ pair-adaptive threshold (threshold.py). Bad input never crashes the comparison: 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 from PIL import Image
 
+from judo.comparator.bank import Bank, appearance_distance, as_bank, load_normal, normal_tree
+from judo.comparator.calibration import (
+    DEFAULT_FALSE_ALARM_RATE,
+    MIN_NORMALS,
+    Calibration,
+)
+from judo.comparator.calibration import calibrate as calibrate_bank
 from judo.comparator.features import SPREAD, DifferenceMaps, difference_maps, match_photometry
-from judo.comparator.matching import MAX_APPEARANCE_DISTANCE, agreement_map
+from judo.comparator.matching import MAX_APPEARANCE_DISTANCE, agreement_map, descriptors
+from judo.comparator.pose import POSE_SIZE, foreground
 from judo.comparator.prepare import ANALYSIS_SIZE, Prepared, as_gray_rgb, prepare
 from judo.comparator.register import MIN_SIMILARITY, Registration, register, warp_template
-from judo.comparator.threshold import pool_cells, select_cells
+from judo.comparator.texture import foreign_map
+from judo.comparator.threshold import adaptive_threshold, pool_cells, select_cells
 from judo.grid import GRID_SIZE, Cell
 from judo.images import ImageSource
 
@@ -29,6 +39,9 @@ from judo.images import ImageSource
 ASPECT_TOLERANCE = 0.05
 #: Gate the precise per-cell maps with the non-local agreement test (matching.py).
 USE_AGREEMENT = True
+#: With a bank, each query is registered to and measured against this many of its normals: those
+#: whose looks are nearest the query's (bank.appearance_distance).
+NEAREST_NORMALS = 4
 
 
 @dataclass
@@ -45,6 +58,13 @@ class ComparisonResult:
     brighter); texture: (16, 16) mean log gradient-energy ratio (> 0 = more edges, < 0 = structure
     missing). appearance_distance: median distance of the query's local looks to their nearest
     look-alikes in the template (matching.py; large = probably another product).
+    values: (16, 16) cell values in noise units before thresholding (scores = values / threshold);
+    base_threshold: the threshold at sensitivity 1; threshold = base_threshold / sensitivity;
+    borderline: cells within threshold.BORDERLINE_BAND of the threshold (either side);
+    pixel_values: the analysis-size map the heat map is drawn from; normals_used: the names of the
+    bank's normals the cells were judged against; bank_size: how many normals the bank had.
+    With a bank, feature_scores, brightness and texture come, cell by cell, from the normal that
+    explains the cell best; registration is the nearest normal's.
     """
 
     scores: np.ndarray
@@ -60,6 +80,15 @@ class ComparisonResult:
     query_size: tuple[int, int] = (0, 0)
     appearance_distance: float = 0.0
     elapsed_ms: float = 0.0
+    values: np.ndarray = field(default_factory=lambda: np.zeros((GRID_SIZE, GRID_SIZE)))
+    base_threshold: float = 0.0
+    sensitivity: float = 1.0
+    borderline: set[Cell] = field(default_factory=set)
+    pixel_values: np.ndarray | None = None
+    normals_used: list[str] = field(default_factory=list)
+    bank_size: int = 1
+    calibration: Calibration | None = None
+    false_alarm_rate: float | None = None
 
     @property
     def is_anomalous(self) -> bool:
@@ -68,6 +97,37 @@ class ComparisonResult:
     @property
     def max_score(self) -> float:
         return float(self.scores.max()) if self.scores.size else 0.0
+
+    @property
+    def borderline_decision(self) -> bool:
+        """True when the Yes/No verdict rests on borderline cells only (or is No with borderline
+        cells just below the threshold): a small change of sensitivity would flip it."""
+        return bool(self.borderline) and (not self.cells or self.cells <= self.borderline)
+
+    def rethreshold(self, sensitivity: float = 1.0, false_alarm_rate: float | None = None) -> ComparisonResult:
+        """The same comparison at another sensitivity (and, for a calibrated bank, another false-alarm
+        rate), without recomputing anything: the cells, the borderline cells and the heat map follow
+        from the kept cell values (`values`)."""
+        if not self.valid or self.base_threshold <= 0:
+            return replace(self, sensitivity=sensitivity)
+        base, rate = self.base_threshold, self.false_alarm_rate
+        if false_alarm_rate is not None and self.calibration is not None:
+            base, rate = calibrated_threshold(self.calibration, false_alarm_rate, self.values), false_alarm_rate
+        selection = select_cells(self.values, base, sensitivity)
+        heatmap = self.heatmap
+        if self.pixel_values is not None:
+            heatmap = _heatmap(self.pixel_values, selection.threshold, self.query_size)
+        return replace(
+            self,
+            scores=selection.scores,
+            cells=selection.cells,
+            borderline=selection.borderline,
+            threshold=selection.threshold,
+            sensitivity=sensitivity,
+            heatmap=heatmap,
+            base_threshold=base,
+            false_alarm_rate=rate,
+        )
 
 
 def _input_warnings(q: Prepared, t: Prepared) -> list[str]:
@@ -116,21 +176,39 @@ def _pooled(maps: DifferenceMaps) -> dict[str, np.ndarray]:
     return {name: pool_cells(m, margin=SPREAD[name]) for name, m in maps.maps.items()}
 
 
-def compare(query: ImageSource, template: ImageSource, *, size: int = ANALYSIS_SIZE) -> ComparisonResult:
-    """Compare a query with a normal template of the same product (any sizes, colour or grey).
+@dataclass
+class PairEvidence:
+    """What one registered normal says about every cell of the query (all in the query's frame).
 
-    Raises judo.images.ImageInputError only for input that is not a readable image at all.
+    evidence: (16, 16) cell values in noise units (the precise maps gated by the agreement test) before
+    any threshold; combined: the (N, N) pixel map the heat map is drawn from.
     """
-    start = time.perf_counter()
-    q, t = prepare(query, size), prepare(template, size)
-    notes = _input_warnings(q, t)
-    if q.is_blank and t.is_blank:
-        return _empty(q, "both images are blank (uniform): nothing to compare", notes)
-    if t.is_blank:
-        return _empty(q, "the template is blank (uniform): nothing to compare against", notes)
-    if q.is_blank:
-        return _empty(q, "the query image is blank (uniform): nothing to inspect", notes)
 
+    evidence: np.ndarray
+    combined: np.ndarray
+    pooled: dict[str, np.ndarray]
+    brightness: np.ndarray
+    texture: np.ndarray
+    registration: Registration
+    appearance: float
+    valid: bool
+    notes: list[str]
+
+
+def blank_reason(q: Prepared, t: Prepared) -> str | None:
+    """Why a pair cannot be compared at all (a blank picture), or None."""
+    if q.is_blank and t.is_blank:
+        return "both images are blank (uniform): nothing to compare"
+    if t.is_blank:
+        return "the template is blank (uniform): nothing to compare against"
+    if q.is_blank:
+        return "the query image is blank (uniform): nothing to inspect"
+    return None
+
+
+def pair_evidence(q: Prepared, t: Prepared) -> PairEvidence:
+    """Register `t` onto `q` and measure every cell against it (both already prepared, neither blank)."""
+    notes: list[str] = []
     reg = register(q.gray, t.gray)
     if reg.message:
         notes.append(reg.message)
@@ -160,21 +238,147 @@ def compare(query: ImageSource, template: ImageSource, *, size: int = ANALYSIS_S
                 "the template does not line up pixel for pixel (another sample or another pose); "
                 "judged by local appearance"
             )
-    selection = select_cells(np.minimum(precise, agreement) if USE_AGREEMENT else precise)
     pooled["agreement"] = agreement
-    result = ComparisonResult(
-        scores=selection.scores,
-        cells=selection.cells,
-        heatmap=_heatmap(maps.combined, selection.threshold, q.original_size),
-        registration=reg,
-        valid=valid,
-        appearance_distance=appearance,
-        warnings=notes,
-        feature_scores=pooled,
+    return PairEvidence(
+        evidence=np.minimum(precise, agreement) if USE_AGREEMENT else precise,
+        combined=maps.combined,
+        pooled=pooled,
         brightness=pool_cells(maps.brightness, stat="mean"),
         texture=pool_cells(maps.texture_sign, stat="mean"),
-        threshold=selection.threshold,
-        query_size=q.original_size,
+        registration=reg,
+        appearance=appearance,
+        valid=valid,
+        notes=notes,
+    )
+
+
+def is_texture(q: Prepared) -> bool:
+    """A picture that is a surface filling the frame, not one object on a plain background."""
+    return foreground(cv2.resize(q.gray, (POSE_SIZE, POSE_SIZE), interpolation=cv2.INTER_AREA)) is None
+
+
+def _choose(q: Prepared, bank: Bank, count: int) -> list[int]:
+    """The `count` normals whose local looks are nearest the query's (bank order on ties): the
+    evidence is taken against them only, so the cost per query stops growing with the bank."""
+    if len(bank) <= count:
+        return list(range(len(bank)))
+    thumb = descriptors(_ycc(q.rgb))
+    distance = [appearance_distance(thumb, n.thumb) for n in bank.normals]
+    return sorted(int(i) for i in np.argsort(distance, kind="stable")[:count])
+
+
+def _single(template: ImageSource, size: int) -> Bank:
+    """A one-picture bank that keeps the picture's own error and its blankness (reported by compare)."""
+    return Bank([load_normal(template, "template", size)], size=size)
+
+
+def _per_cell(maps: list[np.ndarray], best: np.ndarray) -> np.ndarray:
+    """Cell by cell, the value of the normal that explains the cell best."""
+    return np.take_along_axis(np.stack(maps), best[None], axis=0)[0]
+
+
+def compare(
+    query: ImageSource,
+    template: ImageSource | Sequence[ImageSource] | Bank,
+    *,
+    size: int = ANALYSIS_SIZE,
+    sensitivity: float = 1.0,
+    false_alarm_rate: float | None = None,
+    calibrate: bool = True,
+    nearest: int = NEAREST_NORMALS,
+) -> ComparisonResult:
+    """Compare a query with one normal template of the same product, or with a bank of them.
+
+    `template`: one picture (any size, colour or grey), a list of pictures, or a built Bank. With
+    several, each cell is judged against the normals that explain it best (the `nearest` normals
+    whose looks are closest to the query, registered one by one; per cell the least different).
+    A bank of MIN_NORMALS or more is calibrated on itself (calibration.py; `calibrate=False` keeps
+    the pair-adaptive threshold) and thresholded for `false_alarm_rate` false cells per good part
+    (default calibration.DEFAULT_FALSE_ALARM_RATE). `sensitivity` divides the threshold
+    (ComparisonResult.rethreshold gives the same at no cost).
+    Raises judo.images.ImageInputError only for input that is not a readable image at all (and a
+    bank with no readable picture); CalibrationError for a rate outside (0, 256).
+    """
+    start = time.perf_counter()
+    bank = as_bank(template, size) if isinstance(template, (list, tuple, Bank)) else _single(template, size)
+    result = compare_prepared(
+        prepare(query, size), bank, sensitivity=sensitivity, false_alarm_rate=false_alarm_rate,
+        calibrate=calibrate, nearest=nearest,
     )
     result.elapsed_ms = (time.perf_counter() - start) * 1000.0
     return result
+
+
+def bank_calibration(bank: Bank, calibrate: bool = True) -> Calibration | None:
+    """The bank's own calibration: attached, or computed (cached) when the bank is large enough."""
+    if bank.calibration is not None:
+        return bank.calibration
+    if calibrate and len(bank) >= MIN_NORMALS:
+        return calibrate_bank(bank)
+    return None
+
+
+def compare_prepared(
+    q: Prepared,
+    bank: Bank,
+    *,
+    sensitivity: float = 1.0,
+    false_alarm_rate: float | None = None,
+    calibrate: bool = True,
+    nearest: int = NEAREST_NORMALS,
+) -> ComparisonResult:
+    """`compare` for a query already prepared at the bank's analysis size."""
+    chosen = [bank.normals[i] for i in _choose(q, bank, nearest)]
+    notes = list(bank.warnings)
+    for n in chosen:
+        notes += [w for w in _input_warnings(q, n.prepared) if w not in notes]
+    reason = blank_reason(q, chosen[0].prepared)  # a bank's normals are never blank (bank.py)
+    if reason:
+        return _empty(q, reason, notes)
+    calibration = bank_calibration(bank, calibrate)
+    rate = DEFAULT_FALSE_ALARM_RATE if false_alarm_rate is None else false_alarm_rate
+    if calibration is not None:
+        notes += [w for w in calibration.warnings if w not in notes]
+    pairs = [pair_evidence(q, n.prepared) for n in chosen]
+    usable = [p for p in pairs if p.valid] or pairs
+    for p in usable:
+        notes += [w for w in p.notes if w not in notes]
+    best = np.argmin(np.stack([p.evidence for p in usable]), axis=0)
+    values = _per_cell([p.evidence for p in usable], best)
+    if len(bank) > 1 and is_texture(q):  # a surface: a look-alike anywhere on the nearest normals explains a cell
+        values = np.minimum(values, pool_cells(foreign_map(_ycc(q.rgb), [normal_tree(n) for n in chosen])))
+    names = usable[0].pooled.keys()
+    base = calibrated_threshold(calibration, rate, values)
+    selection = select_cells(values, base, sensitivity)
+    combined = np.minimum.reduce([p.combined for p in usable])
+    return ComparisonResult(
+        scores=selection.scores,
+        cells=selection.cells,
+        heatmap=_heatmap(combined, selection.threshold, q.original_size),
+        registration=usable[0].registration,
+        valid=any(p.valid for p in pairs),
+        appearance_distance=min(p.appearance for p in usable),
+        warnings=notes,
+        feature_scores={k: _per_cell([p.pooled[k] for p in usable], best) for k in names},
+        brightness=_per_cell([p.brightness for p in usable], best),
+        texture=_per_cell([p.texture for p in usable], best),
+        threshold=selection.threshold,
+        query_size=q.original_size,
+        values=values,
+        base_threshold=base,
+        sensitivity=sensitivity,
+        borderline=selection.borderline,
+        pixel_values=combined,
+        normals_used=[n.name for n, p in zip(chosen, pairs, strict=True) if any(p is u for u in usable)],
+        bank_size=len(bank),
+        calibration=calibration,
+        false_alarm_rate=rate if calibration is not None else None,
+    )
+
+
+def calibrated_threshold(calibration: Calibration | None, rate: float, values: np.ndarray) -> float:
+    """The threshold at sensitivity 1: the calibration's for `rate` (as measured on the bank: no floor,
+    or the rate would not be the one asked for), or the pair-adaptive rule without a calibration."""
+    if calibration is None:
+        return adaptive_threshold(values)
+    return calibration.threshold(rate)

@@ -122,7 +122,37 @@ def describe(result: ComparisonResult, max_regions: int = 3) -> str:
             lines.append(f"(and {len(found) - max_regions} smaller regions)")
     if result.warnings:
         lines.append("Note: " + "; ".join(result.warnings) + ".")
+    if result.bank_size > 1:
+        lines.append(
+            f"Judged against {len(result.normals_used)} of {result.bank_size} golden samples (the nearest"
+            f" per cell){_threshold_words(result)}."
+        )
     return "\n".join(lines)
+
+
+def _threshold_words(result: ComparisonResult) -> str:
+    words = ""
+    if result.calibration is not None and result.false_alarm_rate is not None:
+        words = (
+            f"; threshold calibrated on {result.calibration.normals} of them for "
+            f"{result.false_alarm_rate:g} false cells per good part"
+        )
+    if result.sensitivity != 1.0:
+        words += f"; sensitivity {result.sensitivity:g}x"
+    return words
+
+
+def borderline_note(result: ComparisonResult) -> str:
+    """One sentence saying the Yes/No verdict rests on cells near the threshold, and which."""
+    from judo.comparator.threshold import BORDERLINE_BAND
+    from judo.grid import format_seg
+
+    verdict = "defect" if result.cells else "no defect"
+    return (
+        f"Borderline: the verdict ({verdict}) rests on {len(result.borderline)} cell(s) within "
+        f"{round(100 * (BORDERLINE_BAND - 1))}% of the threshold, {format_seg(result.borderline)}; a slightly "
+        "different sensitivity would change it."
+    )
 
 
 # ---------------------------------------------------------------------------------------------- answers

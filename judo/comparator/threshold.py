@@ -13,7 +13,7 @@ to a clear detection are accepted at a lower score (hysteresis), which recovers 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,15 +25,20 @@ ABSOLUTE_FLOOR = 1.5
 Z_THRESHOLD = 6.0
 #: A neighbour of a detected cell is accepted at this fraction of the threshold.
 GROW_FRACTION = 0.9
+#: Cells scoring within this factor of the threshold (above or below) are "borderline": a small change
+#: of sensitivity flips them, so an answer resting on them says so.
+BORDERLINE_BAND = 1.25
 
 
 @dataclass(frozen=True)
 class CellSelection:
-    """scores: cell values divided by the threshold (>= 1 means anomalous); threshold in map units."""
+    """scores: cell values divided by the threshold (>= 1 means anomalous); threshold in map units;
+    borderline: cells whose score lies within BORDERLINE_BAND of the threshold, on either side."""
 
     scores: np.ndarray
     cells: set[Cell]
     threshold: float
+    borderline: set[Cell] = field(default_factory=set)
 
 
 def pool_cells(
@@ -74,12 +79,25 @@ def _grow(above: np.ndarray, near: np.ndarray) -> np.ndarray:
     return above | (neighbour & near)
 
 
-def select_cells(values: np.ndarray) -> CellSelection:
-    """Threshold a (16, 16) grid of cell values; see the module docstring for the rule."""
+def adaptive_threshold(values: np.ndarray) -> float:
+    """The pair-adaptive threshold of a (16, 16) grid of cell values (see the module docstring)."""
     median = float(np.median(values))
     mad = float(np.median(np.abs(values - median))) * 1.4826
-    threshold = max(ABSOLUTE_FLOOR, median + Z_THRESHOLD * mad)
-    scores = values / threshold
+    return max(ABSOLUTE_FLOOR, median + Z_THRESHOLD * mad)
+
+
+def select_cells(
+    values: np.ndarray, threshold: float | None = None, sensitivity: float = 1.0
+) -> CellSelection:
+    """Threshold a (16, 16) grid of cell values: at `threshold` (default: the adaptive rule of the
+    module docstring) divided by `sensitivity` (2 = twice as sensitive, 0.5 = half)."""
+    if not sensitivity > 0:
+        raise ValueError(f"sensitivity must be a positive number, got {sensitivity}")
+    base = adaptive_threshold(values) if threshold is None else float(threshold)
+    effective = base / sensitivity
+    scores = values / effective
     chosen = _grow(scores >= 1.0, scores >= GROW_FRACTION)
     cells = {(int(r), int(c)) for r, c in zip(*np.nonzero(chosen), strict=True)}
-    return CellSelection(scores=scores, cells=cells, threshold=threshold)
+    near = (scores >= 1.0 / BORDERLINE_BAND) & (scores < BORDERLINE_BAND)
+    borderline = {(int(r), int(c)) for r, c in zip(*np.nonzero(near), strict=True)}
+    return CellSelection(scores=scores, cells=cells, threshold=effective, borderline=borderline)

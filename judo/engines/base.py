@@ -41,6 +41,10 @@ class InspectionRequest:
     options: dict[str, str] | None = None
     category: str | None = None
     dataset: str | None = None
+    #: The comparator's threshold: a sensitivity factor (2 = twice as sensitive) and, for a
+    #: calibrated bank, the false-alarm rate in false cells per good part. None = the defaults.
+    sensitivity: float | None = None
+    false_alarm_rate: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.template, (list, tuple)):
@@ -54,6 +58,12 @@ class InspectionRequest:
         self.options = check_options(self.options)
         self.category = (self.category or "").strip() or None
         self.dataset = (self.dataset or "").strip() or None
+        if self.sensitivity is not None and not (0 < float(self.sensitivity) <= 100):
+            raise ValueError(f"The sensitivity must be a number above 0 (1 = default), got {self.sensitivity}.")
+        if self.false_alarm_rate is not None and not (0 < float(self.false_alarm_rate) < 256):
+            raise ValueError(
+                f"The false-alarm rate must be above 0 and below 256 false cells per part, got {self.false_alarm_rate}."
+            )
 
 
 @dataclass

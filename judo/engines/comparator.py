@@ -41,6 +41,20 @@ class ComparatorEngine(Engine):
                  description: str = "") -> None:
         self.id, self.label, self.description = id, label, description
         self.checkpoint = None
+        self._last: tuple[list[Any], Any] | None = None
+
+    def _compare(self, request: InspectionRequest, compare: Any) -> Any:
+        """The comparison of the request's query with its template, or its bank when it has several
+        (`request.templates`). Several questions in a row about the very same images (`judo eval`
+        asks ~5 per picture) share one comparison; another sensitivity re-thresholds it."""
+        key = [request.query, *request.templates, request.false_alarm_rate]
+        last = self._last
+        if last is None or len(last[0]) != len(key) or any(a is not b for a, b in zip(last[0], key)):
+            templates = request.templates if len(request.templates) > 1 else request.template
+            result = compare(request.query, templates, false_alarm_rate=request.false_alarm_rate)
+            self._last = last = (key, result)
+        sensitivity = request.sensitivity or 1.0
+        return last[1] if sensitivity == last[1].sensitivity else last[1].rethreshold(sensitivity)
 
     def stream(
         self,
@@ -48,13 +62,19 @@ class ComparatorEngine(Engine):
         stop_event: threading.Event | None = None,
         settings: GenerationConfig | None = None,
     ) -> Iterator[Update]:
-        from judo.comparator import answer_anomaly_detection, answer_localization, compare, describe
+        from judo.comparator import (
+            answer_anomaly_detection,
+            answer_localization,
+            borderline_note,
+            compare,
+            describe,
+        )
 
         t0 = time.perf_counter()
         meta: dict[str, Any] = {"engine": self.id, "label": self.label, "checkpoint": None,
                                 "prompt_style": None, "settings": None}
         try:
-            result = compare(request.query, request.template)
+            result = self._compare(request, compare)
         except Exception as err:  # bad images are validated before; anything else is reported
             yield Update(done=True, error=f"Comparison failed: {type(err).__name__}: {err}", meta=meta)
             return
@@ -64,7 +84,10 @@ class ComparatorEngine(Engine):
         text = ""
         cells = set(result.cells)
         # Stream line by line (the same rhythm as a language model); the cells are shown at once.
-        for line in [LABEL, *describe(result).splitlines(), _answer_note(answer, request.options)]:
+        lines = [LABEL, *describe(result).splitlines(), _answer_note(answer, request.options)]
+        if answer is not None and result.borderline_decision:
+            lines.append(borderline_note(result))
+        for line in lines:
             if stop_event is not None and stop_event.is_set():
                 break
             text += line + "\n"
@@ -79,6 +102,13 @@ class ComparatorEngine(Engine):
                 "max_score": round(result.max_score, 3),
                 "threshold": round(float(result.threshold), 4),
                 "elapsed_ms": round(result.elapsed_ms, 1),
+                "bank_size": result.bank_size,
+                "normals_used": list(result.normals_used),
+                "sensitivity": result.sensitivity,
+                "false_alarm_rate": result.false_alarm_rate,
+                "calibrated_on": result.calibration.normals if result.calibration else None,
+                "borderline": sorted(result.borderline),
+                "scores": [[round(float(v), 3) for v in row] for row in result.scores],
             },
             "abstained": answer is None and bool(request.options),
             "seg_present": True,  # a measurement always has a (possibly empty) cell set

@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--knowledge", type=Path, help="domain_knowledge.json (default: the one in the MMAD root)")
     p.add_argument("--template", choices=("random", "similar"), default="random")
     p.add_argument("--shots", type=int, default=1, help="number of normal templates shown (default 1)")
+    p.add_argument(
+        "--templates",
+        type=int,
+        help="engine comparator: judge against a bank of the sample's random_templates[:K] (same as --shots K)",
+    )
     p.add_argument("--datasets", nargs="+", help="e.g. DS-MVTec VisA")
     p.add_argument("--categories", nargs="+")
     p.add_argument("--types", nargs="+", help="question types or subtasks, e.g. 'Anomaly Detection'")
@@ -425,6 +430,14 @@ def run(args: argparse.Namespace, loaded: tuple[Any, Any] | None = None) -> RunR
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.templates is not None:
+        if args.engine != "comparator":
+            print("judo eval: --templates is for --engine comparator (use --shots for a model)", file=sys.stderr)
+            return 2
+        if args.templates < 1:
+            print(f"judo eval: --templates must be >= 1, got {args.templates}", file=sys.stderr)
+            return 2
+        args.shots = args.templates
     try:
         result = run(args)
     except EvalError as exc:

@@ -1,0 +1,65 @@
+"""The app's bank for the comparator: the product's whole golden gallery, the chosen template first.
+
+Why here: the inspector picks one template to look at, but the comparator judges best against every
+golden sample of the product (judo.comparator.bank). So, for the comparator engine only, the request's
+template becomes [the chosen one, the rest of the gallery]; unreadable gallery pictures are skipped
+and named in the notes. When the bank is exactly one folder of golden samples (the chosen template
+one of them), its calibration is kept beside them (judo.comparator.stored_calibration) and rebuilt
+whenever the pictures change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from PIL import Image
+
+from judo.engines.base import InspectionRequest
+from judo.images import ImageInputError, load_image
+
+
+def gallery_bank(request: InspectionRequest, gallery: list[Path]) -> tuple[InspectionRequest, list[str]]:
+    """`request` with the gallery as its template bank (the chosen template first), and notes.
+
+    The chosen template is recognised in the gallery by its pixels (an upload or Gradio's copy of a
+    gallery file has another path)."""
+    from judo.comparator.bank import pixel_digest
+
+    if not gallery:
+        return request, []
+    chosen = pixel_digest(request.template)
+    notes: list[str] = []
+    images: list[Image.Image] = []
+    found = False
+    for path in gallery:
+        try:
+            img = load_image(path)
+        except ImageInputError:
+            notes.append(f"Golden sample {Path(path).name} could not be read and was left out of the bank.")
+            continue
+        if pixel_digest(img) == chosen:
+            found = True
+            request.template.info.setdefault("name", Path(path).name)
+            continue
+        img.info["name"] = Path(path).name
+        images.append(img)
+    if not images:
+        return request, notes
+    request.template.info.setdefault("name", "the chosen template")
+    bank = replace(request, template=[request.template, *images])
+    if found and not notes and len(images) >= 2:
+        _store_calibration(gallery, bank)
+    return bank, notes
+
+
+def _store_calibration(paths: list[Path], request: InspectionRequest) -> None:
+    """Keep the calibration beside the golden samples when they all lie in one folder."""
+    from judo.comparator import build_bank, stored_calibration
+
+    folders = {Path(p).resolve().parent for p in paths}
+    if len(folders) != 1:
+        return
+    bank = build_bank(request.templates)
+    if len(bank) >= 3:
+        stored_calibration(bank, folders.pop())

@@ -1,0 +1,81 @@
+"""The served app's comparator: the product's whole golden gallery is the bank, the chosen template
+the one shown; the /inspect endpoint takes a sensitivity; the calibration lands beside the samples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from judo.comparator.calibration import CALIBRATION_FILE
+from judo.synth.perturb import perturb
+from judo.synth.products import make_product
+from tests.app_server import inspect_args, serve_tiny_app
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory):
+    """<golden>/can/good_*.png (four normals) and a query with a dark square in cells (8-9, 7-8)."""
+    root = tmp_path_factory.mktemp("golden")
+    (root / "can").mkdir()
+    rng = np.random.default_rng(4)
+    for i in range(4):
+        perturb(make_product("drink_can", 448, rng), rng).save(root / "can" / f"good_{i}.png")
+    arr = np.asarray(make_product("drink_can", 448, rng)).copy()
+    arr[224:280, 196:252] = (arr[224:280, 196:252] * 0.4).astype(np.uint8)
+    query = root / "query.png"
+    Image.fromarray(arr).save(query)
+    return root, query
+
+
+@pytest.fixture(scope="module")
+def client(tiny_model_dir, golden):
+    from gradio_client import Client
+
+    with serve_tiny_app(tiny_model_dir, JUDO_GOLDEN_DIR=str(golden[0])) as served:
+        yield Client(served.url, verbose=False)
+
+
+def _inspect(client, query, template, **kw):
+    from gradio_client import handle_file
+
+    args = inspect_args(
+        handle_file(str(query)), handle_file(str(template)), engine="comparator", category="can", **kw
+    )
+    job = client.submit(*args, api_name="/inspect")
+    for _ in job:
+        pass
+    return job.outputs()[-1]
+
+
+def test_the_gallery_is_the_bank_and_the_sensitivity_is_a_parameter(client, golden):
+    root, query = golden
+    final = _inspect(client, query, root / "can" / "good_2.png")
+    result = final[5]
+    assert result["error"] is None and result["answer"] == "A"
+    assert result["comparator"]["bank_size"] == 4 and result["comparator"]["calibrated_on"] == 4
+    assert [8, 7] in result["cells"] and "Judged against 4 of 4 golden samples" in final[2]
+    assert (root / "can" / CALIBRATION_FILE).exists()
+    blunt = _inspect(client, query, root / "can" / "good_2.png", sensitivity=0.25)[5]
+    assert blunt["comparator"]["sensitivity"] == 0.25
+    assert len(blunt["cells"]) < len(result["cells"]) or blunt["answer"] == "B"
+
+
+def test_a_bad_sensitivity_is_refused_with_a_sentence(client, golden):
+    root, query = golden
+    for bad in (-1, 0, 1000):
+        final = _inspect(client, query, root / "can" / "good_0.png", sensitivity=bad)
+        assert final[5]["error"].startswith("The sensitivity must be a number above 0"), bad
+        assert "Traceback" not in final[4]
+    # Directly on the handler, what a slider cannot even send.
+    from judo.engines.comparator import ComparatorEngine
+    from judo.ui_run import Runner
+
+    runner = Runner([ComparatorEngine()])
+    args = (str(query), str(root / "can" / "good_0.png"), "Is there any defect?", "A. Yes.\nB. No.")
+    args += ("comparator", "can", None, "", False, 32, False, 0.7, 0.9)
+    for bad in ("abc", float("nan")):
+        first = next(iter(runner.inspect(*args, bad)))
+        assert first[5]["error"].startswith("The sensitivity must be a number above 0"), bad
