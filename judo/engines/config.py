@@ -27,7 +27,7 @@ DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "app.yaml"
 
 #: Hard ceiling on generated tokens, whatever a file says: an endless model output must end.
 MAX_NEW_TOKENS_CAP = 4096
-KINDS = ("qwen", "comparator")
+KINDS = ("qwen", "comparator", "openai")
 QUANTIZATIONS = (None, "4bit", "8bit")
 #: Checkpoint value that means "the offline tiny random model" (built on first use, for plumbing demos).
 TINY = "tiny"
@@ -71,6 +71,12 @@ class EngineConfig:
     top_p: float = 0.9
     max_seconds: float = 300.0
     description: str = ""
+    # kind openai: a model behind an OpenAI-compatible server (vLLM, SGLang, TGI); the key is read from
+    # the environment variable named here, never from this file.
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = 60.0
 
     def validate(self, where: str) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.id or ""):
@@ -79,6 +85,12 @@ class EngineConfig:
             raise ConfigError(f"{where}: engine {self.id!r} kind must be one of {KINDS}, got {self.kind!r}")
         if self.kind == "qwen" and not self.checkpoint:
             raise ConfigError(f"{where}: engine {self.id!r} needs a checkpoint (a folder, a hub id or 'tiny')")
+        if self.kind == "openai" and not (self.base_url and self.model):
+            raise ConfigError(f"{where}: engine {self.id!r} (kind openai) needs base_url and model")
+        if self.base_url and not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}: engine {self.id!r} base_url must start with http:// or https://")
+        if self.timeout_s <= 0:
+            raise ConfigError(f"{where}: engine {self.id!r} timeout_s must be positive")
         if self.quantization not in QUANTIZATIONS:
             raise ConfigError(f"{where}: engine {self.id!r} quantization must be 4bit, 8bit or empty")
         if self.prompt_style not in PROMPT_STYLES:
@@ -160,7 +172,7 @@ def _coerce(value: str, current: Any, name: str, where: str) -> Any:
             return int(text)
         except ValueError:
             raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
-    if name in {"temperature", "top_p", "max_seconds"}:
+    if name in {"temperature", "top_p", "max_seconds", "timeout_s"}:
         try:
             return float(text)
         except ValueError:

@@ -73,7 +73,6 @@ class QwenEngine:
         stop_event: threading.Event | None = None,
         settings: GenerationSettings | None = None,
     ) -> Iterator[Update]:
-        from judo.generation import stream_generate
         from judo.prompts import inspection_prompt
         from judo.response import StreamParser
 
@@ -85,6 +84,7 @@ class QwenEngine:
             "checkpoint": self.checkpoint,
             "prompt_style": self.prompt_style,
             "settings": asdict(s),
+            **self.backend_meta(),
         }
         warnings: list[str] = []
         hit = None
@@ -118,17 +118,9 @@ class QwenEngine:
         first_s: float | None = None
         stopped: str | None = None
         deadline = t0 + self.max_seconds
+        usage: dict[str, Any] = {}
         try:
-            for delta in stream_generate(
-                self.model,
-                self.processor,
-                prompt,
-                max_new_tokens=s.max_new_tokens,
-                do_sample=bool(s.do_sample),
-                temperature=float(s.temperature),
-                top_p=float(s.top_p),
-                stop_event=stop,
-            ):
+            for delta in self._deltas(prompt, s, stop, usage):
                 if not delta:
                     continue
                 if first_s is None:
@@ -149,14 +141,37 @@ class QwenEngine:
                 text=text,
                 cells=set(parsed.cells) if parsed else set(),
                 done=True,
-                error=f"Generation failed: {type(err).__name__}: {err}",
+                error=self._failure(err),
                 meta={**meta, "total_s": round(time.perf_counter() - t0, 3)},
             )
             return
         finally:
             stop.set()  # also when the consumer closes this generator early: end the worker thread
 
-        yield self._final(parser, request, s, meta, warnings, t0, first_s, stopped)
+        yield self._final(parser, request, s, meta, warnings, t0, first_s, stopped, usage)
+
+    def _deltas(self, prompt: Any, s: GenerationSettings, stop: threading.Event, usage: dict) -> Iterator[str]:
+        """The completion of ``prompt`` as text deltas (`judo.engines.served` streams them from a server)."""
+        from judo.generation import stream_generate
+
+        return stream_generate(
+            self.model,
+            self.processor,
+            prompt,
+            max_new_tokens=s.max_new_tokens,
+            do_sample=bool(s.do_sample),
+            temperature=float(s.temperature),
+            top_p=float(s.top_p),
+            stop_event=stop,
+        )
+
+    def backend_meta(self) -> dict[str, Any]:
+        """What ran the model, for the record."""
+        return {"backend": "transformers"}
+
+    def _failure(self, err: Exception) -> str:
+        """The error line of a generation that failed (out of memory, a broken checkpoint...)."""
+        return f"Generation failed: {type(err).__name__}: {err}"
 
     def _final(
         self,
@@ -168,6 +183,7 @@ class QwenEngine:
         t0: float,
         first_s: float | None,
         stopped: str | None,
+        usage: dict | None = None,
     ) -> Update:
         """The last update: full parse, MMAD answer extraction, warnings and timing."""
         final = parser.finish()
@@ -178,8 +194,8 @@ class QwenEngine:
             warnings.append(stopped)
         if not text.strip():
             warnings.append("The model produced no text.")
-        # Re-tokenising the decoded text approximates the generated count (it can differ by a few).
-        counted = self._count_tokens(text)
+        # A server reports its count; re-tokenising the decoded text approximates it (may differ by a few).
+        counted = (usage or {}).get("completion_tokens") or self._count_tokens(text)
         n_tokens = min(counted, s.max_new_tokens or counted)
         if counted >= (s.max_new_tokens or 0) and not final.answer_closed:
             warnings.append(f"The output was cut at the {s.max_new_tokens}-token limit.")
