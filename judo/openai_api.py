@@ -128,7 +128,9 @@ class Endpoint:
 
     def served_models(self, timeout_s: float | None = None) -> list[str]:
         """The model ids the server lists (``GET /models``); raises the SDK's errors."""
-        client = self.client if timeout_s is None else self.client.with_options(timeout=timeout_s, max_retries=0)
+        client = (
+            self.client if timeout_s is None else self.client.with_options(timeout=timeout_s, max_retries=0)
+        )
         return [m.id for m in client.models.list(**self.call_options).data]
 
     def close(self) -> None:
@@ -163,7 +165,7 @@ def describe_error(err: BaseException, endpoint: Endpoint, timeout_s: float | No
 def _server_message(err: Any) -> str:
     body = getattr(err, "body", None)
     if isinstance(body, dict):
-        inner = body.get("error", body)
+        inner = body.get("error", body.get("detail", body))
         message = inner.get("message") if isinstance(inner, dict) else inner
         if message:
             return _excerpt(str(message))

@@ -107,9 +107,7 @@ class ServedEngine(QwenEngine):
             reason = None
             if served is not None and self.model_name not in served:
                 listed = ", ".join(served[:5]) or "none"
-                reason = (
-                    f"The server at {self.endpoint.base_url} does not serve {self.model_name!r} (it serves: {listed})."
-                )
+                reason = f"The server at {self.endpoint.base_url} does not serve {self.model_name!r} (it serves: {listed})."
         with self._check_lock:
             self._reason, self._checked_at = reason, time.monotonic()
         return reason
@@ -142,7 +140,9 @@ class ServedEngine(QwenEngine):
     def backend_meta(self) -> dict[str, Any]:
         return {"backend": "openai", "base_url": self.endpoint.base_url, "model": self.model_name}
 
-    def _deltas(self, prompt: Any, s: GenerationSettings, stop: threading.Event, usage: dict) -> Iterator[str]:
+    def _deltas(
+        self, prompt: Any, s: GenerationSettings, stop: threading.Event, usage: dict
+    ) -> Iterator[str]:
         try:
             response = self.endpoint.client.chat.completions.create(
                 model=self.model_name,
