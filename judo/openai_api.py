@@ -35,9 +35,12 @@ def image_to_data_url(img: Image.Image, format: str = "PNG") -> str:
     if key not in _FORMATS:
         raise ValueError(f"unsupported image format {format!r}: use 'PNG' or 'JPEG'")
     pil_format, mime = _FORMATS[key]
-    if pil_format == "JPEG" and img.mode != "RGB":
-        img = img.convert("RGB")
-    elif pil_format == "PNG" and img.mode not in ("RGB", "RGBA", "L", "LA", "P"):
+    if (
+        pil_format == "JPEG"
+        and img.mode != "RGB"
+        or pil_format == "PNG"
+        and img.mode not in ("RGB", "RGBA", "L", "LA", "P")
+    ):
         img = img.convert("RGB")
     buf = io.BytesIO()
     img.save(buf, format=pil_format, **({"quality": 92} if pil_format == "JPEG" else {}))
@@ -75,7 +78,7 @@ def api_root(base_url: str) -> str:
         raise ValueError(f"base URL must start with http:// or https://, got {base_url!r}")
     url = base_url.rstrip("/")
     suffix = "/chat/completions"
-    return url[: -len(suffix)] if url.endswith(suffix) else url
+    return url.removesuffix(suffix)
 
 
 @dataclass

@@ -34,6 +34,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from typing_extensions import Self
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Fault:
     message: str = ""
 
     @staticmethod
-    def http(status: int, message: str | None = None, retry_after: float | None = None) -> "Fault":
+    def http(status: int, message: str | None = None, retry_after: float | None = None) -> Fault:
         return Fault(
             "status",
             status=status,
@@ -60,19 +61,19 @@ class Fault:
         )
 
     @staticmethod
-    def timeout(seconds: float) -> "Fault":
+    def timeout(seconds: float) -> Fault:
         return Fault("sleep", seconds=seconds)
 
     @staticmethod
-    def garbage() -> "Fault":
+    def garbage() -> Fault:
         return Fault("garbage")
 
     @staticmethod
-    def stall(after: int, seconds: float) -> "Fault":
+    def stall(after: int, seconds: float) -> Fault:
         return Fault("stall", after=after, seconds=seconds)
 
     @staticmethod
-    def stream_error(after: int, message: str = "the engine died") -> "Fault":
+    def stream_error(after: int, message: str = "the engine died") -> Fault:
         return Fault("stream_error", after=after, message=message)
 
 
@@ -125,7 +126,7 @@ class OpenAIServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self, port: int | None = None) -> "OpenAIServer":
+    def start(self, port: int | None = None) -> OpenAIServer:
         import uvicorn
 
         self.port = port or free_port()
@@ -148,7 +149,7 @@ class OpenAIServer:
             self._thread.join(timeout=10)
             self._server = None
 
-    def __enter__(self) -> "OpenAIServer":
+    def __enter__(self) -> Self:
         return self if self._server is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -270,7 +271,7 @@ class OpenAIServer:
         }
 
     def _generate(
-        self, job: dict, tokens: "queue.Queue[int | None | BaseException]", stop: threading.Event
+        self, job: dict, tokens: queue.Queue[int | None | BaseException], stop: threading.Event
     ) -> None:
         """model.generate in this thread, each new token id put on ``tokens``, then None."""
         import torch

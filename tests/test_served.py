@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -75,7 +76,7 @@ def test_greedy_output_equals_the_in_process_engine_token_for_token(server, tiny
     assert served.meta["new_tokens"] == len(expected)
     # it streamed: text only grows, many updates before the final one
     texts = [u.text for u in served_updates]
-    assert all(b.startswith(a) for a, b in zip(texts, texts[1:]))
+    assert all(b.startswith(a) for a, b in itertools.pairwise(texts))
     assert sum(1 for u in served_updates if u.text and not u.done) >= 10
     # what went over the wire: greedy, the budget, two 448x448 PNG data URLs (template, then query)
     body = server.requests[0].body
@@ -121,7 +122,7 @@ def test_a_server_that_is_down_makes_the_engine_unavailable_then_it_recovers(
     assert final.done and final.error.startswith("Served is unavailable: The server at")
     monkeypatch.setattr(served_module, "RECHECK_S", 0.0)
     model, processor = tiny
-    with OpenAIServer(tiny_model_dir, model=model, processor=processor).start(port=port) as srv:
+    with OpenAIServer(tiny_model_dir, model=model, processor=processor).start(port=port):
         assert eng.available
         assert list(eng.stream(request()))[-1].error is None
 

@@ -101,7 +101,7 @@ class ServedEngine(QwenEngine):
             served = self.endpoint.served_models(timeout_s=CHECK_TIMEOUT_S)
         except openai.NotFoundError:
             served = None  # a server without GET /models: the first answer will tell
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - any failure of the call becomes one sentence
             reason = describe_error(err, self.endpoint, CHECK_TIMEOUT_S)
         else:
             reason = None
@@ -152,7 +152,7 @@ class ServedEngine(QwenEngine):
                 **request_params(s),
                 **self.endpoint.call_options,
             )
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - any failure of the call becomes one sentence
             raise ServedError(describe_error(err, self.endpoint)) from None
         chunks = 0
         try:
@@ -172,7 +172,7 @@ class ServedEngine(QwenEngine):
                         yield text
         except ServedError:
             raise
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - any failure of the call becomes one sentence
             raise ServedError(describe_error(err, self.endpoint)) from None
         finally:
             response.close()  # Stop, the time limit or an error: the server sees the client go
