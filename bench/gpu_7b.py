@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
     model_dir = args.model or work / f"random-{args.size}"
-    if args.model is None and not (model_dir / "processor_config.json").is_file():  # written last by build_tiny
+    if args.model is None and not (model_dir / "chat_template.json").is_file():  # written last by build_tiny
         from judo.tiny import build_tiny
 
         t = time.perf_counter()

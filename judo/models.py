@@ -7,8 +7,9 @@ what to do, instead of a traceback from deep inside transformers or huggingface_
 Processor without torchvision: transformers' ``Qwen2_5_VLProcessor`` also wants a video processor, which
 needs torchvision, and torchvision cannot be installed next to the CPU torch wheel. We never feed videos,
 so `ImageOnlyQwen2_5_VLProcessor` drops the video part (ProcessorMixin derives its parts from the
-``__init__`` signature) and uses the PIL image processor. A processor saved from it (e.g. by
-``trainer.save_model()``) records this class name; `load_processor` accepts both names.
+``__init__`` signature) and uses the PIL image processor. That class is a loading detail: every folder
+the project writes (`save_processor`, also what ``trainer.save_model()`` calls) has the layout and the
+stock class names of Qwen's own checkpoints, so stock `AutoProcessor`, vLLM and SGLang load it.
 """
 
 from __future__ import annotations
@@ -42,11 +43,52 @@ class ModelLoadError(RuntimeError):
     """A checkpoint could not be loaded; the message is meant for the user and says what to do."""
 
 
+# The class names Qwen's own Qwen2.5-VL checkpoints record, and the files they keep the processor in.
+STOCK_PROCESSOR_CLASS = "Qwen2_5_VLProcessor"
+STOCK_IMAGE_PROCESSOR_CLASS = "Qwen2VLImageProcessor"
+PROCESSOR_FILES = ("preprocessor_config.json", "chat_template.json")
+_NON_STOCK_FILES = ("processor_config.json", "chat_template.jinja")  # transformers 5's own layout
+
+
 class ImageOnlyQwen2_5_VLProcessor(Qwen2_5_VLProcessor):
     """``Qwen2_5_VLProcessor`` without the video processor, so it works where torchvision is missing."""
 
     def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
         super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
+
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs) -> list[str]:
+        if push_to_hub:
+            raise ValueError("Save the folder with save_processor() and upload it with `hf upload`.")
+        return save_processor(self, save_directory)
+
+
+def save_processor(processor: Any, out_dir: str | os.PathLike) -> list[str]:
+    """Write a Qwen2.5-VL processor in the layout of Qwen's own checkpoints.
+
+    ``tokenizer*.json`` (``processor_class``: ``Qwen2_5_VLProcessor``, the chat template inside), a flat ``preprocessor_config.json``
+    (``image_processor_type``: ``Qwen2VLImageProcessor``) and ``chat_template.json``. transformers 4 and 5,
+    vLLM and SGLang all read this layout; transformers 5's own ``processor_config.json`` is removed so that
+    no file in the folder names a class that only this project knows.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = processor.tokenizer
+    tokenizer._set_processor_class(STOCK_PROCESSOR_CLASS)
+    if tokenizer.chat_template is None:  # Qwen keeps the template in tokenizer_config.json as well
+        tokenizer.chat_template = processor.chat_template
+    written = [str(p) for p in tokenizer.save_pretrained(out, save_jinja_files=False)]
+    image_config = processor.image_processor.to_dict()
+    image_config.update(image_processor_type=STOCK_IMAGE_PROCESSOR_CLASS, processor_class=STOCK_PROCESSOR_CLASS)
+    files = {
+        "preprocessor_config.json": image_config,
+        "chat_template.json": {"chat_template": processor.chat_template},
+    }
+    for name, content in files.items():
+        (out / name).write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        written.append(str(out / name))
+    for name in _NON_STOCK_FILES:
+        (out / name).unlink(missing_ok=True)
+    return written
 
 
 @functools.cache

@@ -264,7 +264,7 @@ def build_tiny(out_dir: str | Path, seed: int = 0, size: str = "tiny") -> Path:
     import torch
     from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
-    from judo.models import ImageOnlyQwen2_5_VLProcessor
+    from judo.models import ImageOnlyQwen2_5_VLProcessor, save_processor
 
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; known: {', '.join(SIZES)}")
@@ -285,7 +285,7 @@ def build_tiny(out_dir: str | Path, seed: int = 0, size: str = "tiny") -> Path:
     processor = ImageOnlyQwen2_5_VLProcessor(
         image_processor=_image_processor(), tokenizer=tokenizer, chat_template=CHAT_TEMPLATE
     )
-    processor.save_pretrained(out)
+    save_processor(processor, out)
     return out
 
 

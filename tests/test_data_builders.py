@@ -321,6 +321,7 @@ def test_store_repairs_torn_lines_and_incomplete_items(tmp_path: Path) -> None:
     store = JsonlStore(path)
     store.append_item("a", [{"x": 1}])
     store.append_item("b", [{"x": 2}, {"x": 3}])
+    store.close()
     lines = path.read_text().splitlines(keepends=True)
     path.write_text(lines[0] + lines[1] + '{"item_id": "c", "ite')  # b lost its second row, c torn
     reopened = JsonlStore(path)
@@ -466,3 +467,18 @@ def test_stage1_with_realiad(mmad_root: Path, tmp_path: Path) -> None:
     assert all(r["mmad_key"] is None and r["template"].split("/")[1] == "OK" for r in extra)
     manifest = json.loads((tmp_path / "s1" / MANIFEST_FILE).read_text())
     assert len(manifest["realiad_keys"]) == 4 and len(manifest["mmad_keys"]) == 12
+
+
+def test_a_second_build_into_the_same_folder_is_refused(mmad_root: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "s1"
+    store = JsonlStore(out / DATA_FILE)  # the first build, still writing
+    try:
+        with TeacherServer() as server:
+            code = data_main(["stage1", "--mmad", str(mmad_root), "--out", str(out), "--limit", "2",
+                              *teacher_args(server)])
+            assert code == 2 and server.requests == []
+    finally:
+        store.close()
+    err = capsys.readouterr().err
+    assert "is being written by another run" in err and "Traceback" not in err
+    assert (out / DATA_FILE).read_text() == ""

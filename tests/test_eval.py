@@ -336,3 +336,20 @@ def test_comparator_engine_answers_detection_and_abstains_elsewhere(mmad_root, t
     seg = json.loads(scores.read_text())["summary"]["seg"]
     assert seg["seg_present_rate"] == 100.0 and seg["n_records"] == 16
     assert 0.0 <= seg["f1"]["Average"] <= 100.0 and sum(seg["n_anomalous"].values()) > 0
+
+
+def test_a_second_run_on_the_same_out_is_refused_and_writes_nothing(mmad_root, tmp_path, capsys):
+    """Two `judo eval` on one --out used to duplicate every record; the second now stops at once."""
+    from judo.evaluate.records import RecordWriter
+
+    out = tmp_path / "comparator.jsonl"
+    args = ["--mmad-root", str(mmad_root), "--out", str(out), "--engine", "comparator", "--limit", "4",
+            "--no-progress"]
+    with RecordWriter(out):  # the first run, still writing
+        capsys.readouterr()
+        assert eval_main(args) == 2
+        err = capsys.readouterr().err
+        assert "is being written by another run" in err and "Traceback" not in err
+        assert out.read_text() == ""
+    assert eval_main(args) == 0  # once the first run is gone, the same command runs
+    assert len(read_records([out])) == 4

@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
 
+from tests.checkpoint_layout import assert_stock_layout
 from judo.models import (
     ImageOnlyQwen2_5_VLProcessor,
     ModelLoadError,
@@ -45,30 +46,41 @@ def test_default_device_is_cpu_without_gpu():
     assert default_device() == "cpu"
 
 
-def test_processor_saved_again_reloads(tiny_model_dir, tmp_path):
-    """What trainer.save_model() writes (the image-only class name) loads back."""
+def test_processor_saved_again_reloads_with_stock_names(tiny_model_dir, tmp_path):
+    """What trainer.save_model() writes (it calls processor.save_pretrained) is Qwen's own layout."""
     processor = load_processor(tiny_model_dir)
     processor.save_pretrained(tmp_path)
     shutil.copy(tiny_model_dir / "config.json", tmp_path / "config.json")
-    saved = json.loads((tmp_path / "processor_config.json").read_text())
-    assert saved["processor_class"] == type(processor).__name__
+    assert_stock_layout(tmp_path)
     again = load_processor(tmp_path)
     assert again.tokenizer.get_vocab() == processor.tokenizer.get_vocab()
     assert again.chat_template == processor.chat_template
+    assert again.image_processor.to_dict() == processor.image_processor.to_dict()
+
+
+def test_the_tiny_checkpoint_has_stock_names(tiny_model_dir):
+    assert_stock_layout(tiny_model_dir)
+
+
+def test_a_folder_saved_by_an_older_version_still_loads(tiny_model_dir, tmp_path):
+    """Folders written before the stock layout named the image-only class in processor_config.json."""
+    folder = tmp_path / "older"
+    shutil.copytree(tiny_model_dir, folder)
+    image_config = json.loads((folder / "preprocessor_config.json").read_text())
+    image_config.pop("processor_class")
+    (folder / "processor_config.json").write_text(json.dumps(
+        {"image_processor": image_config, "processor_class": "ImageOnlyQwen2_5_VLProcessor"}))
+    (folder / "preprocessor_config.json").unlink()
+    processor = load_processor(folder)
+    assert processor.image_processor.merge_size == 2
 
 
 def test_hub_layout_processor_config_loads(tiny_model_dir, tmp_path):
-    """Real Qwen2.5-VL checkpoints keep the image processor in preprocessor_config.json and name
-    Qwen2_5_VLProcessor; that must load here too (no torchvision, no processor_config.json)."""
+    """A folder whose tokenizer config carries no processor_class (some hub uploads) loads too."""
     folder = tmp_path / "hub-layout"
     shutil.copytree(tiny_model_dir, folder)
-    processor_config = json.loads((folder / "processor_config.json").read_text())
-    image_config = dict(processor_config["image_processor"], processor_class="Qwen2_5_VLProcessor")
-    image_config["image_processor_type"] = "Qwen2VLImageProcessor"
-    (folder / "preprocessor_config.json").write_text(json.dumps(image_config))
-    (folder / "processor_config.json").unlink()
     tok_config = json.loads((folder / "tokenizer_config.json").read_text())
-    tok_config["processor_class"] = "Qwen2_5_VLProcessor"
+    tok_config.pop("processor_class", None)
     (folder / "tokenizer_config.json").write_text(json.dumps(tok_config))
     processor = load_processor(folder)
     assert processor.image_processor.merge_size == 2

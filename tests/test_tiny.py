@@ -64,8 +64,8 @@ def test_checkpoint_is_small_and_safetensors_only(tiny_model_dir):
         "config.json",
         "model.safetensors",
         "tokenizer.json",
-        "processor_config.json",
-        "chat_template.jinja",
+        "preprocessor_config.json",
+        "chat_template.json",
         "generation_config.json",
     } <= names
     assert not any(n.endswith((".bin", ".pt", ".pth")) for n in names)

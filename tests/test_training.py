@@ -26,6 +26,7 @@ from safetensors.torch import load_file
 from judo.data.cli import main as data_main
 from judo.data.datasets import load_grpo_dataset, load_sft_dataset
 from judo.models import load_model, load_processor
+from tests.checkpoint_layout import assert_stock_layout
 from judo.rewards import REWARDS
 from tests.teacher_server import TeacherServer
 from tests.test_data_builders import teacher_args, teacher_reply
@@ -70,9 +71,9 @@ def changed_tensors(before: Path, after: Path) -> int:
 
 def assert_checkpoint(folder: Path) -> None:
     """A finished stage: full weights + processor + done marker, loadable by judo.models."""
-    for name in ("model.safetensors", "config.json", "processor_config.json", "tokenizer.json",
-                 "judo_training.json"):
+    for name in ("model.safetensors", "config.json", "judo_training.json"):
         assert (folder / name).is_file(), f"{folder} lacks {name}"
+    assert_stock_layout(folder)
     model = load_model(folder)
     processor = load_processor(folder)
     assert type(model).__name__ == "Qwen2_5_VLForConditionalGeneration"

@@ -11,6 +11,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from judo.models import save_processor
+
 #: Written into an output folder once its stage has finished and saved; launch_h200.sh skips such stages.
 DONE_FILE = "judo_training.json"
 #: Every logged step as a JSON line (losses, rewards, tokens, peak GPU memory), appended across resumes.
@@ -125,7 +127,7 @@ def finish(trainer, processor, model_args, training_args, judo_args, started: fl
     out = training_args.output_dir
     trainer.save_model(out)
     if trainer.accelerator.is_main_process:
-        processor.save_pretrained(out)
+        save_processor(processor, out)  # Qwen's own layout and class names, whatever class `processor` is
     trainer.accelerator.wait_for_everyone()
     if model_args.use_peft and judo_args.merge_lora and trainer.accelerator.is_main_process:
         merge_adapter(model_args.model_name_or_path, out)

@@ -36,7 +36,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from judo.data.replies import ReplyFormatError
-from judo.data.store import JsonlLog, JsonlStore
+from judo.data.store import JsonlStore
+from judo.jsonl import JsonlLog
 from judo.data.teacher import TeacherAuthError, TeacherClient, TeacherError, TeacherReply
 
 log = logging.getLogger(__name__)
@@ -119,12 +120,21 @@ class Build:
         self.out = Path(out_dir)
         if self.out.exists() and not self.out.is_dir():
             raise DataBuildError(f"output path {self.out} exists and is not a folder")
-        self.stage = stage
         self.client = client
-        self.store = JsonlStore(self.out / DATA_FILE)
+        self.stage = stage
+        self._check_stage()  # before the lock: a wrong folder is refused without touching it
+        self.store = JsonlStore(self.out / DATA_FILE)  # held (and locked) until close()
         self.raw = JsonlLog(self.out / RAW_FILE)
         self.failures = JsonlLog(self.out / FAILURES_FILE)
-        self._check_stage()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Build:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _check_stage(self) -> None:
         """Refuse to mix stages in one folder (a resume into the wrong folder would corrupt both)."""
@@ -226,6 +236,20 @@ class Build:
             return
         self.store.append_item(item.id, rows)
         summary.built += 1
+
+
+def run_stage(out_dir: str | os.PathLike, stage: str, client: TeacherClient, manifest: dict[str, Any],
+              items: Sequence[WorkItem], make_work: Callable[[Build], Callable[[WorkItem], list[dict]]],
+              desc: str) -> BuildSummary:
+    """Build (or resume) one stage's folder: manifest marked incomplete, every item not on disk, then the
+    final manifest with the row count and whether every planned item is there."""
+    with Build(out_dir, stage=stage, client=client) as build:
+        teacher = {"base_url": client.config.base_url, "model": client.config.model}
+        build.write_manifest({**manifest, "teacher": teacher, "complete": False})
+        summary = build.run(items, make_work(build), workers=client.config.max_concurrency, desc=desc)
+        build.write_manifest({**manifest, "teacher": teacher, "rows": len(build.store),
+                              "complete": len(build.store.done) == len(items)})
+    return summary
 
 
 def print_dry_run(client: TeacherClient, item: WorkItem, requests: list[tuple], stream=None) -> None:

@@ -19,7 +19,7 @@ import sys
 
 from judo.data.build import BuildSummary, DataBuildError
 from judo.data.realiad import RealIADError
-from judo.data.store import StoreError
+from judo.jsonl import JsonlError
 from judo.data.teacher import TeacherAuthError, TeacherClient, TeacherConfig
 from judo.images import ImageInputError
 from judo.mmad import MMADError
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     except TeacherAuthError as err:
         print(f"judo data: {err}", file=sys.stderr)
         return 3
-    except (DataBuildError, MMADError, RealIADError, StoreError, ImageInputError, ValueError) as err:
+    except (DataBuildError, MMADError, RealIADError, JsonlError, ImageInputError, ValueError) as err:
         print(f"judo data: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from judo.data.build import Build, BuildSummary, ItemSkipped, WorkItem, print_dry_run
+from judo.data.build import Build, BuildSummary, ItemSkipped, WorkItem, print_dry_run, run_stage
 from judo.data.realiad import scan_realiad
 from judo.data.replies import clean_prose
 from judo.data.selection import (Stage1Item, check_stage1_items, resolve_problems, select_mmad_stage1,
@@ -151,11 +151,5 @@ def build_stage1(opts: Stage1Options, client: TeacherClient, *, dry_run: bool = 
             print_dry_run(client, witem, [("explanation", teacher_request(witem.payload, inputs,
                                                                           opts.teacher_max_side))])
         return None
-    build = Build(opts.out, stage="stage1", client=client)
-    teacher = {"base_url": client.config.base_url, "model": client.config.model}
-    build.write_manifest({**manifest, "teacher": teacher, "complete": False})
-    work = make_worker(build, knowledge, max_side=opts.teacher_max_side)
-    summary = build.run(items, work, workers=client.config.max_concurrency, desc="stage 1")
-    build.write_manifest({**manifest, "teacher": teacher, "rows": len(build.store),
-                          "complete": len(build.store.done) == len(items)})
-    return summary
+    return run_stage(opts.out, "stage1", client, manifest, items,
+                     lambda build: make_worker(build, knowledge, max_side=opts.teacher_max_side), desc="stage 1")

@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from judo.data.build import Build, BuildSummary, DataBuildError, ItemSkipped, WorkItem, print_dry_run
+from judo.data.build import Build, BuildSummary, DataBuildError, ItemSkipped, WorkItem, print_dry_run, run_stage
 from judo.data.replies import ReplyFormatError, parse_json_array, validate_paraphrases, validate_qa_pairs
 from judo.data.selection import rng_for, template_pools
 from judo.data.teacher import TeacherClient
@@ -218,10 +218,5 @@ def build_stage2(opts: Stage2Options, client: TeacherClient, *, dry_run: bool = 
                  {"max_tokens": max(client.config.max_tokens, TOKENS_PER_PAIR * opts.variants * chunk)}),
             ])
         return None
-    build = Build(opts.out, stage="stage2", client=client)
-    teacher = {"base_url": client.config.base_url, "model": client.config.model}
-    build.write_manifest({**manifest, "teacher": teacher, "complete": False})
-    summary = build.run(items, make_worker(build, opts), workers=client.config.max_concurrency, desc="stage 2")
-    build.write_manifest({**manifest, "teacher": teacher, "rows": len(build.store),
-                          "complete": len(build.store.done) == len(items)})
-    return summary
+    return run_stage(opts.out, "stage2", client, manifest, items,
+                     lambda build: make_worker(build, opts), desc="stage 2")

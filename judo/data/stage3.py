@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from judo.data.build import MANIFEST_FILE, DATA_FILE, Build, BuildSummary, DataBuildError, WorkItem, print_dry_run
+from judo.data.build import MANIFEST_FILE, DATA_FILE, Build, BuildSummary, DataBuildError, WorkItem, print_dry_run, run_stage
 from judo.data.replies import clean_prose
 from judo.data.store import read_rows
 from judo.data.teacher import TeacherClient
@@ -139,11 +139,5 @@ def build_stage3(opts: Stage3Options, client: TeacherClient, *, dry_run: bool = 
             messages, _, _ = teacher_request(witem.payload, knowledge, opts.teacher_max_side)
             print_dry_run(client, witem, [("rationale", messages)])
         return None
-    build = Build(opts.out, stage="stage3", client=client)
-    teacher = {"base_url": client.config.base_url, "model": client.config.model}
-    build.write_manifest({**manifest, "teacher": teacher, "complete": False})
-    summary = build.run(items, make_worker(build, knowledge, max_side=opts.teacher_max_side),
-                        workers=client.config.max_concurrency, desc="stage 3")
-    build.write_manifest({**manifest, "teacher": teacher, "rows": len(build.store),
-                          "complete": len(build.store.done) == len(items)})
-    return summary
+    return run_stage(opts.out, "stage3", client, manifest, items,
+                     lambda build: make_worker(build, knowledge, max_side=opts.teacher_max_side), desc="stage 3")

@@ -11,21 +11,23 @@ because it usually means two overlapping files were passed (e.g. `run.jsonl` and
 shards). `duplicates="first"|"last"` keeps one; `"keep"` counts every copy, which is what MMAD's scorer
 does with its own files when an image was re-queried.
 
-The writer is append-only and crash-safe: a batch is flushed and fsync'ed before the next one starts, and
-a torn last line (a write cut by `kill -9`) is cut off when the file is opened again.
+The writer is `judo.jsonl.JsonlFile`: append-only, locked against a second run on the same file, a batch
+flushed and fsync'ed before the next one starts, and a torn last line (a write cut by `kill -9`) cut off
+when the file is opened again.
 """
 
 from __future__ import annotations
 
 import glob
 import json
-import os
 import re
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+from judo.jsonl import JsonlError, JsonlFile, read_jsonl, write_jsonl_atomically
 
 if TYPE_CHECKING:
     from typing import Self  # Python 3.11+; annotations are not evaluated at run time
@@ -37,7 +39,7 @@ DUPLICATE_POLICIES: tuple[str, ...] = ("error", "first", "last", "keep")
 _OPTION_LINE = re.compile(r"^([A-E])\.\s?(.*)$")
 
 
-class RecordFormatError(ValueError):
+class RecordFormatError(JsonlError):
     """A records file that is neither ours nor MMAD's answer JSON; the message names the file and line."""
 
 
@@ -95,10 +97,13 @@ class EvalRecord:
         opts = "\x1e".join(f"{k}={v.strip()}" for k, v in sorted(self.options.items()))
         return f"{self.key}\x1f{_norm_text(self.question)}\x1f{opts}"
 
-    def to_json(self) -> str:
+    def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["cells"] = None if self.cells is None else [list(c) for c in sorted(self.cells)]
-        return json.dumps(data, ensure_ascii=False)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvalRecord:
@@ -205,18 +210,11 @@ def iter_file(path: Path) -> Iterator[EvalRecord]:
         for i, obj in enumerate(data):
             yield parse_record(obj, f"{path}[{i}]")
         return
-    lines = text.split("\n")
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            torn = lineno == len(lines) and not text.endswith("\n")
-            if torn:
-                warnings.warn(f"{path}:{lineno}: ignoring a torn last line (interrupted write)", stacklevel=2)
-                return
-            raise RecordFormatError(f"{path}:{lineno}: invalid JSON: {exc}") from exc
+    try:
+        rows = read_jsonl(path)
+    except JsonlError as exc:
+        raise RecordFormatError(str(exc)) from exc
+    for lineno, obj in rows:
         yield parse_record(obj, f"{path}:{lineno}")
 
 
@@ -259,70 +257,42 @@ def read_records(paths: Iterable[str | Path], duplicates: DuplicatePolicy = "err
     return dedupe(records, duplicates)
 
 
-def repair_tail(path: Path) -> int:
-    """Cut a torn last line (bytes after the final newline) off `path`; returns the bytes discarded."""
-    if not path.exists():
-        return 0
-    with open(path, "rb+") as fh:
-        size = fh.seek(0, os.SEEK_END)
-        if size == 0:
-            return 0
-        back = min(size, 1 << 20)
-        while True:
-            fh.seek(size - back)
-            chunk = fh.read(back)
-            pos = chunk.rfind(b"\n")
-            if pos >= 0 or back == size:
-                break
-            back = min(size, back * 2)
-        keep = 0 if pos < 0 else size - back + pos + 1
-        if keep == size:
-            return 0
-        fh.truncate(keep)
-        fh.flush()
-        os.fsync(fh.fileno())
-        return size - keep
-
-
 class RecordWriter:
-    """Append-only JSONL writer that makes `judo eval` resumable.
+    """The records file `judo eval` appends to and resumes from (a locked `JsonlFile`).
 
-    Opening repairs a torn tail and loads the question keys already answered (`done`); each `write()` of
-    a batch ends with flush + fsync, so after a crash every record is either fully on disk or absent.
+    Opening cuts a torn tail and loads the question keys already answered (`done`); each `write()` of a
+    batch is one write, flushed and fsynced, so after a crash every record is fully on disk or absent.
     """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.discarded_bytes = repair_tail(self.path)
-        self.existing: list[EvalRecord] = list(iter_file(self.path)) if self.path.exists() else []
-        self.done: set[str] = set()
-        for rec in self.existing:
-            qk = rec.question_key or rec.uid
-            if qk in self.done:
-                raise DuplicateRecordError(
-                    f"{self.path}: question {qk} is recorded twice; the file was edited?"
-                )
-            self.done.add(qk)
-        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open across batches; close()
+        self._file = JsonlFile(self.path)
+        try:
+            self.discarded_bytes = self._file.torn_bytes
+            self.existing = [parse_record(row, f"{self.path}:{n}")
+                             for n, row in zip(self._file.line_numbers, self._file.rows, strict=True)]
+            self.done: set[str] = set()
+            for rec in self.existing:
+                qk = rec.question_key or rec.uid
+                if qk in self.done:
+                    raise DuplicateRecordError(f"{self.path}: question {qk} is recorded twice; the file was edited?")
+                self.done.add(qk)
+        except BaseException:
+            self._file.close()
+            raise
 
     def write(self, records: Iterable[EvalRecord]) -> None:
-        lines = []
+        rows = []
         for rec in records:
             qk = rec.question_key or rec.uid
             if qk in self.done:
                 raise DuplicateRecordError(f"{self.path}: refusing to record {qk} twice")
             self.done.add(qk)
-            lines.append(rec.to_json() + "\n")
-        if not lines:
-            return
-        self._fh.write("".join(lines))
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+            rows.append(rec.to_dict())
+        self._file.append(rows)
 
     def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
+        self._file.close()
 
     def __enter__(self) -> Self:
         return self
@@ -333,11 +303,4 @@ class RecordWriter:
 
 def write_records(path: str | Path, records: Iterable[EvalRecord]) -> Path:
     """Write a whole records file atomically (temp file + rename): used to merge rank shards."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.writelines(rec.to_json() + "\n" for rec in records)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+    return write_jsonl_atomically(path, (rec.to_dict() for rec in records))

@@ -25,6 +25,7 @@ from typing import Any
 
 from judo.evaluate.answerers import Answerer, Prepared
 from judo.evaluate.records import EvalRecord, RecordWriter, iter_file, write_records
+from judo.jsonl import JsonlError
 from judo.evaluate.selection import (
     EvalItem,
     SelectionError,
@@ -341,7 +342,10 @@ def run(args: argparse.Namespace, answerer: Answerer | None = None) -> RunResult
     mine = shard(items, rank, world)
     own = args.out if world == 1 else rank_path(args.out, rank)
     existed = own.exists()
-    writer = RecordWriter(own)
+    try:
+        writer = RecordWriter(own)
+    except JsonlError as exc:  # another run holds the file, or a line in it is damaged
+        raise EvalError(str(exc)) from exc
     if writer.discarded_bytes:
         print(
             f"{own}: cut off a torn last line ({writer.discarded_bytes} bytes) from an interrupted run",
