@@ -182,6 +182,14 @@ class ServedEngine(QwenEngine):
                 "(is it an OpenAI-compatible server?)."
             )
 
+    def complete(self, prompt: Any, settings: Any = None) -> tuple[str, int | None]:
+        """The whole completion of a ready `judo.prompts.Prompt` (the evaluator's path): the same
+        request and stream as `stream`, joined; (text, completion tokens the server reported).
+        Raises `ServedError` with one sentence when the server fails."""
+        usage: dict[str, Any] = {}
+        text = "".join(self._deltas(prompt, self.settings(as_settings(settings)), threading.Event(), usage))
+        return text, usage.get("completion_tokens")
+
     def _failure(self, err: Exception) -> str:
         return str(err) if isinstance(err, ServedError) else super()._failure(err)
 

@@ -59,17 +59,7 @@ class ModelAnswerer:
 
     def prompt(self, item: Prepared, fit: Callable[[Image.Image], Image.Image] | None = None):
         """The 1-shot prompt of one item; ``fit`` may hand over images already at the model's size."""
-        from judo.prompts import inspection_prompt
-
-        fit = fit or (lambda image: image)
-        return inspection_prompt(
-            fit(item.query),
-            [fit(t) for t in item.templates],
-            item.question,
-            item.options,
-            knowledge=item.knowledge,
-            style=self.prompt_style,
-        )
+        return item_prompt(item, self.prompt_style, fit)
 
     def answer(self, batch: list[Prepared]) -> list[str]:
         from judo.generation import generate_batch
@@ -79,6 +69,21 @@ class ModelAnswerer:
         return generate_batch(
             self.model, self.processor, prompts, max_new_tokens=self.max_new_tokens, do_sample=False
         )
+
+
+def item_prompt(item: Prepared, style: str, fit: Callable[[Image.Image], Image.Image] | None = None):
+    """The official 1-shot prompt of one item (`judo.prompts`), whichever backend answers it."""
+    from judo.prompts import inspection_prompt
+
+    fit = fit or (lambda image: image)
+    return inspection_prompt(
+        fit(item.query),
+        [fit(t) for t in item.templates],
+        item.question,
+        item.options,
+        knowledge=item.knowledge,
+        style=style,
+    )
 
 
 def _model_size_once() -> Callable[[Image.Image], Image.Image]:

@@ -5,6 +5,8 @@
     accelerate launch --multi_gpu --num_processes 4 -m judo.evaluate.run --batch-size 16 <same options>
     torchrun --nproc_per_node 4 -m judo.evaluate.run --batch-size 16 <same options>
     judo eval --mmad-root /data/MMAD --engine comparator --out runs/comparator.jsonl
+    judo eval --mmad-root MMAD --backend openai --base-url http://gpu1:8000/v1 --base-url http://gpu2:8000/v1 \
+        --model org/judo-7b --concurrency 8 --out runs/judo.jsonl
 
 Protocol: one question per call, no history, greedy; template `random_templates[0]` (`--template similar`,
 `--shots K`), images re-sent each call. Re-running the same command resumes: questions already in the
@@ -61,6 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="records file (JSONL); rerun to resume")
     p.add_argument("--engine", choices=("model", "comparator"), default="model")
     p.add_argument("--checkpoint", help="local folder or hub id of a Qwen2.5-VL checkpoint (engine model)")
+    p.add_argument(
+        "--backend",
+        choices=("transformers", "openai"),
+        default="transformers",
+        help="transformers: the checkpoint in this process; openai: OpenAI-compatible server(s) (vLLM, SGLang, TGI)",
+    )
+    p.add_argument(
+        "--base-url",
+        action="append",
+        dest="base_urls",
+        metavar="URL",
+        help="API root of a server, e.g. http://localhost:8000/v1; repeat for replicas (backend openai)",
+    )
+    p.add_argument("--model", help="the served model name (backend openai; default: --checkpoint)")
+    p.add_argument("--concurrency", type=int, default=4, help="requests in flight per --base-url (default 4)")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable with the API key")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds a server may stay silent (backend openai)")
     p.add_argument("--quantization", choices=("4bit", "8bit"), default=None)
     p.add_argument("--device", default=None, help="e.g. cuda:0 or cpu (default: best available)")
     p.add_argument(
@@ -86,7 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--skip-missing", action="store_true", help="skip samples whose images are missing (counted)"
     )
-    p.add_argument("--batch-size", type=int, default=1, help="questions per generate call")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="questions per generate call (default 1); backend openai: questions written per step "
+        "(default 4 x concurrency x URLs)",
+    )
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument(
         "--threads",
@@ -131,6 +156,8 @@ def run_config(args: argparse.Namespace) -> dict[str, Any]:
             "quantization": args.quantization,
             "max_new_tokens": args.max_new_tokens,
         }
+        if args.backend == "openai":  # the records say which backend produced them
+            engine.update(backend="openai", checkpoint=args.model or args.checkpoint, quantization=None)
     return {**engine, "template": args.template, "shots": args.shots, "rag": bool(args.rag)}
 
 
@@ -140,7 +167,7 @@ def _check_resume(path: Path, existing: list[EvalRecord], config: dict[str, Any]
     old = existing[0].extra.get("config")
     if old is None:
         return
-    diff = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
+    diff = {k: (old.get(k), config.get(k)) for k in {**old, **config} if old.get(k) != config.get(k)}
     if diff:
         shown = ", ".join(f"{k}: {a!r} in the file vs {b!r} now" for k, (a, b) in diff.items())
         raise EvalError(
@@ -260,6 +287,23 @@ def make_answerer(args: argparse.Namespace) -> Answerer:
 
     if args.engine == "comparator":
         return ComparatorAnswerer()
+    if args.backend == "openai":
+        from judo.evaluate.served import ServedAnswerer, ServedEvalError
+
+        if not (args.model or args.checkpoint):
+            raise EvalError("--backend openai needs --model (the served model name) or --checkpoint")
+        try:
+            return ServedAnswerer(
+                args.base_urls or [],
+                args.model or args.checkpoint,
+                prompt_style=args.prompt,
+                max_new_tokens=args.max_new_tokens,
+                concurrency=args.concurrency,
+                api_key_env=args.api_key_env,
+                timeout_s=args.timeout,
+            )
+        except (ValueError, ServedEvalError) as exc:
+            raise EvalError(str(exc)) from None
     if not args.checkpoint:
         raise EvalError("--checkpoint is required with --engine model (a local folder or a hub id)")
     device = args.device
@@ -296,6 +340,9 @@ def run(args: argparse.Namespace, answerer: Answerer | None = None) -> RunResult
     """Select, check files, resume, ask in batches, write as it goes; see the module docstring."""
     from judo.mmad import MMADError, load_mmad
 
+    if args.batch_size is None:
+        served = getattr(args, "backend", "transformers") == "openai" and args.engine == "model"
+        args.batch_size = 4 * args.concurrency * len(args.base_urls or [""]) if served else 1
     if args.batch_size < 1:
         raise EvalError(f"--batch-size must be >= 1, got {args.batch_size}")
     threads = getattr(args, "threads", None)
@@ -370,6 +417,7 @@ def run(args: argparse.Namespace, answerer: Answerer | None = None) -> RunResult
 
     from tqdm import tqdm
 
+    from judo.evaluate.served import ServedAnswerer, ServedEvalError
     from judo.images import ImageInputError
 
     bar = tqdm(
@@ -393,14 +441,19 @@ def run(args: argparse.Namespace, answerer: Answerer | None = None) -> RunResult
                     f"{exc} (records so far are kept; fix or --exclude the image and rerun)"
                 ) from exc
             t0 = time.perf_counter()
-            raws = answerer.answer(prepared)
+            try:
+                raws = answerer.answer(prepared)
+            except ServedEvalError as exc:
+                raise EvalError(f"{exc} (records so far are kept; rerun the same command to resume)") from None
             per_item = (time.perf_counter() - t0) / len(batch)
-            writer.write(
-                [
-                    to_record(it, raw, per_item, mmad.root, config, len(batch), rank, answerer.tagged_only)
-                    for it, raw in zip(batch, raws)
-                ]
-            )
+            records = [
+                to_record(it, raw, per_item, mmad.root, config, len(batch), rank, answerer.tagged_only)
+                for it, raw in zip(batch, raws)
+            ]
+            if isinstance(answerer, ServedAnswerer):
+                for rec, url in zip(records, answerer.last_urls):
+                    rec.extra["base_url"] = url
+            writer.write(records)
             asked += len(batch)
             bar.update(len(batch))
     finally:
