@@ -21,6 +21,8 @@ Every chat request is recorded (``requests``: parsed body, time), in-flight requ
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import json
 import queue
@@ -82,6 +84,47 @@ class Recorded:
     index: int
     body: dict
     received_at: float
+
+
+def _image(url: Any):
+    """A PIL image from a base64 data URL (a server offline cannot fetch http URLs)."""
+    from judo.images import ImageInputError, load_image
+
+    if not isinstance(url, str) or not url.startswith("data:") or ";base64," not in url:
+        raise ValueError(f"images must be base64 data URLs, got {str(url)[:40]!r}")
+    try:
+        return load_image(base64.b64decode(url.split(",", 1)[1], validate=True))
+    except (binascii.Error, ImageInputError) as err:
+        raise ValueError(f"the image data URL does not hold a usable image: {err}") from None
+
+
+def to_prompt(messages: Any):
+    """OpenAI chat messages -> `judo.prompts.Prompt`, the way a server hands them to the chat template:
+    text parts kept, each ``image_url`` part an image placeholder filled by its decoded picture."""
+    from judo.prompts import Prompt
+
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("messages must be a non-empty list")
+    out, images = [], []
+    for message in messages:
+        if not isinstance(message, dict) or "role" not in message or "content" not in message:
+            raise ValueError("each message needs a role and a content")
+        content = message["content"]
+        if isinstance(content, str):
+            content = [{"type": "text", "text": content}]
+        parts = []
+        for part in content if isinstance(content, list) else []:
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text":
+                parts.append({"type": "text", "text": str(part.get("text", ""))})
+            elif kind == "image_url":
+                url = part.get("image_url")
+                images.append(_image(url.get("url") if isinstance(url, dict) else url))
+                parts.append({"type": "image"})
+            else:
+                raise ValueError(f"unsupported content part {part!r:.60}")
+        out.append({"role": message["role"], "content": parts})
+    return Prompt(messages=out, images=images)
 
 
 def free_port() -> int:
@@ -237,14 +280,9 @@ class OpenAIServer:
     # --- generation --------------------------------------------------------------------------------
     def _job(self, body: dict, index: int) -> dict:
         """Validated generation inputs of one request; ValueError -> HTTP 400."""
-        from judo.data.local_teacher import to_prompt
-        from judo.data.teacher import TeacherError
         from judo.generation import GenerationError, encode, generation_kwargs
 
-        try:
-            prompt = to_prompt(body.get("messages"))
-        except (TeacherError, ValueError) as err:
-            raise ValueError(f"bad messages: {err}") from None
+        prompt = to_prompt(body.get("messages"))
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or 256
         temperature = float(body.get("temperature", 1.0) or 0.0)
         sampling = temperature > 0

@@ -199,3 +199,27 @@ def test_bad_served_engine_config_says_what_is_wrong(tmp_path, fields, message):
     (tmp_path / "app.yaml").write_text(f"engines:\n  - {{id: s, label: S, kind: openai, {fields}}}\n")
     with pytest.raises(ConfigError, match=message):
         load_config(tmp_path / "app.yaml", env={})
+
+
+def test_answer_batch_spreads_over_replicas_in_order_with_bounded_concurrency(tiny, tiny_model_dir):
+    model, processor = tiny
+    replicas = [OpenAIServer(tiny_model_dir, model=model, processor=processor, parallel=4) for _ in range(2)]
+    with replicas[0] as one, replicas[1] as two:
+        one.token_delay_s = two.token_delay_s = 0.01
+        endpoints = [Endpoint(one.base_url, max_retries=0), Endpoint(two.base_url, max_retries=0)]
+        eng = ServedEngine(
+            "served",
+            "Served",
+            endpoints,
+            "tiny",
+            concurrency=2,
+            defaults=GenerationSettings(max_new_tokens=8),
+        )
+        requests = [request(seed) for seed in range(8)]
+        finals = eng.answer_batch(requests)
+        assert [u.error for u in finals] == [None] * 8
+        assert one.calls + two.calls == 8 and one.calls >= 2 and two.calls >= 2
+        assert one.max_in_flight <= 2 and two.max_in_flight <= 2
+        assert {u.meta["base_url"] for u in finals} == {one.base_url, two.base_url}
+        one.token_delay_s = two.token_delay_s = 0.0
+        assert [u.text for u in finals] == [list(eng.stream(r))[-1].text for r in requests]

@@ -118,9 +118,9 @@ class QwenEngine:
         first_s: float | None = None
         stopped: str | None = None
         deadline = t0 + self.max_seconds
-        usage: dict[str, Any] = {}
+        reported: dict[str, Any] = {}
         try:
-            for delta in self._deltas(prompt, s, stop, usage):
+            for delta in self._deltas(prompt, s, stop, reported):
                 if not delta:
                     continue
                 if first_s is None:
@@ -148,10 +148,11 @@ class QwenEngine:
         finally:
             stop.set()  # also when the consumer closes this generator early: end the worker thread
 
-        yield self._final(parser, request, s, meta, warnings, t0, first_s, stopped, usage)
+        yield self._final(parser, request, s, meta, warnings, t0, first_s, stopped, reported)
 
-    def _deltas(self, prompt: Any, s: GenerationSettings, stop: threading.Event, usage: dict) -> Iterator[str]:
-        """The completion of ``prompt`` as text deltas (`judo.engines.served` streams them from a server)."""
+    def _deltas(self, prompt: Any, s: GenerationSettings, stop: threading.Event, reported: dict) -> Iterator[str]:
+        """The completion of ``prompt`` as text deltas (`judo.engines.served` streams them from a server,
+        and puts what the server said into ``reported``: the token count, which replica answered)."""
         from judo.generation import stream_generate
 
         return stream_generate(
@@ -183,7 +184,7 @@ class QwenEngine:
         t0: float,
         first_s: float | None,
         stopped: str | None,
-        usage: dict | None = None,
+        reported: dict | None = None,
     ) -> Update:
         """The last update: full parse, MMAD answer extraction, warnings and timing."""
         final = parser.finish()
@@ -195,7 +196,8 @@ class QwenEngine:
         if not text.strip():
             warnings.append("The model produced no text.")
         # A server reports its count; re-tokenising the decoded text approximates it (may differ by a few).
-        counted = (usage or {}).get("completion_tokens") or self._count_tokens(text)
+        reported = dict(reported or {})
+        counted = reported.pop("completion_tokens", None) or self._count_tokens(text)
         n_tokens = min(counted, s.max_new_tokens or counted)
         if counted >= (s.max_new_tokens or 0) and not final.answer_closed:
             warnings.append(f"The output was cut at the {s.max_new_tokens}-token limit.")
@@ -230,6 +232,7 @@ class QwenEngine:
             "new_tokens": n_tokens,
             "tokens_per_s": round(n_tokens / gen_s, 2) if gen_s > 0 and n_tokens else None,
             "stopped": bool(stopped),
+            **reported,
         }
         return Update(text=text, cells=set(final.cells), answer=answer, done=True, meta=out_meta)
 

@@ -6,6 +6,10 @@ the same prompt (`judo.prompts`, images at 448x448), the same stream parsing and
 like an in-process one. Only the tokens come from elsewhere: the prompt goes out as chat messages
 with the images as PNG data URLs (`judo.openai_api`), the reply streams back as server-sent events.
 
+Several endpoints are replicas of one model (a vLLM per GPU or per machine): each request goes to
+the least busy one, and `answer_batch` (the evaluator) keeps at most ``concurrency`` requests in
+flight per replica.
+
 Robustness: each read is bounded (``timeout_s``), the SDK retries connection errors, 429 and 5xx
 before the reply starts (``max_retries``), the whole answer is bounded by ``max_seconds``; Stop
 closes the HTTP stream, so the server stops generating too. A server that is down or does not
@@ -17,7 +21,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from judo.engines.base import GenerationSettings, InspectionRequest, Update
@@ -65,9 +70,10 @@ class ServedEngine(QwenEngine):
         self,
         id: str,
         label: str,
-        endpoint: Endpoint,
+        endpoints: Endpoint | Sequence[Endpoint],
         model: str,
         *,
+        concurrency: int = 4,
         knowledge: KnowledgeBase | None = None,
         prompt_style: str = "judo",
         defaults: GenerationSettings | None = None,
@@ -86,31 +92,51 @@ class ServedEngine(QwenEngine):
             checkpoint=model,
             description=description,
         )
-        self.endpoint = endpoint
+        self.endpoints = [endpoints] if isinstance(endpoints, Endpoint) else list(endpoints)
+        if not self.endpoints:
+            raise ValueError("a served engine needs at least one endpoint")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        self.concurrency = concurrency
         self.model_name = model
+        self._busy = [0] * len(self.endpoints)
+        self._busy_lock = threading.Lock()
         self._reason: str | None = None
         self._checked_at: float | None = None
         self._check_lock = threading.Lock()
 
+    @property
+    def endpoint(self) -> Endpoint:
+        """The first replica (the only one in the usual case)."""
+        return self.endpoints[0]
+
     # --- availability ------------------------------------------------------------------------------
     def check(self) -> str | None:
-        """Ask the server which models it serves; returns the reason this engine cannot run, or None."""
-        import openai
-
-        try:
-            served = self.endpoint.served_models(timeout_s=CHECK_TIMEOUT_S)
-        except openai.NotFoundError:
-            served = None  # a server without GET /models: the first answer will tell
-        except Exception as err:  # noqa: BLE001 - any failure of the call becomes one sentence
-            reason = describe_error(err, self.endpoint, CHECK_TIMEOUT_S)
-        else:
-            reason = None
-            if served is not None and self.model_name not in served:
-                listed = ", ".join(served[:5]) or "none"
-                reason = f"The server at {self.endpoint.base_url} does not serve {self.model_name!r} (it serves: {listed})."
+        """Ask every replica which models it serves; returns why this engine cannot run, or None."""
+        reason = None
+        for endpoint in self.endpoints:
+            reason = self._check_one(endpoint)
+            if reason is not None:
+                break
         with self._check_lock:
             self._reason, self._checked_at = reason, time.monotonic()
         return reason
+
+    def _check_one(self, endpoint: Endpoint) -> str | None:
+        import openai
+
+        try:
+            served = endpoint.served_models(timeout_s=CHECK_TIMEOUT_S)
+        except openai.NotFoundError:
+            return None  # a server without GET /models: the first answer will tell
+        except Exception as err:  # noqa: BLE001 - any failure of the call becomes one sentence
+            return describe_error(err, endpoint, CHECK_TIMEOUT_S)
+        if self.model_name not in served:
+            listed = ", ".join(served[:5]) or "none"
+            return (
+                f"The server at {endpoint.base_url} does not serve {self.model_name!r} (it serves: {listed})."
+            )
+        return None
 
     @property
     def reason(self) -> str | None:  # type: ignore[override]
@@ -137,23 +163,51 @@ class ServedEngine(QwenEngine):
             return
         yield from super().stream(request, stop_event, as_settings(settings))
 
+    def answer_batch(self, requests: list[InspectionRequest], settings: Any = None) -> list[Update]:
+        """Final updates for several requests, in order, ``concurrency`` per replica at a time."""
+        if not requests:
+            return []
+
+        def final(request: InspectionRequest) -> Update:
+            last = Update()
+            for last in self.stream(request, None, settings):  # noqa: B007 - the last one is the answer
+                pass
+            return last
+
+        workers = min(len(requests), self.concurrency * len(self.endpoints))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"served-{self.id}") as pool:
+            return list(pool.map(final, requests))
+
     def backend_meta(self) -> dict[str, Any]:
-        return {"backend": "openai", "base_url": self.endpoint.base_url, "model": self.model_name}
+        return {"backend": "openai", "model": self.model_name}
 
     def _deltas(
-        self, prompt: Any, s: GenerationSettings, stop: threading.Event, usage: dict
+        self, prompt: Any, s: GenerationSettings, stop: threading.Event, reported: dict
     ) -> Iterator[str]:
+        with self._busy_lock:  # the least busy replica; with n x concurrency callers none gets more
+            i = min(range(len(self.endpoints)), key=self._busy.__getitem__)
+            self._busy[i] += 1
         try:
-            response = self.endpoint.client.chat.completions.create(
+            yield from self._deltas_from(self.endpoints[i], prompt, s, stop, reported)
+        finally:
+            with self._busy_lock:
+                self._busy[i] -= 1
+
+    def _deltas_from(
+        self, endpoint: Endpoint, prompt: Any, s: GenerationSettings, stop: threading.Event, reported: dict
+    ) -> Iterator[str]:
+        reported["base_url"] = endpoint.base_url
+        try:
+            response = endpoint.client.chat.completions.create(
                 model=self.model_name,
                 messages=prompt_messages(prompt),
                 stream=True,
                 stream_options={"include_usage": True},
                 **request_params(s),
-                **self.endpoint.call_options,
+                **endpoint.call_options,
             )
         except Exception as err:  # noqa: BLE001 - any failure of the call becomes one sentence
-            raise ServedError(describe_error(err, self.endpoint)) from None
+            raise ServedError(describe_error(err, endpoint)) from None
         chunks = 0
         try:
             for chunk in response:
@@ -162,7 +216,7 @@ class ServedEngine(QwenEngine):
                 chunks += 1
                 counted = getattr(getattr(chunk, "usage", None), "completion_tokens", None)
                 if isinstance(counted, int):
-                    usage["completion_tokens"] = counted
+                    reported["completion_tokens"] = counted
                 choices = getattr(chunk, "choices", None)
                 if choices is None and counted is None:
                     raise ValueError("a stream chunk has neither choices nor usage")
@@ -170,25 +224,24 @@ class ServedEngine(QwenEngine):
                     text = getattr(getattr(choice, "delta", None), "content", None)
                     if text:
                         yield text
-        except ServedError:
-            raise
-        except Exception as err:  # noqa: BLE001 - any failure of the call becomes one sentence
-            raise ServedError(describe_error(err, self.endpoint)) from None
+        except Exception as err:  # noqa: BLE001 - any failure of the stream becomes one sentence
+            raise ServedError(describe_error(err, endpoint)) from None
         finally:
             response.close()  # Stop, the time limit or an error: the server sees the client go
         if chunks == 0:
             raise ServedError(
-                f"The server at {self.endpoint.base_url} answered without any chat-completion chunk "
+                f"The server at {endpoint.base_url} answered without any chat-completion chunk "
                 "(is it an OpenAI-compatible server?)."
             )
 
-    def complete(self, prompt: Any, settings: Any = None) -> tuple[str, int | None]:
-        """The whole completion of a ready `judo.prompts.Prompt` (the evaluator's path): the same
-        request and stream as `stream`, joined; (text, completion tokens the server reported).
-        Raises `ServedError` with one sentence when the server fails."""
-        usage: dict[str, Any] = {}
-        text = "".join(self._deltas(prompt, self.settings(as_settings(settings)), threading.Event(), usage))
-        return text, usage.get("completion_tokens")
+    def complete(self, prompt: Any, settings: Any = None) -> tuple[str, dict[str, Any]]:
+        """The whole completion of a ready `judo.prompts.Prompt`: the request and stream of `stream`,
+        joined; returns (text, what the server reported). Raises `ServedError` (one sentence)."""
+        reported: dict[str, Any] = {}
+        text = "".join(
+            self._deltas(prompt, self.settings(as_settings(settings)), threading.Event(), reported)
+        )
+        return text, reported
 
     def _failure(self, err: Exception) -> str:
         return str(err) if isinstance(err, ServedError) else super()._failure(err)
