@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -51,32 +50,49 @@ def eval_rate(args, answerer=None) -> tuple[float, list[str]]:
     return result.asked / wall, [r.raw for r in read_records([args.out])]
 
 
-def token_costs(server, model, processor, max_new: int, repeats: int) -> dict[str, float]:
-    """ms per streamed token of the same greedy request, in process and through the server."""
+def token_costs(
+    server, model, processor, lengths: tuple[int, int], repeats: int
+) -> dict[str, dict[str, float]]:
+    """Per engine: ms per streamed token (the slope between two answer lengths, so the one-off cost of a
+    request does not hide in it) and ms per request (the intercept: prompt, images, HTTP set-up)."""
     from judo.engines.base import GenerationSettings, InspectionRequest
     from judo.engines.qwen import QwenEngine
     from judo.engines.served import ServedEngine
     from judo.openai_api import Endpoint
     from tests.noise import noise
 
-    settings = GenerationSettings(max_new_tokens=max_new)
-    local = QwenEngine("local", "Local", model, processor, defaults=settings)
-    served = ServedEngine("served", "Served", Endpoint(server.base_url), server.model_name, defaults=settings)
     request = InspectionRequest(noise(0), noise(1), "Is there any defect?", {"A": "Yes.", "B": "No."})
-    out: dict[str, list[float]] = {"in-process": [], "served": []}
-    tokens = {}
+    best: dict[tuple[str, int], float] = {}
+    counts: dict[tuple[str, int], int] = {}
     for _ in range(repeats):
-        for name, engine in (("in-process", local), ("served", served)):
-            t0 = time.perf_counter()
-            final = list(engine.stream(request))[-1]
-            wall = time.perf_counter() - t0
-            if final.error:
-                raise SystemExit(f"{name} failed: {final.error}")
-            tokens[name] = final.meta["new_tokens"]
-            out[name].append(1000 * wall / final.meta["new_tokens"])
-    if len(set(tokens.values())) != 1:
-        raise SystemExit(f"the two engines generated different token counts: {tokens}")
-    return {name: min(values) for name, values in out.items()} | {"tokens": tokens["served"]}
+        for n in lengths:
+            settings = GenerationSettings(max_new_tokens=n)
+            engines = {
+                "in-process": QwenEngine("local", "Local", model, processor, defaults=settings),
+                "served": ServedEngine(
+                    "served", "Served", Endpoint(server.base_url), server.model_name, defaults=settings
+                ),
+            }
+            for name, engine in engines.items():
+                t0 = time.perf_counter()
+                final = list(engine.stream(request))[-1]
+                wall = 1000 * (time.perf_counter() - t0)
+                if final.error:
+                    raise SystemExit(f"{name} failed: {final.error}")
+                counts[(name, n)] = final.meta["new_tokens"]
+                best[(name, n)] = min(best.get((name, n), wall), wall)
+    if any(counts[("served", n)] != counts[("in-process", n)] for n in lengths):
+        raise SystemExit(f"the two engines generated different token counts: {counts}")
+    out = {}
+    for name in ("in-process", "served"):
+        (n1, n2) = (counts[(name, n)] for n in lengths)
+        slope = (best[(name, lengths[1])] - best[(name, lengths[0])]) / (n2 - n1)
+        out[name] = {
+            "token_ms": slope,
+            "request_ms": best[(name, lengths[0])] - slope * n1,
+            "tokens": (n1, n2),
+        }
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--questions", type=int, default=24)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--max-new-tokens", type=int, default=16)
-    p.add_argument("--stream-tokens", type=int, default=96, help="tokens of the per-token measurement")
+    p.add_argument(
+        "--stream-tokens", default="16,112", help="the two answer lengths of the per-token measurement"
+    )
     p.add_argument("--parallel", type=int, default=8, help="generations the test server runs at once")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -110,18 +128,32 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.rounds):
                 settings = [("in-process", ["--checkpoint", str(ckpt), "--device", "cpu"])]
                 settings += [
-                    (f"openai c={c}", ["--backend", "openai", "--base-url", server.base_url, "--model",
-                                       server.model_name, "--concurrency", str(c)])
+                    (
+                        f"openai c={c}",
+                        [
+                            "--backend",
+                            "openai",
+                            "--base-url",
+                            server.base_url,
+                            "--model",
+                            server.model_name,
+                            "--concurrency",
+                            str(c),
+                        ],
+                    )
                     for c in CONCURRENCY
                 ]
                 for name, extra in settings:
                     n += 1
                     out = tmp / f"run{n}.jsonl"
-                    rate, raw = eval_rate(eval_args(root, out, extra, args.questions, args.max_new_tokens),
-                                          answerer if name == "in-process" else None)
+                    rate, raw = eval_rate(
+                        eval_args(root, out, extra, args.questions, args.max_new_tokens),
+                        answerer if name == "in-process" else None,
+                    )
                     rates.setdefault(name, []).append(rate)
                     raws[name] = raw
-            costs = token_costs(server, model, processor, args.stream_tokens, repeats=3)
+            lengths = tuple(int(x) for x in args.stream_tokens.split(","))
+            costs = token_costs(server, model, processor, lengths, repeats=3)
         load_after = os.getloadavg()
 
     print(
@@ -137,17 +169,22 @@ def main(argv: list[str] | None = None) -> int:
     for c in CONCURRENCY[1:]:
         ratio = max(rates[f"openai c={c}"]) / base
         if ratio < MIN_CONCURRENCY_RATIO:
-            failures.append(f"concurrency {c}: {ratio:.2f}x of concurrency 1 (target >= {MIN_CONCURRENCY_RATIO})")
+            failures.append(
+                f"concurrency {c}: {ratio:.2f}x of concurrency 1 (target >= {MIN_CONCURRENCY_RATIO})"
+            )
     if any(raw != raws["in-process"] for raw in raws.values()):
         failures.append("the served records differ from the in-process ones")
     else:
         print(f"records: every backend wrote the same raw text for all {args.questions} questions")
 
-    overhead = costs["served"] - costs["in-process"]
+    local, served = costs["in-process"], costs["served"]
+    overhead = served["token_ms"] - local["token_ms"]
     print(
-        f"per streamed token ({costs['tokens']} tokens, best of 3): in-process {costs['in-process']:.2f} ms, "
-        f"served {costs['served']:.2f} ms, overhead {overhead:+.2f} ms/token "
-        f"({costs['served'] / costs['in-process']:.2f}x)"
+        f"streaming, {local['tokens'][0]} vs {local['tokens'][1]} tokens, best of 3: per token in-process "
+        f"{local['token_ms']:.2f} ms, served {served['token_ms']:.2f} ms, overhead {overhead:+.2f} ms/token; "
+        f"per request in-process {local['request_ms']:.0f} ms, served {served['request_ms']:.0f} ms "
+        f"(overhead {served['request_ms'] - local['request_ms']:+.0f} ms: PNG data URLs, HTTP, the server's "
+        "own decoding of the images)"
     )
     if overhead > MAX_OVERHEAD_MS_PER_TOKEN:
         failures.append(f"served overhead {overhead:.2f} ms/token (target <= {MAX_OVERHEAD_MS_PER_TOKEN})")
