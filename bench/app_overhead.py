@@ -76,13 +76,13 @@ def no_early_stop(model, processor, tokens: int, style: str) -> None:
 
 
 def raw_run(engine, tokens: int) -> dict:
-    from judo.generation import stream_generate
+    from judo.generation import decoding, stream_generate
 
     t0 = time.perf_counter()
     prompt = build_prompt(engine.prompt_style)
     first = None
     parts = []
-    for delta in stream_generate(engine.model, engine.processor, prompt, max_new_tokens=tokens):
+    for delta in stream_generate(engine.model, engine.processor, prompt, decoding(tokens)):
         first = first or time.perf_counter()
         parts.append(delta)
     end = time.perf_counter()

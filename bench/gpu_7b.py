@@ -92,7 +92,7 @@ def release_memory() -> None:
 
 
 def serve(model_dir: Path, device: str, quantization: str | None, tokens: int) -> dict:
-    from judo.generation import stream_generate
+    from judo.generation import decoding, stream_generate
     from judo.models import load_model, load_processor
     from judo.prompts import inspection_prompt
 
@@ -104,12 +104,12 @@ def serve(model_dir: Path, device: str, quantization: str | None, tokens: int) -
     processor = load_processor(model_dir)
     exact_length(model, processor)
     prompt = inspection_prompt(QUERY, TEMPLATE, QUESTION, OPTIONS, style="judo")
-    for _ in stream_generate(model, processor, prompt, max_new_tokens=4):  # warm-up
+    for _ in stream_generate(model, processor, prompt, decoding(4)):  # warm-up
         pass
     with memory.track():
         start = time.perf_counter()
         first, pieces = None, 0
-        for _ in stream_generate(model, processor, prompt, max_new_tokens=tokens):
+        for _ in stream_generate(model, processor, prompt, decoding(tokens)):
             first = first or time.perf_counter()
             pieces += 1
         end = time.perf_counter()
@@ -122,19 +122,19 @@ def serve(model_dir: Path, device: str, quantization: str | None, tokens: int) -
 
 
 def evaluate(model_dir: Path, device: str, tokens: int, batch: int) -> dict:
-    from judo.generation import generate_batch
+    from judo.generation import decoding, generate_batch
     from judo.models import load_model, load_processor
     from judo.prompts import inspection_prompt
 
     model, processor = load_model(model_dir, device=device), load_processor(model_dir)
     exact_length(model, processor)
     prompts = [inspection_prompt(QUERY, TEMPLATE, f"{QUESTION} ({i})", OPTIONS, style="judo") for i in range(batch)]
-    generate_batch(model, processor, prompts[:1], max_new_tokens=4)  # warm-up
+    generate_batch(model, processor, prompts[:1], decoding(4))  # warm-up
     memory, rates = Memory(device), {}
     for size in sorted({1, batch}):
         with memory.track():
             t = time.perf_counter()
-            generate_batch(model, processor, prompts[:size], max_new_tokens=tokens)
+            generate_batch(model, processor, prompts[:size], decoding(tokens))
             rates[size] = (size / (time.perf_counter() - t), memory.peak)
     del model
     release_memory()

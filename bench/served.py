@@ -40,12 +40,12 @@ def eval_args(root: Path, out: Path, extra: list[str], questions: int, max_new: 
     return build_parser().parse_args([*base, "--max-new-tokens", str(max_new), "--no-progress", *extra])
 
 
-def eval_rate(args, answerer=None) -> tuple[float, list[str]]:
+def eval_rate(args, loaded=None) -> tuple[float, list[str]]:
     from judo.evaluate.records import read_records
     from judo.evaluate.run import run
 
     t0 = time.perf_counter()
-    result = run(args, answerer)
+    result = run(args, loaded)
     wall = time.perf_counter() - t0
     return result.asked / wall, [r.raw for r in read_records([args.out])]
 
@@ -55,9 +55,10 @@ def token_costs(
 ) -> dict[str, dict[str, float]]:
     """Per engine: ms per streamed token (the slope between two answer lengths, so the one-off cost of a
     request does not hide in it) and ms per request (the intercept: prompt, images, HTTP set-up)."""
-    from judo.engines.base import GenerationSettings, InspectionRequest
+    from judo.engines.base import InspectionRequest
     from judo.engines.qwen import QwenEngine
     from judo.engines.served import ServedEngine
+    from judo.generation import decoding
     from judo.openai_api import Endpoint
     from tests.noise import noise
 
@@ -66,7 +67,7 @@ def token_costs(
     counts: dict[tuple[str, int], int] = {}
     for _ in range(repeats):
         for n in lengths:
-            settings = GenerationSettings(max_new_tokens=n)
+            settings = decoding(max_new_tokens=n)
             engines = {
                 "in-process": QwenEngine("local", "Local", model, processor, defaults=settings),
                 "served": ServedEngine(
@@ -107,7 +108,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from judo.evaluate.answerers import ModelAnswerer
     from judo.models import load_model, load_processor
     from judo.synth import make_mmad_root
     from judo.tiny import build_tiny
@@ -119,7 +119,6 @@ def main(argv: list[str] | None = None) -> int:
         ckpt = build_tiny(tmp / "tiny", seed=0)
         root = make_mmad_root(tmp / "MMAD", seed=0)
         model, processor = load_model(ckpt, device="cpu"), load_processor(ckpt)
-        answerer = ModelAnswerer(str(ckpt), max_new_tokens=args.max_new_tokens, device="cpu")
         load_before = os.getloadavg()
         with OpenAIServer(ckpt, model=model, processor=processor, parallel=args.parallel) as server:
             rates: dict[str, list[float]] = {}
@@ -148,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                     out = tmp / f"run{n}.jsonl"
                     rate, raw = eval_rate(
                         eval_args(root, out, extra, args.questions, args.max_new_tokens),
-                        answerer if name == "in-process" else None,
+                        (model, processor) if name == "in-process" else None,
                     )
                     rates.setdefault(name, []).append(rate)
                     raws[name] = raw

@@ -40,14 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyError:
         print(f"judo inspect: unknown engine {args.engine!r}", file=sys.stderr)
         return 2
-    engine = default_engine(build_engines(config), args.engine or config.default_engine)
+    engines = build_engines(config)
+    engine = default_engine(engines, args.engine or config.default_engine)
     if engine is None:
-        reasons = "; ".join(f"{e.label}: {e.reason}" for e in build_engines(config) if not e.available)
+        reasons = "; ".join(f"{e.label}: {e.reason}" for e in engines if not e.available)
         print(f"judo inspect: no engine can run ({reasons})", file=sys.stderr)
         return 1
     print(f"[{engine.label}]", file=sys.stderr)
     shown, last = 0, None
-    for update in engine.stream(request):
+    for update in engine.run(request):
         print(update.text[shown:], end="", flush=True)
         shown, last = len(update.text), update
     print()

@@ -117,6 +117,26 @@ def _offline() -> bool:
     )
 
 
+#: Folders train/ and `judo eval` write into: "outputs/judo-stage3" is a folder even when missing.
+_LOCAL_ROOTS = {"outputs", "checkpoints", "runs", "models"}
+
+
+def is_hub_id(checkpoint: str, base: str | os.PathLike | None = None) -> bool:
+    """Whether a checkpoint string names a hub repository ("owner/name") rather than a local folder.
+
+    The one rule every caller uses: an existing path (absolute, or relative to ``base`` or the working
+    folder) is local; so is anything with a leading ``.``/``/``/``~``, more or fewer than one slash, or a
+    folder train/ writes (``outputs/...``); what is left, ``owner/name``, is a hub id.
+    """
+    text = str(checkpoint).strip()
+    path = Path(text).expanduser()
+    if path.exists() or (base is not None and (Path(base) / path).exists()):
+        return False
+    if text.startswith((".", "/", "~")) or not _HUB_ID.match(text):
+        return False
+    return text.split("/", 1)[0] not in _LOCAL_ROOTS
+
+
 def _resolve(name_or_path: str | os.PathLike) -> tuple[str, bool]:
     """Return (string to pass to from_pretrained, is_local) or raise for a missing/invalid local folder."""
     text = str(name_or_path).strip()
@@ -124,22 +144,22 @@ def _resolve(name_or_path: str | os.PathLike) -> tuple[str, bool]:
         raise ModelLoadError(
             "No model given: pass a local checkpoint folder or a hub id like 'Qwen/Qwen2.5-VL-7B-Instruct'."
         )
-    path = Path(text).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise ModelLoadError(f"{path} is a file; pass the checkpoint folder that contains config.json.")
-        if not (path / "config.json").is_file():
-            raise ModelLoadError(
-                f"{path} has no config.json, so it is not a saved checkpoint. Pass the folder "
-                "written by save_pretrained()/`judo tiny` (the one holding config.json)."
-            )
-        return str(path), True
-    if _HUB_ID.match(text) and not text.startswith("."):
+    if is_hub_id(text):
         return text, False
-    raise ModelLoadError(
-        f"Model folder {path} does not exist. Check the path, or build a tiny test "
-        f"checkpoint with `judo tiny {path}`."
-    )
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise ModelLoadError(
+            f"Checkpoint folder {path} does not exist. Train it (see train/), build a tiny test checkpoint "
+            f"with `judo tiny {path}`, or point at another folder or a hub id."
+        )
+    if not path.is_dir():
+        raise ModelLoadError(f"{path} is a file; pass the checkpoint folder that contains config.json.")
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(
+            f"{path} has no config.json, so it is not a saved checkpoint. Pass the folder "
+            "written by save_pretrained()/`judo tiny` (the one holding config.json)."
+        )
+    return str(path), True
 
 
 def _hub_error(name: str, exc: BaseException) -> ModelLoadError:

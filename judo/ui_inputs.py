@@ -8,11 +8,14 @@ that cannot be inspected.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from judo.engines.base import GenerationSettings, InspectionRequest
+if TYPE_CHECKING:
+    from transformers import GenerationConfig
+
+from judo.engines.base import InspectionRequest
 from judo.grid import Cell, mask_to_cells
 from judo.images import ImageInputError, load_image, load_mask
 from judo.ui_presets import OptionsError, parse_options
@@ -101,16 +104,25 @@ def _name(value: Any) -> str | None:
     return str(p).rsplit("/", 1)[-1] if isinstance(p, str) else None
 
 
-def settings_from(max_new_tokens, do_sample, temperature, top_p) -> GenerationSettings:
-    def num(x, cast):
-        try:
-            return cast(x) if x not in (None, "") else None
-        except (TypeError, ValueError):
-            return None
+def settings_from(max_new_tokens, do_sample, temperature, top_p) -> GenerationConfig:
+    """The advanced panel's values as the one validated decoding configuration (`judo.generation.decoding`)."""
+    from judo.generation import DEFAULT_MAX_NEW_TOKENS, GenerationError, decoding
 
-    return GenerationSettings(
-        max_new_tokens=num(max_new_tokens, int),
-        do_sample=bool(do_sample) if do_sample is not None else None,
-        temperature=num(temperature, float) if do_sample else None,
-        top_p=num(top_p, float) if do_sample else None,
-    )
+    def num(x, cast, what):
+        if x in (None, ""):
+            return None
+        try:
+            return cast(x)
+        except (TypeError, ValueError):
+            raise InputProblem(f"{what} must be a number, got {str(x)[:20]!r}.") from None
+
+    tokens = num(max_new_tokens, lambda x: int(float(x)), "Max new tokens")
+    try:
+        return decoding(
+            max_new_tokens=DEFAULT_MAX_NEW_TOKENS if tokens is None else tokens,
+            do_sample=bool(do_sample),
+            temperature=num(temperature, float, "Temperature") if do_sample else None,
+            top_p=num(top_p, float, "Top-p") if do_sample else None,
+        )
+    except GenerationError as err:
+        raise InputProblem(str(err)[:1].upper() + str(err)[1:] + ".") from None

@@ -21,16 +21,19 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 from PIL import Image
 
-from judo.engines.base import Engine, GenerationSettings, InspectionRequest, Update
+from judo.engines.base import Engine, InspectionRequest, Update
 from judo.grid import Cell, seg_f1, seg_iou
 from judo.render import GREEN, fit_within, heatmap_overlay, outline_edges, outline_mask, overlay_cells
 from judo.ui_inputs import InputProblem, Prepared, prepare_inputs, settings_from
 from judo.ui_record import build_record, write_outputs
+
+if TYPE_CHECKING:
+    from transformers import GenerationConfig
 
 #: Longest side of the pictures sent to the browser while streaming (downloads keep full size).
 DISPLAY_SIDE = 1024
@@ -303,6 +306,7 @@ class Runner:
         try:
             prep = prepare_inputs(query, template, question, options_text, category, mask, expected)
             engine = self.engine(engine_id)
+            settings = settings_from(max_new_tokens, do_sample, temperature, top_p)
         except InputProblem as err:
             gr.Warning(str(err))
             yield (None, None, "", answer_html(None, None), f"**Cannot inspect:** {html.escape(str(err), quote=False)}",
@@ -310,13 +314,12 @@ class Runner:
             return
         files = ShownFiles()
         try:
-            yield from self._stream(engine, prep, files, visual_prior, t0, request,
-                                    settings_from(max_new_tokens, do_sample, temperature, top_p))
+            yield from self._stream(engine, prep, files, visual_prior, t0, request, settings)
         finally:  # after the final yield (Gradio has copied the pictures), or when the client went away
             files.close()
 
     def _stream(self, engine: Engine, prep: Prepared, files: ShownFiles, prior_on: bool, t0: float,
-                request: gr.Request | None, settings: GenerationSettings) -> Iterator[tuple]:
+                request: gr.Request | None, settings: GenerationConfig) -> Iterator[tuple]:
         """The run itself: a first update at once, throttled streaming updates, then the final one.
 
         Every yield carries a value for every output (unchanged ones repeat, which Gradio turns into
@@ -341,7 +344,7 @@ class Runner:
         pacer = Pacer(self.interval)
         try:
             yield (painter.show(set()), prior_path, "", answer, status, None, None, None)
-            for update in _safe_stream(engine, req, stop, settings):
+            for update in engine.run(req, stop, settings):
                 last = update
                 if update.text and first_update_s is None:
                     first_update_s = time.perf_counter() - t0
@@ -401,6 +404,7 @@ class Runner:
                 raise InputProblem(f"Pick two or three engines to compare (got {len(ids)}).")
             engines = [self.engine(i) for i in ids]
             prep = prepare_inputs(query, template, question, options_text, category, mask, expected)
+            settings = settings_from(max_new_tokens, do_sample, temperature, top_p)
         except InputProblem as err:
             gr.Warning(str(err))
             blank = [None, "", answer_html(None, None)] * MAX_COMPARE
@@ -408,13 +412,12 @@ class Runner:
             return
         files = ShownFiles()
         try:
-            yield from self._compare_stream(engines, prep, files, t0, request,
-                                            settings_from(max_new_tokens, do_sample, temperature, top_p))
+            yield from self._compare_stream(engines, prep, files, t0, request, settings)
         finally:  # after the final yield (Gradio has copied the pictures), or when the client went away
             files.close()
 
     def _compare_stream(self, engines: list[Engine], prep: Prepared, files: ShownFiles, t0: float,
-                        request: gr.Request | None, settings: GenerationSettings) -> Iterator[tuple]:
+                        request: gr.Request | None, settings: GenerationConfig) -> Iterator[tuple]:
         """The engines run in threads; their updates are merged into one throttled stream of panels."""
         req = prep.request
         painters = [OverlayPainter(req.query, prep.truth_mask, files, stem=f"panel{i}")
@@ -425,7 +428,7 @@ class Runner:
         events: queue.Queue = queue.Queue()
 
         def run(i: int, engine: Engine) -> None:
-            for update in _safe_stream(engine, req, stop, settings):
+            for update in engine.run(req, stop, settings):
                 events.put((i, update))
             events.put((i, None))
 
@@ -494,28 +497,6 @@ class Runner:
             "engines": [result_json(u, m, e.id) for e, u, m in zip(engines, latest, metrics)],
         }
         yield (*out, summary, "\n\n".join(lines), result)
-
-
-def _safe_stream(engine: Engine, request: InspectionRequest, stop: threading.Event,
-                 settings: GenerationSettings) -> Iterator[Update]:
-    """An engine's stream that never raises: a crash becomes a final update with the error."""
-    last = Update()
-    try:
-        try:
-            stream = engine.stream(request, stop, settings=settings)
-        except TypeError:  # engines that take no settings
-            stream = engine.stream(request, stop)
-        for update in stream:
-            last = update
-            yield update
-            if update.done:
-                return
-    except Exception as err:
-        yield Update(text=last.text, cells=last.cells, done=True,
-                     error=f"{engine.label} failed: {type(err).__name__}: {err}", meta=last.meta)
-        return
-    if not last.done:
-        yield Update(text=last.text, cells=last.cells, answer=last.answer, done=True, meta=last.meta)
 
 
 def _truth(metrics: dict | None, prep: Prepared) -> dict | None:

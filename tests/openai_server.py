@@ -280,22 +280,24 @@ class OpenAIServer:
     # --- generation --------------------------------------------------------------------------------
     def _job(self, body: dict, index: int) -> dict:
         """Validated generation inputs of one request; ValueError -> HTTP 400."""
-        from judo.generation import GenerationError, encode, generation_kwargs
+        from judo.generation import GenerationError, _generate_kwargs, decoding, encode
 
         prompt = to_prompt(body.get("messages"))
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or 256
         temperature = float(body.get("temperature", 1.0) or 0.0)
         sampling = temperature > 0
         try:
-            kwargs = generation_kwargs(
-                self.processor,
+            config = decoding(
                 max_new_tokens=int(max_tokens),
                 do_sample=sampling,
-                temperature=temperature if sampling else 1.0,
-                top_p=float(body.get("top_p") or 1.0),
+                temperature=temperature if sampling else None,
+                top_p=float(body.get("top_p") or 1.0) if sampling else None,
+                top_k=body.get("top_k") if sampling else None,
+                repetition_penalty=body.get("repetition_penalty"),
             )
         except GenerationError as err:
             raise ValueError(str(err)) from None
+        kwargs = _generate_kwargs(self.processor, config)
         inputs = encode(self.processor, prompt)
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",

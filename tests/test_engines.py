@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from judo.generation import decoding
 from judo.engines import (
     ConfigError,
-    GenerationSettings,
     InspectionRequest,
     ModelPool,
     UnavailableEngine,
@@ -154,7 +154,7 @@ def tiny_engine(tiny_model_dir):
     from judo.models import load_model, load_processor
 
     return QwenEngine("tiny", "Tiny", load_model(tiny_model_dir), load_processor(tiny_model_dir),
-                      defaults=GenerationSettings(max_new_tokens=24, do_sample=False, temperature=0.7, top_p=0.9))
+                      defaults=decoding(24, temperature=0.7, top_p=0.9))
 
 
 def test_qwen_engine_streams_cumulative_text_and_ends_with_one_final(tiny_engine):
@@ -174,7 +174,7 @@ def test_qwen_engine_streams_cumulative_text_and_ends_with_one_final(tiny_engine
 def test_qwen_engine_stops_on_the_stop_event(tiny_engine):
     req = InspectionRequest(*_pair(), "Is there any defect?", {"A": "Yes.", "B": "No."})
     stop = threading.Event()
-    stream = tiny_engine.stream(req, stop, settings=GenerationSettings(max_new_tokens=24))
+    stream = tiny_engine.stream(req, stop, settings=decoding(24))
     seen = []
     for u in stream:
         seen.append(u)
@@ -185,15 +185,15 @@ def test_qwen_engine_stops_on_the_stop_event(tiny_engine):
 
 
 def test_settings_cannot_exceed_the_engine_cap(tiny_engine):
-    assert tiny_engine.settings(GenerationSettings(max_new_tokens=10_000)).max_new_tokens == 24
-    assert tiny_engine.settings(GenerationSettings(max_new_tokens=5)).max_new_tokens == 5
+    assert tiny_engine.settings(decoding(4000)).max_new_tokens == 24
+    assert tiny_engine.settings(decoding(5)).max_new_tokens == 5
 
 
 class _ScriptedModelEngine(QwenEngine):
     """The real QwenEngine with generation replaced by a fixed text: exercises the final checks."""
 
     def __init__(self, text: str):
-        super().__init__("s", "Scripted", None, _Tok(), defaults=GenerationSettings(max_new_tokens=64))
+        super().__init__("s", "Scripted", None, _Tok(), defaults=decoding(64))
         self._text = text
 
 
@@ -218,7 +218,7 @@ class _Tok:
 def test_malformed_and_out_of_range_output_become_warnings(monkeypatch, text, answer, warning):
     import judo.generation
 
-    def fake_stream(model, processor, prompt, **kw):
+    def fake_stream(model, processor, prompt, *args, **kw):
         for i in range(0, len(text), 5):
             yield text[i : i + 5]
 
@@ -279,7 +279,7 @@ def test_rag_engine_puts_knowledge_in_the_prompt(tiny_engine, monkeypatch):
 
     prompts = []
 
-    def capture(model, processor, prompt, **kw):
+    def capture(model, processor, prompt, *args, **kw):
         prompts.append(prompt)
         yield "<answer>A</answer>"
 

@@ -24,11 +24,11 @@ MAX_NEW = "4"  # the tiny model's answers are noise anyway: keep generation shor
 
 
 @pytest.fixture(scope="module")
-def answerer(tiny_model_dir):
-    """The tiny checkpoint loaded once for the in-process runs of this module."""
-    from judo.evaluate.answerers import ModelAnswerer
+def loaded(tiny_model_dir):
+    """The tiny checkpoint (model, processor) loaded once for the in-process runs of this module."""
+    from judo.models import load_model, load_processor
 
-    return ModelAnswerer(str(tiny_model_dir), prompt_style="judo", max_new_tokens=int(MAX_NEW), device="cpu")
+    return load_model(tiny_model_dir, device="cpu"), load_processor(tiny_model_dir)
 
 
 def all_keys(root: Path, **filters) -> list[str]:
@@ -56,9 +56,9 @@ def eval_args(root: Path, out: Path, ckpt: Path, *extra: str):
 
 
 @pytest.mark.slow
-def test_full_eval_then_score(mmad_root, tiny_model_dir, answerer, tmp_path, capsys):
+def test_full_eval_then_score(mmad_root, tiny_model_dir, loaded, tmp_path, capsys):
     out = tmp_path / "run.jsonl"
-    result = run(eval_args(mmad_root, out, tiny_model_dir, "--batch-size", "8"), answerer)
+    result = run(eval_args(mmad_root, out, tiny_model_dir, "--batch-size", "8"), loaded)
     expected = all_keys(mmad_root)
     assert result.asked == len(expected) and result.already_done == 0
 
@@ -76,7 +76,7 @@ def test_full_eval_then_score(mmad_root, tiny_model_dir, answerer, tmp_path, cap
         assert rec.extra["subtask"] in SUBTASKS
 
     # Rerunning the finished command asks nothing.
-    again = run(eval_args(mmad_root, out, tiny_model_dir, "--batch-size", "8"), answerer)
+    again = run(eval_args(mmad_root, out, tiny_model_dir, "--batch-size", "8"), loaded)
     assert again.asked == 0 and again.already_done == len(expected)
 
     capsys.readouterr()
@@ -94,7 +94,7 @@ def test_full_eval_then_score(mmad_root, tiny_model_dir, answerer, tmp_path, cap
 
 
 @pytest.mark.slow
-def test_eval_killed_midway_resumes_without_loss_or_duplicates(mmad_root, tiny_model_dir, answerer, tmp_path):
+def test_eval_killed_midway_resumes_without_loss_or_duplicates(mmad_root, tiny_model_dir, loaded, tmp_path):
     out = tmp_path / "killed.jsonl"
     limit = 24
     cmd = [
@@ -139,7 +139,7 @@ def test_eval_killed_midway_resumes_without_loss_or_duplicates(mmad_root, tiny_m
         fh.write(partial[0].to_json().encode()[:25])
 
     result = run(
-        eval_args(mmad_root, out, tiny_model_dir, "--limit", str(limit), "--batch-size", "2"), answerer
+        eval_args(mmad_root, out, tiny_model_dir, "--limit", str(limit), "--batch-size", "2"), loaded
     )
     assert result.already_done == len(partial) and result.asked == limit - len(partial)
     keys = [r.question_key for r in read_records([out])]
@@ -147,7 +147,7 @@ def test_eval_killed_midway_resumes_without_loss_or_duplicates(mmad_root, tiny_m
     assert set(keys) == set(all_keys(mmad_root, limit=limit))
 
 
-def test_exclude_manifest_and_filters(mmad_root, tiny_model_dir, answerer, tmp_path):
+def test_exclude_manifest_and_filters(mmad_root, tiny_model_dir, loaded, tmp_path):
     mmad = load_mmad(mmad_root)
     sample_keys = list(mmad.samples)
     manifest = tmp_path / "train_keys.txt"
@@ -178,7 +178,7 @@ def test_exclude_manifest_and_filters(mmad_root, tiny_model_dir, answerer, tmp_p
             "--limit",
             "8",
         ),
-        answerer,
+        loaded,
     )
     records = read_records([out])
     assert records and not {r.key for r in records} & set(sample_keys[:3])
@@ -212,7 +212,7 @@ def test_bad_selection_is_a_clear_error(mmad_root, tmp_path, capsys):
         select_items(load_mmad(mmad_root), shots=0)
 
 
-def test_missing_images_are_all_reported_or_skipped(mmad_root, tiny_model_dir, answerer, tmp_path, capsys):
+def test_missing_images_are_all_reported_or_skipped(mmad_root, tiny_model_dir, loaded, tmp_path, capsys):
     root = tmp_path / "MMAD"
     shutil.copytree(mmad_root, root)
     mmad = load_mmad(root)
@@ -228,7 +228,7 @@ def test_missing_images_are_all_reported_or_skipped(mmad_root, tiny_model_dir, a
     assert not out.exists() or out.read_text() == ""
 
     sel = ["--types", "Anomaly Detection", "--limit", "6"]
-    result = run(eval_args(root, out, tiny_model_dir, *sel, "--skip-missing", "--batch-size", "8"), answerer)
+    result = run(eval_args(root, out, tiny_model_dir, *sel, "--skip-missing", "--batch-size", "8"), loaded)
     affected = {s.key for s in samples if s.image_path in gone or s.random_templates[0] in gone}
     selected = {it.sample.key for it in select_items(mmad, types=["Anomaly Detection"], limit=6)[0]}
     assert result.skipped_missing == len(affected & selected) >= 2
@@ -236,27 +236,27 @@ def test_missing_images_are_all_reported_or_skipped(mmad_root, tiny_model_dir, a
     assert not {r.key for r in read_records([out])} & affected
 
 
-def test_resume_with_other_options_is_refused(mmad_root, tiny_model_dir, answerer, tmp_path):
+def test_resume_with_other_options_is_refused(mmad_root, tiny_model_dir, loaded, tmp_path):
     out = tmp_path / "r.jsonl"
-    run(eval_args(mmad_root, out, tiny_model_dir, "--limit", "2"), answerer)
+    run(eval_args(mmad_root, out, tiny_model_dir, "--limit", "2"), loaded)
     with pytest.raises(EvalError, match="other options.*template"):
-        run(eval_args(mmad_root, out, tiny_model_dir, "--limit", "4", "--template", "similar"), answerer)
+        run(eval_args(mmad_root, out, tiny_model_dir, "--limit", "4", "--template", "similar"), loaded)
 
 
-def test_data_parallel_shards_merge(mmad_root, tiny_model_dir, answerer, tmp_path, monkeypatch, capsys):
+def test_data_parallel_shards_merge(mmad_root, tiny_model_dir, loaded, tmp_path, monkeypatch, capsys):
     out = tmp_path / "dp.jsonl"
     limit = 10
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
     first = run(
-        eval_args(mmad_root, out, tiny_model_dir, "--limit", str(limit), "--batch-size", "3"), answerer
+        eval_args(mmad_root, out, tiny_model_dir, "--limit", str(limit), "--batch-size", "3"), loaded
     )
     assert first.asked == limit // 2 and not first.merged and not out.exists()
     # Before the merge the shards are scorable with a glob.
     assert score_main([str(out.with_name("dp.rank*.jsonl"))]) == 0
     monkeypatch.setenv("RANK", "1")
     second = run(
-        eval_args(mmad_root, out, tiny_model_dir, "--limit", str(limit), "--batch-size", "3"), answerer
+        eval_args(mmad_root, out, tiny_model_dir, "--limit", str(limit), "--batch-size", "3"), loaded
     )
     assert second.merged and rank_path(out, 1).exists()
     merged = read_records([out])
@@ -268,13 +268,10 @@ def test_data_parallel_shards_merge(mmad_root, tiny_model_dir, answerer, tmp_pat
     assert "rank" in capsys.readouterr().err
 
 
-def test_rag_needs_knowledge_and_uses_it(mmad_root, tiny_model_dir, answerer, tmp_path):
+def test_rag_needs_knowledge_and_uses_it(mmad_root, tiny_model_dir, loaded, tmp_path):
     out = tmp_path / "rag.jsonl"
-    from judo.evaluate.answerers import ModelAnswerer
-
-    plain = ModelAnswerer(str(tiny_model_dir), prompt_style="mmad", max_new_tokens=int(MAX_NEW), device="cpu")
     result = run(
-        eval_args(mmad_root, out, tiny_model_dir, "--rag", "--prompt", "mmad", "--limit", "2"), plain
+        eval_args(mmad_root, out, tiny_model_dir, "--rag", "--prompt", "mmad", "--limit", "2"), loaded
     )
     assert result.asked == 2
     rec = read_records([out])[0]
@@ -284,7 +281,7 @@ def test_rag_needs_knowledge_and_uses_it(mmad_root, tiny_model_dir, answerer, tm
     shutil.copytree(mmad_root, root)
     (root / "domain_knowledge.json").unlink()
     with pytest.raises(EvalError, match="--rag needs domain knowledge"):
-        run(eval_args(root, tmp_path / "rag2.jsonl", tiny_model_dir, "--rag", "--limit", "2"), answerer)
+        run(eval_args(root, tmp_path / "rag2.jsonl", tiny_model_dir, "--rag", "--limit", "2"), loaded)
 
 
 def test_question_keys_match_the_data_model(mmad_root):

@@ -48,13 +48,10 @@ def served_args(root: Path, out: Path, *urls: str, extra: tuple[str, ...] = ()) 
 def test_openai_backend_writes_the_records_of_the_in_process_backend(
     mmad_root, tiny_model_dir, server, tmp_path
 ):
-    from judo.evaluate.answerers import ModelAnswerer
-
     local_out, served_out = tmp_path / "local.jsonl", tmp_path / "served.jsonl"
     local_args = ["--mmad-root", str(mmad_root), "--out", str(local_out), "--checkpoint", str(tiny_model_dir)]
     local_args += ["--max-new-tokens", MAX_NEW, "--limit", str(LIMIT), "--no-progress", "--device", "cpu"]
-    answerer = ModelAnswerer(str(tiny_model_dir), max_new_tokens=int(MAX_NEW), device="cpu")
-    run(build_parser().parse_args(local_args), answerer)
+    run(build_parser().parse_args(local_args), loaded=(server.model, server.processor))
     result = run(build_parser().parse_args(served_args(mmad_root, served_out, server.base_url)))
     assert result.asked == LIMIT and server.calls == LIMIT
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 import torch
 
-from judo.generation import MAX_NEW_TOKENS, GenerationError, encode, generate_batch, stream_generate
+from judo.generation import MAX_NEW_TOKENS, GenerationError, capped, decoding, encode, generate_batch, stream_generate
 from judo.grid import GRID_SIZE
 from judo.models import load_model, load_processor
 from judo.prompts import inspection_prompt
@@ -57,27 +57,27 @@ def test_two_448_images_give_256_tokens_each(tiny, prompts):
 
 def test_stream_joins_to_the_batched_greedy_output(tiny, prompts):
     model, processor = tiny
-    deltas = list(stream_generate(model, processor, prompts[0], max_new_tokens=TOKENS))
+    deltas = list(stream_generate(model, processor, prompts[0], decoding(TOKENS)))
     assert len(deltas) >= 1 and all(isinstance(d, str) and d for d in deltas)
-    (expected,) = generate_batch(model, processor, [prompts[0]], max_new_tokens=TOKENS)
+    (expected,) = generate_batch(model, processor, [prompts[0]], decoding(TOKENS))
     assert expected.strip()
     assert "".join(deltas) == expected
 
 
 def test_batch_equals_single_calls(tiny, prompts):
     model, processor = tiny
-    batch = generate_batch(model, processor, prompts, max_new_tokens=TOKENS, do_sample=False)
-    singles = [generate_batch(model, processor, [p], max_new_tokens=TOKENS)[0] for p in prompts]
+    batch = generate_batch(model, processor, prompts, decoding(TOKENS))
+    singles = [generate_batch(model, processor, [p], decoding(TOKENS))[0] for p in prompts]
     assert batch == singles
     assert len(set(batch)) > 1  # different inputs, different outputs: padding did not leak across rows
 
 
 def test_stop_event_stops_early(tiny, prompts):
     model, processor = tiny
-    (full,) = generate_batch(model, processor, [prompts[0]], max_new_tokens=64)
+    (full,) = generate_batch(model, processor, [prompts[0]], decoding(64))
     stop = threading.Event()
     received = []
-    for delta in stream_generate(model, processor, prompts[0], max_new_tokens=64, stop_event=stop):
+    for delta in stream_generate(model, processor, prompts[0], decoding(64), stop_event=stop):
         received.append(delta)
         stop.set()
     text = "".join(received)
@@ -86,7 +86,7 @@ def test_stop_event_stops_early(tiny, prompts):
 
 def test_closing_the_stream_ends_the_worker(tiny, prompts):
     model, processor = tiny
-    stream = stream_generate(model, processor, prompts[0], max_new_tokens=MAX_NEW_TOKENS)
+    stream = stream_generate(model, processor, prompts[0], decoding(MAX_NEW_TOKENS))
     next(stream)
     stream.close()
     assert not [t for t in threading.enumerate() if t.name == "judo-generate"]
@@ -97,7 +97,7 @@ def test_worker_errors_reach_the_consumer(tiny_model_dir, prompts):
     model, processor = load_model(tiny_model_dir, device="cpu"), load_processor(tiny_model_dir)
     model.generation_config.num_beams = 2
     with pytest.raises(ValueError, match="(?i)beam"):
-        list(stream_generate(model, processor, prompts[0], max_new_tokens=4))
+        list(stream_generate(model, processor, prompts[0], decoding(4)))
     assert not [t for t in threading.enumerate() if t.name == "judo-generate"]
 
 
@@ -107,9 +107,7 @@ def test_sampling_follows_the_torch_seed(tiny, prompts):
     for _ in range(2):
         torch.manual_seed(3)
         outs.append(
-            generate_batch(
-                model, processor, [prompts[1]], max_new_tokens=8, do_sample=True, temperature=0.9, top_p=0.95
-            )
+            generate_batch(model, processor, [prompts[1]], decoding(8, do_sample=True, temperature=0.9, top_p=0.95))
         )
     assert outs[0] == outs[1]
 
@@ -128,17 +126,22 @@ def test_empty_batch(tiny):
         {"do_sample": True, "top_p": 1.5},
     ],
 )
-def test_bad_settings(tiny, prompts, settings):
-    model, processor = tiny
+def test_bad_settings(settings):
     with pytest.raises(GenerationError):
-        generate_batch(model, processor, prompts[:1], **settings)
-    with pytest.raises(GenerationError):
-        next(stream_generate(model, processor, prompts[0], **settings))
+        decoding(**settings)
 
 
-def test_unknown_option_and_non_prompt(tiny, prompts):
+def test_greedy_drops_sampling_fields_and_the_cap_lowers_the_budget():
+    greedy = decoding(32, temperature=0.7, top_p=0.9)
+    assert (greedy.do_sample, greedy.temperature, greedy.top_p) == (False, None, None)
+    assert capped(greedy, 8).max_new_tokens == 8 and capped(greedy, 64) is greedy
+    sampled = capped(decoding(32, do_sample=True, temperature=0.7), 8)
+    assert (sampled.max_new_tokens, sampled.do_sample, sampled.temperature) == (8, True, 0.7)
+
+
+def test_settings_that_are_not_a_generation_config_and_non_prompt(tiny, prompts):
     model, processor = tiny
-    with pytest.raises(GenerationError, match="num_beams"):
-        generate_batch(model, processor, prompts[:1], num_beams=4)
+    with pytest.raises(GenerationError, match="GenerationConfig"):
+        generate_batch(model, processor, prompts[:1], {"num_beams": 4})
     with pytest.raises(GenerationError, match="judo.prompts.Prompt"):
         generate_batch(model, processor, ["Is it defective?"])

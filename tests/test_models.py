@@ -11,6 +11,7 @@ from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
 
 from tests.checkpoint_layout import assert_stock_layout
 from judo.models import (
+    is_hub_id,
     ImageOnlyQwen2_5_VLProcessor,
     ModelLoadError,
     default_device,
@@ -156,3 +157,25 @@ def test_unknown_dtype(tiny_model_dir):
 def test_cuda_defaults_to_bf16(tiny_model_dir):
     model = load_model(tiny_model_dir, device="cuda")
     assert next(model.parameters()).dtype == torch.bfloat16 and model.device.type == "cuda"
+
+
+@pytest.mark.parametrize(
+    "text, hub",
+    [
+        ("Qwen/Qwen2.5-VL-7B-Instruct", True),
+        ("outputs/judo-stage3", False),  # what train/ writes, present or not
+        ("./ckpt", False),
+        ("/abs/ckpt", False),
+        ("~/models/x", False),
+        ("tiny", False),
+        ("a/b/c", False),
+    ],
+)
+def test_one_rule_tells_a_hub_id_from_a_folder(text, hub, tmp_path):
+    assert is_hub_id(text) is hub
+
+
+def test_an_existing_folder_named_like_a_hub_id_is_local(tmp_path):
+    (tmp_path / "owner" / "name").mkdir(parents=True)
+    assert not is_hub_id("owner/name", tmp_path)
+    assert is_hub_id("owner/name")

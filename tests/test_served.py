@@ -8,10 +8,11 @@ import time
 
 import pytest
 
-from judo.engines import ConfigError, GenerationSettings, InspectionRequest, build_engines, load_config
+from judo.engines import ConfigError, InspectionRequest, build_engines, load_config
 from judo.engines import served as served_module
 from judo.engines.qwen import QwenEngine
 from judo.engines.served import ServedEngine
+from judo.generation import decoding
 from judo.openai_api import Endpoint
 from tests.noise import noise
 from tests.openai_server import Fault, OpenAIServer, free_port
@@ -43,23 +44,21 @@ def request(seed: int = 0) -> InspectionRequest:
 def engine(srv: OpenAIServer, *, max_new_tokens: int = 48, **endpoint) -> ServedEngine:
     ep = Endpoint(srv.base_url, **{"max_retries": 0, "timeout_s": 10.0, **endpoint})
     return ServedEngine(
-        "served", "Served", ep, srv.model_name, defaults=GenerationSettings(max_new_tokens=max_new_tokens)
+        "served", "Served", ep, srv.model_name, defaults=decoding(max_new_tokens=max_new_tokens)
     )
 
 
 def test_greedy_output_equals_the_in_process_engine_token_for_token(server, tiny):
     import torch
 
-    from judo.generation import encode, generation_kwargs
+    from judo.generation import _generate_kwargs, encode
     from judo.prompts import inspection_prompt
 
     model, processor = tiny
     req = request()
     served_updates = list(engine(server).stream(req))
     local_updates = list(
-        QwenEngine("local", "Local", model, processor, defaults=GenerationSettings(max_new_tokens=48)).stream(
-            req
-        )
+        QwenEngine("local", "Local", model, processor, defaults=decoding(max_new_tokens=48)).stream(req)
     )
     served, local = served_updates[-1], local_updates[-1]
     assert served.error is None and served.done and served.text
@@ -70,7 +69,7 @@ def test_greedy_output_equals_the_in_process_engine_token_for_token(server, tiny
     prompt = inspection_prompt(req.query, req.template, req.question, req.options)
     inputs = encode(processor, prompt)
     with torch.inference_mode():
-        out = model.generate(**inputs, **generation_kwargs(processor, max_new_tokens=48))
+        out = model.generate(**inputs, **_generate_kwargs(processor, decoding(max_new_tokens=48)))
     expected = out[0, inputs["input_ids"].shape[1] :].tolist()
     assert server.generated[0] == expected
     assert served.meta["new_tokens"] == len(expected)
@@ -213,7 +212,7 @@ def test_answer_batch_spreads_over_replicas_in_order_with_bounded_concurrency(ti
             endpoints,
             "tiny",
             concurrency=2,
-            defaults=GenerationSettings(max_new_tokens=8),
+            defaults=decoding(max_new_tokens=8),
         )
         requests = [request(seed) for seed in range(8)]
         finals = eng.answer_batch(requests)

@@ -82,13 +82,14 @@ def assert_checkpoint(folder: Path) -> None:
 
 def assert_serves_in_the_app_engine(folder: Path) -> None:
     """The trained checkpoint answers a request through the app's Qwen engine (streamed updates)."""
-    from judo.engines.base import GenerationSettings, InspectionRequest
+    from judo.engines.base import InspectionRequest
     from judo.engines.qwen import QwenEngine
+    from judo.generation import decoding
 
     engine = QwenEngine("judo", "JUDO", load_model(folder), load_processor(folder),
-                        defaults=GenerationSettings(max_new_tokens=6))
+                        defaults=decoding(6))
     picture = Image.new("RGB", (64, 64), (120, 120, 120))
-    updates = list(engine.stream(InspectionRequest(picture, picture, "Is there any defect in the object?",
+    updates = list(engine.run(InspectionRequest(picture, picture, "Is there any defect in the object?",
                                                    {"A": "Yes.", "B": "No."})))
     assert updates and updates[-1].done and updates[-1].error is None
 

@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from judo.models import save_processor
+from judo.models import is_hub_id, save_processor
 
 #: Written into an output folder once its stage has finished and saved; launch_h200.sh skips such stages.
 DONE_FILE = "judo_training.json"
@@ -66,7 +66,7 @@ def check_start(model_args, judo_args) -> None:
     source = model_args.model_name_or_path
     if not source:
         raise SystemExit("set model_name_or_path in the recipe (or --model_name_or_path)")
-    if (source.startswith((".", "/")) or source.startswith("outputs")) and not Path(source).is_dir():
+    if not is_hub_id(source) and not Path(source).is_dir():
         raise SystemExit(f"model_name_or_path {source} does not exist: train the previous stage first")
 
 

@@ -6,7 +6,6 @@ judo.grid cells and a heat map. It needs no model weights and runs in about a te
 a CPU: an offline engine, a visual prior next to the language models, and a baseline.
 `describe` turns a result into a short factual explanation; `answer_anomaly_detection` and
 `answer_localization` answer the two MMAD question kinds a comparison alone can (None = abstain).
-`vision_token_scores` is the same idea on a loaded Qwen2.5-VL's own 16x16 visual tokens.
 """
 
 from judo.comparator.compare import ComparisonResult, compare
@@ -20,7 +19,6 @@ from judo.comparator.describe import (
     regions,
 )
 from judo.comparator.register import Registration
-from judo.comparator.vision_tokens import vision_token_scores
 
 __all__ = [
     "ComparisonResult",
@@ -33,5 +31,4 @@ __all__ = [
     "parse_position",
     "region_name",
     "regions",
-    "vision_token_scores",
 ]

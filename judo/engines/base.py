@@ -1,10 +1,13 @@
-"""The one streaming interface shared by the app, the command line and the evaluator.
+"""The one engine contract shared by the app, `judo inspect` and `judo eval`.
 
-An engine takes a query image, a normal template, a question (+ options, + category when known) and
+An engine takes a query image, normal template(s), a question (+ options, + category when known) and
 yields `Update`s: the text so far, the seg cells parsed so far, the answer once known, and finally
-one update with ``done=True``. Errors are data (``error``), never exceptions escaping ``stream``:
-the app shows them next to the input and keeps serving other users. Cancellation is cooperative:
-a ``threading.Event`` that the engine checks between tokens.
+one update with ``done=True``. Cancellation is cooperative: a ``threading.Event`` that the engine
+checks between tokens. Decoding settings are a `transformers.GenerationConfig` (None: the engine's).
+
+Callers never iterate ``stream`` directly: `Engine.run` is the guarded stream (errors become a final
+update with ``error``, never exceptions, and there is exactly one final update), and
+`Engine.answer_batch` answers several requests at once (the evaluator; engines that batch override it).
 """
 
 from __future__ import annotations
@@ -12,25 +15,40 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from judo.grid import Cell
 
+if TYPE_CHECKING:
+    from transformers import GenerationConfig
+
 
 @dataclass
 class InspectionRequest:
-    """One question about one query/template pair (images already loaded and validated)."""
+    """One question about a query and its normal template(s) (images already loaded and validated).
+
+    ``template`` is one image or a list (several normals: the first is the one shown, and engines that
+    use a bank compare against all of them); `templates` always gives the list.
+    """
 
     query: Image.Image
-    template: Image.Image
+    template: Image.Image | list[Image.Image]
     question: str
     options: dict[str, str] | None = None
     category: str | None = None
     dataset: str | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.template, (list, tuple)):
+            if not self.template:
+                raise ValueError("No normal template: give at least one good image of the same product.")
+            self.templates = list(self.template)
+            self.template = self.templates[0]
+        else:
+            self.templates = [self.template]
         self.question = (self.question or "").strip()
         if not self.question:
             raise ValueError("The question is empty: type a question or pick a preset.")
@@ -53,42 +71,79 @@ class Update:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-@runtime_checkable
-class Engine(Protocol):
-    """Anything that streams inspection updates. ``available``/``reason`` say whether it can run."""
+class Engine(ABC):
+    """Anything that answers inspection requests. ``available``/``reason`` say whether it can run."""
 
     id: str
     label: str
-    available: bool
-    reason: str | None
+    kind: str
+    description: str = ""
+    available: bool = True
+    reason: str | None = None
 
+    @abstractmethod
     def stream(
-        self, request: InspectionRequest, stop_event: threading.Event | None = None
-    ) -> Iterator[Update]: ...
+        self,
+        request: InspectionRequest,
+        stop_event: threading.Event | None = None,
+        settings: GenerationConfig | None = None,
+    ) -> Iterator[Update]:
+        """The engine's own updates; callers use `run`, which guards them."""
+
+    def run(
+        self,
+        request: InspectionRequest,
+        stop_event: threading.Event | None = None,
+        settings: GenerationConfig | None = None,
+    ) -> Iterator[Update]:
+        """`stream`, guarded: never raises, always ends with exactly one ``done`` update."""
+        last = Update()
+        try:
+            for update in self.stream(request, stop_event, settings):
+                last = update
+                yield update
+                if update.done:
+                    return
+        except Exception as err:  # noqa: BLE001 - a crash is reported as data, the server keeps serving
+            yield Update(text=last.text, cells=last.cells, done=True,
+                         error=f"{self.label} failed: {type(err).__name__}: {err}", meta=last.meta)
+            return
+        stopped = stop_event is not None and stop_event.is_set()
+        meta = {**last.meta, "stopped": True} if stopped else last.meta
+        yield Update(text=last.text, cells=last.cells, answer=last.answer, done=True, meta=meta)
+
+    def answer(
+        self,
+        request: InspectionRequest,
+        stop_event: threading.Event | None = None,
+        settings: GenerationConfig | None = None,
+    ) -> Update:
+        """The final update of `run`."""
+        last = Update()
+        for last in self.run(request, stop_event, settings):  # noqa: B007 - the last one is the answer
+            pass
+        return last
+
+    def answer_batch(
+        self, requests: list[InspectionRequest], settings: GenerationConfig | None = None
+    ) -> list[Update]:
+        """Final updates for several requests, in order (one by one here; batching engines override)."""
+        return [self.answer(request, None, settings) for request in requests]
 
 
-@dataclass
-class UnavailableEngine:
+class UnavailableEngine(Engine):
     """Stands in for an engine whose model could not be loaded: the app lists it with the reason."""
 
-    id: str
-    label: str
-    reason: str
-    available: bool = False
-    kind: str = "unavailable"
-    description: str = ""
+    kind = "unavailable"
+    available = False
+
+    def __init__(self, id: str, label: str, reason: str, description: str = "") -> None:
+        self.id, self.label, self.reason, self.description = id, label, reason, description
 
     def stream(
-        self, request: InspectionRequest, stop_event: threading.Event | None = None
+        self,
+        request: InspectionRequest,
+        stop_event: threading.Event | None = None,
+        settings: GenerationConfig | None = None,
     ) -> Iterator[Update]:
         yield Update(done=True, error=f"{self.label} is unavailable: {self.reason}")
-
-
-@dataclass
-class GenerationSettings:
-    """Per-request decoding settings (the UI's "advanced" panel); None keeps the engine's default."""
-
-    max_new_tokens: int | None = None
-    do_sample: bool | None = None
-    temperature: float | None = None
-    top_p: float | None = None

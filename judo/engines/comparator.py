@@ -12,9 +12,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from judo.engines.base import GenerationSettings, InspectionRequest, Update
+from judo.engines.base import Engine, InspectionRequest, Update
+
+if TYPE_CHECKING:
+    from transformers import GenerationConfig
 
 LABEL = "[Comparator measurement — no language model]"
 
@@ -29,10 +32,10 @@ def _answer_note(answer: str | None, options: dict[str, str] | None) -> str:
             "this one needs a language-model engine.")
 
 
-class ComparatorEngine:
+class ComparatorEngine(Engine):
+    """The comparator behind the engine contract (decoding settings do not apply to it)."""
+
     kind = "comparator"
-    available = True
-    reason: str | None = None
 
     def __init__(self, id: str = "comparator", label: str = "Comparator (no language model)",
                  description: str = "") -> None:
@@ -43,7 +46,7 @@ class ComparatorEngine:
         self,
         request: InspectionRequest,
         stop_event: threading.Event | None = None,
-        settings: GenerationSettings | None = None,
+        settings: GenerationConfig | None = None,
     ) -> Iterator[Update]:
         from judo.comparator import answer_anomaly_detection, answer_localization, compare, describe
 
@@ -78,5 +81,6 @@ class ComparatorEngine:
                 "elapsed_ms": round(result.elapsed_ms, 1),
             },
             "abstained": answer is None and bool(request.options),
+            "seg_present": True,  # a measurement always has a (possibly empty) cell set
         }
         yield Update(text=text, cells=cells, answer=answer, done=True, meta=final_meta)

@@ -196,19 +196,10 @@ def resolve_path(value: str | None, base: Path) -> str | None:
 
 
 def looks_local(checkpoint: str, base: Path) -> bool:
-    """Whether a checkpoint names a folder on disk rather than a hub id ("owner/name").
+    """Whether a checkpoint names a folder on disk (resolved against ``base``) rather than a hub id."""
+    from judo.models import is_hub_id
 
-    A hub id has exactly one slash and no leading dot or slash; ``outputs/...`` is what train/
-    writes, so it is always a folder, present or not (a missing one must say "train it", not
-    "the hub is unreachable").
-    """
-    if checkpoint == TINY:
-        return False
-    p = Path(os.path.expanduser(checkpoint))
-    if p.is_absolute() or checkpoint.startswith((".", "~")) or (base / p).exists():
-        return True
-    parts = checkpoint.strip("/").split("/")
-    return len(parts) != 2 or parts[0] in {"outputs", "checkpoints", "runs"}
+    return checkpoint != TINY and not is_hub_id(checkpoint, base)
 
 
 def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> AppConfig:

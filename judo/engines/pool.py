@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from judo.engines.base import Engine, GenerationSettings, UnavailableEngine
+from judo.engines.base import Engine, UnavailableEngine
 from judo.engines.config import TINY, AppConfig, EngineConfig
 
 log = logging.getLogger(__name__)
@@ -70,11 +70,6 @@ class ModelPool:
             return self.loader(checkpoint, quantization, self.device)
         from judo.models import ModelLoadError, load_model, load_processor
 
-        if Path(checkpoint).is_absolute() and not Path(checkpoint).exists():
-            raise EngineLoadError(
-                f"checkpoint folder {checkpoint} does not exist. Train it (see train/) or point the engine "
-                "at another folder or a hub id."
-            )
         try:
             processor = load_processor(checkpoint)
             model = load_model(checkpoint, quantization=quantization, device=self.device)
@@ -105,9 +100,10 @@ def build_engine(cfg: EngineConfig, pool: ModelPool, knowledge_path: str | None 
 
     from judo.engines.qwen import QwenEngine
     from judo.engines.rag import KnowledgeBase
+    from judo.generation import decoding
 
     knowledge = None
-    defaults = GenerationSettings(
+    defaults = decoding(
         max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p
     )
     if cfg.rag:

@@ -23,12 +23,15 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from judo.engines.base import GenerationSettings, InspectionRequest, Update
+from judo.engines.base import InspectionRequest, Update
 from judo.engines.qwen import QwenEngine
 from judo.engines.rag import KnowledgeBase
 from judo.openai_api import Endpoint, describe_error, prompt_messages
+
+if TYPE_CHECKING:
+    from transformers import GenerationConfig
 
 #: Seconds the availability check may take, and how long an "unavailable" verdict is kept.
 CHECK_TIMEOUT_S = 3.0
@@ -39,25 +42,19 @@ class ServedError(RuntimeError):
     """A served generation failed; the message is one sentence for the user."""
 
 
-def as_settings(settings: Any) -> GenerationSettings | None:
-    """The decoding fields of a `GenerationSettings` or a `transformers.GenerationConfig`."""
-    if settings is None or isinstance(settings, GenerationSettings):
-        return settings
-    return GenerationSettings(
-        max_new_tokens=getattr(settings, "max_new_tokens", None),
-        do_sample=getattr(settings, "do_sample", None),
-        temperature=getattr(settings, "temperature", None),
-        top_p=getattr(settings, "top_p", None),
-    )
-
-
-def request_params(s: Any) -> dict[str, Any]:
-    """Chat-completions sampling fields for decoding settings: greedy is temperature 0."""
+def request_params(s: GenerationConfig) -> dict[str, Any]:
+    """Chat-completions fields for a decoding configuration: greedy is temperature 0; top_k and
+    repetition_penalty are not OpenAI fields but vLLM, SGLang and TGI take them in the body."""
     params: dict[str, Any] = {"max_tokens": int(s.max_new_tokens)}
     if s.do_sample:
         params.update(temperature=float(s.temperature), top_p=float(s.top_p))
     else:
         params.update(temperature=0.0, top_p=1.0)
+    extra = {name: getattr(s, name) for name in ("top_k", "repetition_penalty") if getattr(s, name, None)}
+    if s.do_sample is False:
+        extra.pop("top_k", None)
+    if extra:
+        params["extra_body"] = extra
     return params
 
 
@@ -76,7 +73,7 @@ class ServedEngine(QwenEngine):
         concurrency: int = 4,
         knowledge: KnowledgeBase | None = None,
         prompt_style: str = "judo",
-        defaults: GenerationSettings | None = None,
+        defaults: GenerationConfig | None = None,
         max_seconds: float = 300.0,
         description: str = "",
     ) -> None:
@@ -155,34 +152,29 @@ class ServedEngine(QwenEngine):
         self,
         request: InspectionRequest,
         stop_event: threading.Event | None = None,
-        settings: Any = None,
+        settings: GenerationConfig | None = None,
     ) -> Iterator[Update]:
         reason = self.reason
         if reason is not None:
             yield Update(done=True, error=f"{self.label} is unavailable: {reason}", meta=self.backend_meta())
             return
-        yield from super().stream(request, stop_event, as_settings(settings))
+        yield from super().stream(request, stop_event, settings)
 
-    def answer_batch(self, requests: list[InspectionRequest], settings: Any = None) -> list[Update]:
+    def answer_batch(
+        self, requests: list[InspectionRequest], settings: GenerationConfig | None = None
+    ) -> list[Update]:
         """Final updates for several requests, in order, ``concurrency`` per replica at a time."""
         if not requests:
             return []
-
-        def final(request: InspectionRequest) -> Update:
-            last = Update()
-            for last in self.stream(request, None, settings):  # noqa: B007 - the last one is the answer
-                pass
-            return last
-
         workers = min(len(requests), self.concurrency * len(self.endpoints))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"served-{self.id}") as pool:
-            return list(pool.map(final, requests))
+            return list(pool.map(lambda request: self.answer(request, None, settings), requests))
 
     def backend_meta(self) -> dict[str, Any]:
         return {"backend": "openai", "model": self.model_name}
 
     def _deltas(
-        self, prompt: Any, s: GenerationSettings, stop: threading.Event, reported: dict
+        self, prompt: Any, s: GenerationConfig, stop: threading.Event, reported: dict
     ) -> Iterator[str]:
         with self._busy_lock:  # the least busy replica; with n x concurrency callers none gets more
             i = min(range(len(self.endpoints)), key=self._busy.__getitem__)
@@ -194,7 +186,7 @@ class ServedEngine(QwenEngine):
                 self._busy[i] -= 1
 
     def _deltas_from(
-        self, endpoint: Endpoint, prompt: Any, s: GenerationSettings, stop: threading.Event, reported: dict
+        self, endpoint: Endpoint, prompt: Any, s: GenerationConfig, stop: threading.Event, reported: dict
     ) -> Iterator[str]:
         reported["base_url"] = endpoint.base_url
         try:
@@ -233,15 +225,6 @@ class ServedEngine(QwenEngine):
                 f"The server at {endpoint.base_url} answered without any chat-completion chunk "
                 "(is it an OpenAI-compatible server?)."
             )
-
-    def complete(self, prompt: Any, settings: Any = None) -> tuple[str, dict[str, Any]]:
-        """The whole completion of a ready `judo.prompts.Prompt`: the request and stream of `stream`,
-        joined; returns (text, what the server reported). Raises `ServedError` (one sentence)."""
-        reported: dict[str, Any] = {}
-        text = "".join(
-            self._deltas(prompt, self.settings(as_settings(settings)), threading.Event(), reported)
-        )
-        return text, reported
 
     def _failure(self, err: Exception) -> str:
         return str(err) if isinstance(err, ServedError) else super()._failure(err)

@@ -8,6 +8,11 @@
     judo eval --mmad-root MMAD --backend openai --base-url http://gpu1:8000/v1 --base-url http://gpu2:8000/v1 \
         --model org/judo-7b --concurrency 8 --out runs/judo.jsonl
 
+With ``--backend openai`` the questions go to OpenAI-compatible servers (vLLM, SGLang, TGI) through
+the served engine (`judo.engines.served`): each ``--base-url`` is a replica, ``--concurrency``
+requests are in flight per replica, the prompt, greedy decoding and token budget are the same, and
+every record names the backend (``extra.config.backend``) and the replica (``extra.base_url``).
+
 Protocol: one question per call, no history, greedy; template `random_templates[0]` (`--template similar`,
 `--shots K`), images re-sent each call. Re-running the same command resumes: questions already in the
 output are not asked again, a torn last line from a killed run is cut off. Under `accelerate launch`
@@ -23,11 +28,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from judo.evaluate.answerers import Answerer, Prepared
 from judo.evaluate.records import EvalRecord, RecordWriter, iter_file, write_records
 from judo.jsonl import JsonlError
+
+if TYPE_CHECKING:
+    from judo.engines.base import Engine, InspectionRequest, Update
 from judo.evaluate.selection import (
     EvalItem,
     SelectionError,
@@ -79,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="the served model name (backend openai; default: --checkpoint)")
     p.add_argument("--concurrency", type=int, default=4, help="requests in flight per --base-url (default 4)")
     p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable with the API key")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds a server may stay silent (backend openai)")
+    p.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds a server may stay silent (backend openai)"
+    )
     p.add_argument("--quantization", choices=("4bit", "8bit"), default=None)
     p.add_argument("--device", default=None, help="e.g. cuda:0 or cpu (default: best available)")
     p.add_argument(
@@ -212,19 +221,19 @@ class ImageCache:
         return self._images[path]
 
 
-def prepare(item: EvalItem, knowledge, images: ImageCache | None = None) -> Prepared:
-    """Load one question's images (through ``images`` when given, shared with earlier questions)."""
+def prepare(item: EvalItem, images: ImageCache | None = None) -> InspectionRequest:
+    """One question as the engines take it (images through ``images`` when given, shared with earlier
+    questions); the category and dataset let a RAG engine find MMAD's oracle knowledge."""
+    from judo.engines.base import InspectionRequest
     from judo.images import load_image
 
     load = images.load if images is not None else load_image
     s = item.sample
-    return Prepared(
+    return InspectionRequest(
         query=load(s.image_path),
-        templates=[load(t) for t in item.templates],
+        template=[load(t) for t in item.templates],
         question=item.question.text,
         options=dict(item.question.options),
-        type=item.question.type,
-        knowledge=knowledge.text_for(s.dataset, s.category) if knowledge is not None else None,
         category=s.category,
         dataset=s.dataset,
     )
@@ -232,24 +241,17 @@ def prepare(item: EvalItem, knowledge, images: ImageCache | None = None) -> Prep
 
 def to_record(
     item: EvalItem,
-    raw: str,
+    update: Update,
     latency: float,
     root: Path,
     config: dict[str, Any],
     batch_size: int,
     rank: int,
-    tagged_only: bool = False,
 ) -> EvalRecord:
-    """One record from one raw output; `tagged_only` reads the letter from <answer> alone (no guessing)."""
+    """One record from an engine's final update: the same answer and cells the app shows."""
     from judo.mmad import subtask_of
-    from judo.response import extract_answer, parse_response
 
     options = dict(item.question.options)
-    parsed = parse_response(raw, options)
-    if tagged_only:
-        letter = parsed.answer if parsed.answer_tagged else None
-    else:
-        letter = extract_answer(raw, options) if raw.strip() else None
 
     def rel(p: Path) -> str:
         try:
@@ -265,9 +267,9 @@ def to_record(
         type=item.question.type,
         options=options,
         answer=item.question.answer,
-        predicted=letter,
-        raw=raw,
-        cells=sorted(parsed.cells) if parsed.seg_present else None,
+        predicted=update.answer,
+        raw=update.text,
+        cells=sorted(update.cells) if update.meta.get("seg_present") else None,
         latency_s=round(latency, 4),
         engine=config.get("engine"),
         checkpoint=config.get("checkpoint"),
@@ -278,48 +280,95 @@ def to_record(
             "batch_size": batch_size,
             "rank": rank,
             "config": config,
+            **({"base_url": update.meta["base_url"]} if update.meta.get("base_url") else {}),
         },
     )
 
 
-def make_answerer(args: argparse.Namespace) -> Answerer:
-    from judo.evaluate.answerers import ComparatorAnswerer, ModelAnswerer
+def make_engine(args: argparse.Namespace, knowledge=None, loaded: tuple[Any, Any] | None = None) -> Engine:
+    """The engine `judo eval` asks: the comparator, or a checkpoint (``loaded``: a model and processor
+    already in memory) with the chosen prompt, MMAD's knowledge for --rag, greedy decoding."""
+    from judo.engines.comparator import ComparatorEngine
+    from judo.engines.qwen import QwenEngine
+    from judo.engines.rag import KnowledgeBase
+    from judo.generation import GenerationError, decoding
 
     if args.engine == "comparator":
-        return ComparatorAnswerer()
+        return ComparatorEngine()
     if args.backend == "openai":
-        from judo.evaluate.served import ServedAnswerer, ServedEvalError
-
-        if not (args.model or args.checkpoint):
-            raise EvalError("--backend openai needs --model (the served model name) or --checkpoint")
-        try:
-            return ServedAnswerer(
-                args.base_urls or [],
-                args.model or args.checkpoint,
-                prompt_style=args.prompt,
-                max_new_tokens=args.max_new_tokens,
-                concurrency=args.concurrency,
-                api_key_env=args.api_key_env,
-                timeout_s=args.timeout,
-            )
-        except (ValueError, ServedEvalError) as exc:
-            raise EvalError(str(exc)) from None
+        return _served_engine(args, knowledge)
     if not args.checkpoint:
         raise EvalError("--checkpoint is required with --engine model (a local folder or a hub id)")
-    device = args.device
-    rank, world = _dist()
-    if device is None and world > 1:
-        import torch
+    try:
+        settings = decoding(max_new_tokens=args.max_new_tokens)  # MMAD's protocol: greedy
+    except GenerationError as exc:
+        raise EvalError(f"--max-new-tokens: {exc}") from exc
+    if loaded is None:
+        from judo.models import load_model, load_processor
 
-        if torch.cuda.is_available():
-            device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
-    return ModelAnswerer(
-        args.checkpoint,
+        device = args.device
+        rank, world = _dist()
+        if device is None and world > 1:
+            import torch
+
+            if torch.cuda.is_available():
+                device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
+        loaded = (
+            load_model(args.checkpoint, quantization=args.quantization, device=device),
+            load_processor(args.checkpoint),
+        )
+    model, processor = loaded
+    return QwenEngine(
+        "model",
+        str(args.checkpoint),
+        model,
+        processor,
+        knowledge=KnowledgeBase(knowledge) if knowledge is not None else None,
         prompt_style=args.prompt,
-        quantization=args.quantization,
-        device=device,
-        max_new_tokens=args.max_new_tokens,
+        defaults=settings,
+        checkpoint=str(args.checkpoint),
     )
+
+
+def _served_engine(args: argparse.Namespace, knowledge=None) -> Engine:
+    """`--backend openai`: the served engine over every --base-url, checked before the first question."""
+    from judo.engines.rag import KnowledgeBase
+    from judo.engines.served import ServedEngine
+    from judo.generation import GenerationError, decoding
+    from judo.openai_api import Endpoint
+
+    model = args.model or args.checkpoint
+    if not model:
+        raise EvalError("--backend openai needs --model (the served model name) or --checkpoint")
+    if not args.base_urls:
+        raise EvalError("--backend openai needs at least one --base-url (e.g. http://localhost:8000/v1)")
+    if args.concurrency < 1:
+        raise EvalError(f"--concurrency must be >= 1, got {args.concurrency}")
+    try:
+        settings = decoding(max_new_tokens=args.max_new_tokens)  # MMAD's protocol: greedy
+        endpoints = [
+            Endpoint(
+                url, api_key_env=args.api_key_env, timeout_s=args.timeout, max_connections=args.concurrency
+            )
+            for url in dict.fromkeys(args.base_urls)
+        ]
+    except (GenerationError, ValueError) as exc:
+        raise EvalError(str(exc)) from exc
+    engine = ServedEngine(
+        "model",
+        str(model),
+        endpoints,
+        str(model),
+        concurrency=args.concurrency,
+        knowledge=KnowledgeBase(knowledge) if knowledge is not None else None,
+        prompt_style=args.prompt,
+        defaults=settings,
+        max_seconds=float("inf"),  # each read is bounded by --timeout; an answer may take long
+    )
+    reason = engine.check()
+    if reason is not None:
+        raise EvalError(reason)
+    return engine
 
 
 def merge_shards(out: Path, keys: list[str]) -> bool:
@@ -336,12 +385,14 @@ def merge_shards(out: Path, keys: list[str]) -> bool:
     return True
 
 
-def run(args: argparse.Namespace, answerer: Answerer | None = None) -> RunResult:
-    """Select, check files, resume, ask in batches, write as it goes; see the module docstring."""
+def run(args: argparse.Namespace, loaded: tuple[Any, Any] | None = None) -> RunResult:
+    """Select, check files, resume, ask in batches, write as it goes; see the module docstring.
+
+    ``loaded``: a (model, processor) already in memory for --checkpoint (tests, notebooks)."""
     from judo.mmad import MMADError, load_mmad
 
     if args.batch_size is None:
-        served = getattr(args, "backend", "transformers") == "openai" and args.engine == "model"
+        served = args.backend == "openai" and args.engine == "model"
         args.batch_size = 4 * args.concurrency * len(args.base_urls or [""]) if served else 1
     if args.batch_size < 1:
         raise EvalError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -408,7 +459,7 @@ def run(args: argparse.Namespace, answerer: Answerer | None = None) -> RunResult
     try:
         _check_resume(own, writer.existing, config)
         if todo:
-            answerer = answerer or make_answerer(args)
+            engine = make_engine(args, knowledge, loaded)
     except BaseException:
         writer.close()
         if not existed and own.stat().st_size == 0:
@@ -417,7 +468,6 @@ def run(args: argparse.Namespace, answerer: Answerer | None = None) -> RunResult
 
     from tqdm import tqdm
 
-    from judo.evaluate.served import ServedAnswerer, ServedEvalError
     from judo.images import ImageInputError
 
     bar = tqdm(
@@ -435,25 +485,27 @@ def run(args: argparse.Namespace, answerer: Answerer | None = None) -> RunResult
         for start in range(0, len(todo), args.batch_size):
             batch = todo[start : start + args.batch_size]
             try:
-                prepared = [prepare(it, knowledge, images) for it in batch]
+                requests = [prepare(it, images) for it in batch]
             except ImageInputError as exc:
                 raise EvalError(
                     f"{exc} (records so far are kept; fix or --exclude the image and rerun)"
                 ) from exc
             t0 = time.perf_counter()
-            try:
-                raws = answerer.answer(prepared)
-            except ServedEvalError as exc:
-                raise EvalError(f"{exc} (records so far are kept; rerun the same command to resume)") from None
+            updates = engine.answer_batch(requests)
             per_item = (time.perf_counter() - t0) / len(batch)
-            records = [
-                to_record(it, raw, per_item, mmad.root, config, len(batch), rank, answerer.tagged_only)
-                for it, raw in zip(batch, raws)
-            ]
-            if isinstance(answerer, ServedAnswerer):
-                for rec, url in zip(records, answerer.last_urls):
-                    rec.extra["base_url"] = url
-            writer.write(records)
+            failed = [(it, u) for it, u in zip(batch, updates, strict=True) if u.error]
+            if failed:
+                it, u = failed[0]
+                raise EvalError(
+                    f"{len(failed)} question(s) failed, first {it.question_key}: {u.error} "
+                    "(records so far are kept; rerun the same command to resume)"
+                )
+            writer.write(
+                [
+                    to_record(it, u, per_item, mmad.root, config, len(batch), rank)
+                    for it, u in zip(batch, updates)
+                ]
+            )
             asked += len(batch)
             bar.update(len(batch))
     finally:
