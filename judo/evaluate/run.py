@@ -313,21 +313,12 @@ def make_engine(args: argparse.Namespace, knowledge=None, loaded: tuple[Any, Any
 
             if torch.cuda.is_available():
                 device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
-        loaded = (
-            load_model(args.checkpoint, quantization=args.quantization, device=device),
-            load_processor(args.checkpoint),
-        )
+        loaded = load_model(args.checkpoint, quantization=args.quantization, device=device), \
+            load_processor(args.checkpoint)
     model, processor = loaded
-    return QwenEngine(
-        "model",
-        str(args.checkpoint),
-        model,
-        processor,
-        knowledge=KnowledgeBase(knowledge) if knowledge is not None else None,
-        prompt_style=args.prompt,
-        defaults=settings,
-        checkpoint=str(args.checkpoint),
-    )
+    return QwenEngine("model", str(args.checkpoint), model, processor,
+                      knowledge=KnowledgeBase(knowledge) if knowledge is not None else None,
+                      prompt_style=args.prompt, defaults=settings, checkpoint=str(args.checkpoint))
 
 
 def _served_engine(args: argparse.Namespace, knowledge=None) -> Engine:
@@ -496,15 +487,10 @@ def run(args: argparse.Namespace, loaded: tuple[Any, Any] | None = None) -> RunR
             failed = [(it, u) for it, u in zip(batch, updates, strict=True) if u.error]
             if failed:
                 it, u = failed[0]
-                raise EvalError(
-                    f"{len(failed)} question(s) failed, first {it.question_key}: {u.error} "
-                    "(records so far are kept; rerun the same command to resume)"
-                )
+                raise EvalError(f"{len(failed)} question(s) failed, first {it.question_key}: {u.error} "
+                                "(records so far are kept; rerun the same command to resume)")
             writer.write(
-                [
-                    to_record(it, u, per_item, mmad.root, config, len(batch), rank)
-                    for it, u in zip(batch, updates)
-                ]
+                [to_record(it, u, per_item, mmad.root, config, len(batch), rank) for it, u in zip(batch, updates)]
             )
             asked += len(batch)
             bar.update(len(batch))
