@@ -13,7 +13,7 @@ import sys
 from judo.engines import ConfigError, InspectionRequest, build_engines, default_engine, load_config
 from judo.grid import format_seg
 from judo.images import ImageInputError, load_image
-from judo.ui_presets import OptionsError, parse_options
+from judo.inputs import InputError, parse_options
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config)
         if args.engine:
             config.engines = [config.engine(args.engine)]
-    except (OptionsError, ImageInputError, ConfigError, ValueError) as err:
+    except (InputError, ImageInputError, ConfigError, ValueError) as err:
         print(f"judo inspect: {err}", file=sys.stderr)
         return 2
     except KeyError:

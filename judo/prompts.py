@@ -22,6 +22,7 @@ from PIL import Image
 
 from judo.grid import GRID_SIZE, format_seg
 from judo.images import ImageSource, to_model_size
+from judo.inputs import InputError, check_question
 
 IMAGE_SIZE = 448
 
@@ -30,7 +31,6 @@ IMAGE_SIZE = 448
 STYLES = ("judo", "mmad", "think")
 
 _OPTION_KEY = re.compile(r"^[A-Z]$")
-_MAX_QUESTION_CHARS = 4000
 
 # --- texts -------------------------------------------------------------------------------------------
 INSPECTOR_INSTRUCTION = (
@@ -128,12 +128,12 @@ def format_options(options: Mapping[str, str]) -> str:
 
 
 def _question(text: Any) -> str:
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str):
         raise PromptError("the question is empty")
-    text = text.strip()
-    if len(text) > _MAX_QUESTION_CHARS:
-        raise PromptError(f"the question is {len(text)} characters long; the limit is {_MAX_QUESTION_CHARS}")
-    return text
+    try:
+        return check_question(text)
+    except InputError as err:
+        raise PromptError(str(err)) from None
 
 
 def _category(category: str | None) -> str | None:

@@ -18,9 +18,7 @@ if TYPE_CHECKING:
 from judo.engines.base import InspectionRequest
 from judo.grid import Cell, mask_to_cells
 from judo.images import ImageInputError, load_image, load_mask
-from judo.ui_presets import OptionsError, parse_options
-
-MAX_QUESTION_CHARS = 2000
+from judo.inputs import InputError, check_question, parse_options
 
 
 class InputProblem(ValueError):
@@ -65,14 +63,10 @@ def load_input_image(value: Any, what: str) -> Image.Image:
 
 def prepare_inputs(query, template, question, options_text, category, mask, expected) -> Prepared:
     """Validate every input; raise InputProblem with a sentence for the first problem found."""
-    question = (question or "").strip()
-    if not question:
-        raise InputProblem("The question is empty: type a question or pick a preset.")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise InputProblem(f"The question is too long ({len(question)} characters, at most {MAX_QUESTION_CHARS}).")
     try:
+        question = check_question(question)
         options = parse_options(options_text)
-    except OptionsError as err:
+    except InputError as err:
         raise InputProblem(str(err)) from None
     q_img = load_input_image(query, "query")
     t_img = load_input_image(template, "template")

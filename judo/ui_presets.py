@@ -1,4 +1,5 @@
-"""Question presets for the seven MMAD subtasks, and the editable "A. text" option format of the UI.
+"""Question presets for the seven MMAD subtasks as editable "A. text" option lines (read by
+`judo.inputs.parse_options`).
 
 Presets use MMAD's own question wording; options are starting points the inspector edits (the defect
 types of the selected product when the knowledge base knows it). Free questions have no options.
@@ -6,8 +7,7 @@ types of the selected product when the knowledge base knows it). Free questions 
 
 from __future__ import annotations
 
-import re
-
+from judo.inputs import MAX_OPTIONS
 from judo.mmad import SUBTASK_LABELS, SUBTASKS
 from judo.synth.questions import (
     AD_QUESTION,
@@ -19,8 +19,6 @@ from judo.synth.questions import (
 )
 
 FREE = "Free question"
-_OPTION_LINE = re.compile(r"^\s*\(?([A-Za-z])\s*[.):]\s*(.*\S)\s*$")
-MAX_OPTIONS = 5  # MMAD answers are A-E
 
 PRESETS: dict[str, tuple[str, list[str]]] = {
     "Anomaly Detection": (AD_QUESTION, ["Yes.", "No."]),
@@ -64,34 +62,3 @@ def preset(subtask: str, defect_titles: list[str] | None = None, products: list[
     if subtask == "Object Classification" and products:
         options = [p.replace("_", " ").capitalize() + "." for p in products][:4]
     return question, format_option_lines(lettered(options))
-
-
-class OptionsError(ValueError):
-    """The options text cannot be read; the message says which line and how to write it."""
-
-
-def parse_options(text: str | None) -> dict[str, str] | None:
-    """'A. Yes.\\nB. No.' -> {'A': 'Yes.', 'B': 'No.'}; blank -> None (a free question).
-
-    Lines without a letter are lettered in order, so pasting plain option texts works too.
-    """
-    lines = [ln for ln in (text or "").splitlines() if ln.strip()]
-    if not lines:
-        return None
-    if len(lines) > MAX_OPTIONS:
-        raise OptionsError(f"{len(lines)} options given: at most {MAX_OPTIONS} (A-E).")
-    out: dict[str, str] = {}
-    for i, line in enumerate(lines):
-        m = _OPTION_LINE.match(line)
-        if m and len(line.strip()) > 2:
-            key, value = m.group(1).upper(), m.group(2)
-        else:
-            key, value = chr(ord("A") + len(out)), line.strip()
-        if key in out:
-            raise OptionsError(f"Option {key} appears twice (line {i + 1}): give each option its own letter.")
-        if key not in "ABCDE":
-            raise OptionsError(f"Option letter {key} on line {i + 1}: MMAD-style options use the letters A-E.")
-        out[key] = value
-    if len(out) == 1:
-        raise OptionsError("A single option is not a choice: give at least two, or clear the options.")
-    return dict(sorted(out.items()))

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from judo.grid import cells_to_mask
-from judo.ui_presets import parse_options
+from judo.inputs import parse_options
 from tests.app_server import EXAMPLES, inspect_args, serve_tiny_app
 
 pytestmark = pytest.mark.slow

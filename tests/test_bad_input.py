@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from judo.ui_presets import OptionsError, parse_options
+from judo.inputs import OptionsError, parse_options
 from tests.app_server import EXAMPLES, inspect_args, serve_tiny_app
 
 pytestmark = pytest.mark.slow
@@ -179,3 +179,21 @@ def test_image_guard_messages_directly():
     Image.new("RGB", (1, 1)).save(buf, format="PNG")
     with pytest.raises(ImageInputError):
         load_image(buf.getvalue())
+
+
+def test_question_and_option_limits_hold_for_every_caller():
+    """The app, `judo inspect` and `judo eval` all build an InspectionRequest: the limits live there."""
+    from judo.engines import InspectionRequest
+    from judo.inputs import MAX_OPTION_CHARS, MAX_QUESTION_CHARS, InputError
+
+    picture = Image.new("RGB", (32, 32))
+    with pytest.raises(InputError, match="question is too long"):
+        InspectionRequest(picture, picture, "x" * (MAX_QUESTION_CHARS + 1))
+    with pytest.raises(OptionsError, match="Option B is too long"):
+        InspectionRequest(picture, picture, "Defect?", {"A": "Yes.", "B": "n" * (MAX_OPTION_CHARS + 1)})
+    with pytest.raises(OptionsError, match="at most 5"):
+        InspectionRequest(picture, picture, "Which?", {k: k for k in "ABCDEF"})
+    with pytest.raises(OptionsError, match="letters A-E"):
+        InspectionRequest(picture, picture, "Which?", {"A": "x", "Z": "y"})
+    assert InspectionRequest(picture, picture, " Q? ", {"b": " No. ", "a": "Yes."}).options == {"A": "Yes.",
+                                                                                             "B": "No."}

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from judo.grid import Cell
+from judo.inputs import check_options, check_question
 
 if TYPE_CHECKING:
     from transformers import GenerationConfig
@@ -49,12 +50,8 @@ class InspectionRequest:
             self.template = self.templates[0]
         else:
             self.templates = [self.template]
-        self.question = (self.question or "").strip()
-        if not self.question:
-            raise ValueError("The question is empty: type a question or pick a preset.")
-        if self.options is not None:
-            cleaned = {str(k).strip().upper(): str(v).strip() for k, v in self.options.items()}
-            self.options = {k: v for k, v in cleaned.items() if k and v} or None
+        self.question = check_question(self.question)
+        self.options = check_options(self.options)
         self.category = (self.category or "").strip() or None
         self.dataset = (self.dataset or "").strip() or None
 
