@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ from tests.openai_server import Fault, OpenAIServer, free_port
 
 OPTIONS = {"A": "Yes.", "B": "No."}
 KEY_ENV = "JUDO_TEST_SERVED_KEY"
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -222,3 +224,17 @@ def test_answer_batch_spreads_over_replicas_in_order_with_bounded_concurrency(ti
         assert {u.meta["base_url"] for u in finals} == {one.base_url, two.base_url}
         one.token_delay_s = two.token_delay_s = 0.0
         assert [u.text for u in finals] == [list(eng.stream(r))[-1].text for r in requests]
+
+
+def test_published_checkpoint_presets_in_the_app_config_are_valid_engines(tmp_path):
+    """configs/app.yaml lists the presets commented out; uncommented they load as a valid config."""
+    text = (REPO / "configs" / "app.yaml").read_text()
+    block = text.split("# @presets-begin\n", 1)[1].split("  # @presets-end", 1)[0]
+    engines = "\n".join(line.replace("  # ", "  ", 1) for line in block.splitlines())
+    (tmp_path / "app.yaml").write_text("engines:\n" + engines + "\n")
+    cfg = load_config(tmp_path / "app.yaml", env={})
+    kinds = {e.id: (e.kind, e.prompt_style) for e in cfg.engines}
+    assert kinds["qwen-base"] == ("qwen", "mmad") and kinds["judo-release"] == ("qwen", "judo")
+    assert kinds["emit"][0] == kinds["ad-copilot"][0] == "openai"
+    assert {e.model for e in cfg.engines if e.kind == "openai"} == {
+        "jiang-cc/AD-Copilot", "jiang-cc/AD-Copilot-Thinking", "gw49/EMIT-8B"}  # fmt: skip
