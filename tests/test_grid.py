@@ -11,7 +11,6 @@ from PIL import Image
 from judo.grid import (
     GRID_SIZE,
     SegFormatError,
-    SegScanner,
     cell_box,
     cell_boxes,
     cells_to_mask,
@@ -21,6 +20,7 @@ from judo.grid import (
     mask_to_cells,
     parse_seg,
     parse_seg_prefix,
+    scan_seg_body,
     seg_f1,
     seg_iou,
 )
@@ -248,24 +248,10 @@ def test_prefixes_grow_monotonically_to_the_full_reading(cells: set, dash: str, 
     assert previous == cells
 
 
-@settings(max_examples=150, deadline=None)
-@given(cells_st, st.sampled_from(DASHES), st.lists(st.integers(1, 7), max_size=200))
-def test_scanner_incremental_equals_batch(cells: set, dash: str, steps: list[int]) -> None:
-    """Feeding a body piece by piece gives, at every step, what a fresh read of that prefix gives."""
-    body = format_seg_body(cells).replace(")-(", ")" + dash + "(") + " "
-    scanner, end = SegScanner(), 0
-    for step in [*steps, len(body)]:
-        end = min(len(body), end + step)
-        assert scanner.feed(body[:end]) == SegScanner().feed(body[:end])
-    assert scanner.feed(body, complete=True) == cells
-
-
-def test_scanner_pending_is_the_unfinished_item() -> None:
-    scanner = SegScanner()
-    assert scanner.feed("(1,1), (2,3)") == {(1, 1)}
-    assert scanner.pending() == {(2, 3)}
-    assert scanner.feed("(1,1), (2,3)-(2,5)") == {(1, 1)} | run(2, 3, 5)
-    assert scanner.pending() == set()
+def test_scan_reports_the_unfinished_item_as_pending() -> None:
+    assert scan_seg_body("(1,1), (2,3)") == ({(1, 1)}, {(2, 3)})
+    assert scan_seg_body("(1,1), (2,3)-(2,5)") == ({(1, 1)} | run(2, 3, 5), set())
+    assert scan_seg_body("(1,1), (2,3)", complete=True) == ({(1, 1), (2, 3)}, set())
 
 
 # ------------------------------------------------------------------------------------------ geometry

@@ -271,18 +271,6 @@ def test_stream_equals_batch_generated(cells: set, dash: str, answer: str, steps
     assert final.cells == cells and final.format_ok and final.seg_valid
 
 
-def test_stream_work_is_incremental() -> None:
-    """The letter scan and the seg reader move forward: after a long think, they do not restart at 0."""
-    parser = StreamParser()
-    parser.feed("<seg> (1,1), (2,2)-(2,4) </seg><think>")
-    for _ in range(2000):
-        parser.feed("word ")
-    state = parser._state  # white-box: the scan positions are what keeps feeding O(delta)
-    assert state.letters.pos >= len(parser.text) - 1
-    assert state._tag_pos >= len(parser.text) - 8
-    assert state._scanner is not None and state._scanner._pos > 0
-
-
 SOUP = st.lists(
     st.sampled_from(["<seg>", "</seg>", "<think>", "</think>", "<answer>", "</answer>", "<", "</", "<se",
                      "(1,2)", "(3,4)", "-", "\u2013", "(1,", "5)", ", ", " ", "\n", "A", "B", "E", "An", "x",
@@ -294,7 +282,7 @@ SOUP = st.lists(
 @settings(max_examples=300, deadline=None)
 @given(SOUP, st.lists(st.integers(1, 9), min_size=1, max_size=30), st.sampled_from([None, OPTIONS]))
 def test_stream_equals_batch_on_tag_soup(text: str, steps: list[int], options) -> None:
-    """Fuzz the incremental state (tag index, seg reader, letter scan, strict cache) against batch."""
+    """Fuzz the streaming view against the batch view."""
     parser, end, i = StreamParser(options), 0, 0
     while end < len(text):
         step = steps[i % len(steps)]

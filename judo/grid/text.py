@@ -24,8 +24,6 @@ _ITEM = re.compile(rf"{_CELL}(?:\s*{_DASH}\s*{_CELL})?")
 _TAIL_PREFIX = re.compile(
     rf"\s*(?:{_DASH}\s*(?:\(\s*(?:[-\u2212]|{_NUM}\s*(?:,\s*(?:[-\u2212]|{_NUM}\s*)?)?)?)?)?\Z"
 )
-_ITEM_SYNTAX = rf"\(\s*{_NUM}\s*,\s*{_NUM}\s*\)(?:\s*{_DASH}\s*\(\s*{_NUM}\s*,\s*{_NUM}\s*\))?"
-_STRICT_SYNTAX = re.compile(rf"\s*{_ITEM_SYNTAX}(?:\s*,\s*{_ITEM_SYNTAX})*\s*,?\s*")
 _SEP = re.compile(r"\s*,\s*")
 _TRAILING = re.compile(r"\s*,?\s*")
 _DANGLING_RUN = re.compile(rf"\s*{_DASH}")
@@ -147,26 +145,10 @@ def _add_item(cells: set[Cell], r1: str, c1: str, r2: str | None, c2: str | None
 
 
 def _read_body(body: str) -> set[Cell]:
-    """Lenient reading of a whole body (the hot path of rewards and evaluation: kept inline)."""
-    items = _ITEM.findall(body)
+    """Lenient reading of a whole body: every item `_add_item` can read."""
     cells: set[Cell] = set()
-    if "\u2212" in body:  # a unicode minus: int() cannot read it, take the general path
-        for r1, c1, r2, c2 in items:
-            _add_item(cells, r1, c1, r2 or None, c2 or None)
-        return cells
-    add, n = cells.add, GRID_SIZE
-    for r1, c1, r2, c2 in items:
-        row, col = int(r1), int(c1)
-        if not r2:
-            if 0 <= row < n and 0 <= col < n:
-                add((row, col))
-            continue
-        end = int(c2)
-        if int(r2) == row and 0 <= row < n and 0 <= col <= end < n:
-            for c in range(col, end + 1):
-                add((row, c))
-        else:
-            _add_item(cells, r1, c1, r2, c2)
+    for r1, c1, r2, c2 in _ITEM.findall(body):
+        _add_item(cells, r1, c1, r2 or None, c2 or None)
     return cells
 
 
@@ -176,30 +158,9 @@ def _describe(snippet: str, limit: int = 40) -> str:
 
 
 def _strict_body(body: str) -> set[Cell]:
-    """Read a body under the full grammar; raise SegFormatError naming the first problem.
-
-    Fast path: one regex checks the syntax and the values are checked in a tight loop; only a body
-    that fails goes through the item-by-item walk that finds the words for the error.
-    """
+    """Read a body under the full grammar; raise SegFormatError naming the first problem."""
     if _NONE_BODY.fullmatch(body):
         return set()
-    if _STRICT_SYNTAX.fullmatch(body) and "\u2212" not in body:
-        cells: set[Cell] = set()
-        add, n = cells.add, GRID_SIZE
-        for r1, c1, r2, c2 in _ITEM.findall(body):
-            row, col = int(r1), int(c1)
-            if not (0 <= row < n and 0 <= col < n):
-                break
-            if not r2:
-                add((row, col))
-                continue
-            end = int(c2)
-            if int(r2) != row or not col <= end < n:
-                break
-            for c in range(col, end + 1):
-                add((row, c))
-        else:
-            return cells
     return _strict_walk(body)
 
 
@@ -293,41 +254,23 @@ def parse_seg(text: str, strict: bool = False) -> set[Cell]:
     return _read_body(text[start:end])
 
 
-class SegScanner:
-    """Reads one seg body while it streams in, without re-reading what it has already committed.
+def scan_seg_body(body: str, complete: bool = False) -> tuple[set[Cell], set[Cell]]:
+    """(cells of every COMPLETE item, cells a pending last item would add) of a seg body that may still
+    be streaming in.
 
-    Call :meth:`feed` with the whole body so far (each call extends the previous one). It returns the
-    cells of every COMPLETE item: a run whose end cell is written, or a single cell followed by text that
-    cannot turn it into a run. ``(1,2)-`` and a bare trailing ``(1,2)`` are pending: the next tokens may
-    make them a run. :meth:`pending` gives the cells a pending item would add if the body ended now.
+    Complete: a run whose end cell is written, or a single cell followed by text that cannot turn it
+    into a run. ``(1,2)-`` and a bare trailing ``(1,2)`` are pending: the next tokens may make them a
+    run. ``complete=True`` when the body can no longer grow (a tag ended it): nothing is pending.
     """
-
-    __slots__ = ("cells", "_pos", "_pending")
-
-    def __init__(self) -> None:
-        self.cells: set[Cell] = set()
-        self._pos = 0
-        self._pending: set[Cell] = set()
-
-    def feed(self, body: str, complete: bool = False) -> set[Cell]:
-        """Advance over ``body``; ``complete=True`` when the body can no longer grow (a tag ended it)."""
-        self._pending = set()
-        pos = self._pos
-        for m in _ITEM.finditer(body, pos):
-            r1, c1, r2, c2 = m.groups()
-            if r2 is None and not complete and _TAIL_PREFIX.match(body, m.end()):
-                _add_item(self._pending, r1, c1, None, None)
-                self._pos = m.start()
-                return self.cells
-            _add_item(self.cells, r1, c1, r2, c2)
-            pos = m.end()
-        # Nothing before the last "(" can still start an item: skip it next time.
-        last_paren = body.rfind("(", pos)
-        self._pos = last_paren if last_paren >= 0 else len(body)
-        return self.cells
-
-    def pending(self) -> set[Cell]:
-        return self._pending
+    cells: set[Cell] = set()
+    pending: set[Cell] = set()
+    for m in _ITEM.finditer(body):
+        r1, c1, r2, c2 = m.groups()
+        if r2 is None and not complete and _TAIL_PREFIX.match(body, m.end()):
+            _add_item(pending, r1, c1, None, None)
+            break
+        _add_item(cells, r1, c1, r2, c2)
+    return cells, pending
 
 
 def parse_seg_prefix(text: str) -> set[Cell]:
@@ -340,4 +283,4 @@ def parse_seg_prefix(text: str) -> set[Cell]:
     if not isinstance(text, str):
         return set()
     start, end, _, terminated = locate_seg(text)
-    return SegScanner().feed(text[start:end], complete=terminated)
+    return scan_seg_body(text[start:end], complete=terminated)[0]

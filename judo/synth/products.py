@@ -298,12 +298,6 @@ _MAKERS: dict[str, Callable[[np.random.Generator, int, int], Array]] = {
 }
 
 
-def is_texture(category: str) -> bool:
-    """Whether the whole picture is the product surface (no background to fall back to)."""
-    _check_category(category)
-    return category in TEXTURES
-
-
 def _check_category(category: str) -> None:
     if category not in _MAKERS:
         raise ValueError(f"unknown synthetic category {category!r}; choose one of {', '.join(CATEGORIES)}")
