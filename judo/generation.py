@@ -32,6 +32,10 @@ class GenerationError(ValueError):
     """Bad generation settings (token budget, temperature, ...) or prompts."""
 
 
+class PromptTooLong(GenerationError):
+    """The encoded prompt is longer than the engine accepts; the message says so and what to shorten."""
+
+
 def _check_prompt(prompt: Any) -> Prompt:
     if not isinstance(prompt, Prompt):
         raise GenerationError(f"expected a judo.prompts.Prompt, got {type(prompt).__name__}")
@@ -152,8 +156,12 @@ def stream_generate(
     config: GenerationConfig | None = None,
     *,
     stop_event: threading.Event | None = None,
+    max_prompt_tokens: int | None = None,
 ) -> Iterator[str]:
     """Yield the completion as text deltas while ``model.generate`` runs in a worker thread.
+
+    ``max_prompt_tokens``: a longer encoded prompt (text and image tokens) raises `PromptTooLong`
+    before the model runs, so one oversized request cannot hold the accelerator in prefill.
 
     Setting ``stop_event`` (or closing the iterator) stops generation at the next token. An exception
     in the worker (out of memory, a broken checkpoint...) is re-raised here, in the consumer.
@@ -161,7 +169,14 @@ def stream_generate(
     from transformers import TextIteratorStreamer
 
     kwargs = _generate_kwargs(processor, config)
-    inputs = encode(processor, prompt).to(model.device)
+    inputs = encode(processor, prompt)
+    length = int(inputs["input_ids"].shape[-1])
+    if max_prompt_tokens is not None and length > max_prompt_tokens:
+        raise PromptTooLong(
+            f"The prompt is {length} tokens long, more than this engine's limit of {max_prompt_tokens}: "
+            "shorten the question or the options."
+        )
+    inputs = inputs.to(model.device)
     streamer = TextIteratorStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
     closed = threading.Event()  # set when the consumer goes away, so the worker does not run on
     events = (closed,) if stop_event is None else (closed, stop_event)

@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
 from transformers import Qwen2_5_VLProcessor
 
 MODEL_TYPE = "qwen2_5_vl"
@@ -314,4 +315,41 @@ def load_model(
         if not is_local:
             raise _hub_error(source, exc) from exc
         raise ModelLoadError(f"Cannot load the model weights from {source}: {exc}") from exc
+    except SafetensorError as exc:  # a truncated or overwritten model.safetensors
+        raise ModelLoadError(
+            f"Cannot load the model weights from {source}: a .safetensors file is damaged or incomplete ({exc}); "
+            "copy or save the checkpoint again."
+        ) from exc
     return model.eval()
+
+
+def check_processor(processor: Any, model_config: Any) -> None:
+    """Refuse a processor that cannot feed this model images (raise `ModelLoadError` saying what is missing).
+
+    A checkpoint saved without ``tokenizer.json`` still loads, with a tokenizer of a dozen special tokens:
+    ordinary text encodes to nothing and ``<|image_pad|>`` gets another id than the model's
+    ``image_token_id``, so every inspection would fail later with "Image features and image tokens do not
+    match". The image and vision tokens must map to the model's ids, and a chat template must be there.
+    """
+    tokenizer = getattr(processor, "tokenizer", None)
+    if tokenizer is None:
+        raise ModelLoadError("the checkpoint's processor has no tokenizer; save the processor with the model.")
+    template = getattr(processor, "chat_template", None) or getattr(tokenizer, "chat_template", None)
+    if not template:
+        raise ModelLoadError(
+            "the checkpoint has no chat template (chat_template.jinja): save the processor with the model."
+        )
+    expected = {
+        getattr(processor, "image_token", "<|image_pad|>"): getattr(model_config, "image_token_id", None),
+        "<|vision_start|>": getattr(model_config, "vision_start_token_id", None),
+        "<|vision_end|>": getattr(model_config, "vision_end_token_id", None),
+    }
+    for token, model_id in expected.items():
+        got = tokenizer.convert_tokens_to_ids(token)
+        if model_id is not None and got != model_id:
+            raise ModelLoadError(
+                f"the tokenizer maps {token} to {got}, but the model expects {model_id}: the checkpoint's "
+                "tokenizer files (tokenizer.json) are missing or belong to another model."
+            )
+    if not tokenizer("Is there any defect?", add_special_tokens=False)["input_ids"]:
+        raise ModelLoadError("the tokenizer encodes ordinary text to nothing: tokenizer.json is missing.")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,8 +28,10 @@ import gradio as gr
 from judo.engines import AppConfig, Engine, build_engines, default_engine, load_config
 from judo.engines.config import ENV_HELP, ConfigError
 from judo.engines.pool import LANGUAGE_MODEL_KINDS
+from judo.ui_guard import guard_middleware
 from judo.ui_library import TemplateLibrary
 from judo.ui_presets import FREE, format_option_lines, preset, preset_choices
+from judo.ui_record import check_records_dir
 from judo.ui_run import MAX_COMPARE, STOPS, Runner, session_of
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,7 @@ class AppState:
     engines: list[Engine]
     library: TemplateLibrary
     defect_titles: dict[str, list[str]] = field(default_factory=dict)  # category -> defect titles
+    records_problem: str | None = None  # why records cannot be written, checked once at start-up
 
     @classmethod
     def load(cls, config: AppConfig, engines: list[Engine] | None = None) -> AppState:
@@ -56,8 +60,11 @@ class AppState:
             # Fall back to the knowledge that came with the template sources (MMAD root, examples).
             if library.knowledge_files:
                 config.knowledge = str(library.knowledge_files[0])
+        records_problem = check_records_dir(config.records_folder)
+        if records_problem:
+            log.warning("%s", records_problem)
         engines = engines if engines is not None else build_engines(config)
-        return cls(config, engines, library, _defect_titles(config.knowledge))
+        return cls(config, engines, library, _defect_titles(config.knowledge), records_problem)
 
 
 def _defect_titles(path: str | None) -> dict[str, list[str]]:
@@ -103,6 +110,13 @@ def accept_raw_upload(component: gr.Image) -> gr.Image:
     return component
 
 
+def accept_raw_value(component: gr.Slider) -> gr.Slider:
+    """Hand a slider's value to the handler as sent: `judo.ui_inputs.settings_from` checks it and says
+    what is wrong in one sentence (Gradio's own check fails on a non-number with an internal error)."""
+    component.preprocess = lambda payload: payload  # type: ignore[method-assign]
+    return component
+
+
 def engine_choices(engines: list[Engine]) -> list[tuple[str, str]]:
     return [(e.label if e.available else f"{e.label} (unavailable)", e.id) for e in engines]
 
@@ -113,6 +127,8 @@ def engines_markdown(state: AppState) -> str:
         status = "ready" if e.available else "unavailable"
         notes = e.reason if not e.available else (getattr(e, "description", "") or "")
         lines.append(f"| {e.label} | {status} | {notes.replace('|', '/')} |")
+    if state.records_problem:
+        lines += ["", "**Records:** the records folder is not writable: inspections run, downloads are off."]
     if state.library.notes:
         lines += ["", "**Template library:**"] + [f"- {n}" for n in state.library.notes]
     lines += ["", "**Configuration** (`" + (state.config.source or "") + "`), environment overrides:"]
@@ -123,7 +139,7 @@ def engines_markdown(state: AppState) -> str:
 # ------------------------------------------------------------------------------------- build
 def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = None) -> gr.Blocks:
     """The Blocks page. ``gpu`` decorates the GPU handlers (``spaces.GPU`` on ZeroGPU Spaces)."""
-    runner = Runner(state.engines, state.config.stream_interval_s)
+    runner = Runner(state.engines, state.config.stream_interval_s, state.config.records_folder)
     wrap = gpu or (lambda f: f)
     default = default_engine(state.engines, state.config.default_engine)
     available = [e for e in state.engines if e.available]
@@ -207,10 +223,10 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
                                                       sources=["upload"], height=160, elem_id="judo-mask"))
                     expected = gr.Textbox(label="Correct option letter", max_lines=1, elem_id="judo-expected")
                 with gr.Accordion("Generation settings", open=False):
-                    max_new_tokens = gr.Slider(16, 2048, value=768, step=16, label="Max new tokens")
+                    max_new_tokens = accept_raw_value(gr.Slider(16, 2048, value=768, step=16, label="Max new tokens"))
                     do_sample = gr.Checkbox(False, label="Sample (greedy when off)")
-                    temperature = gr.Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature")
-                    top_p = gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p")
+                    temperature = accept_raw_value(gr.Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature"))
+                    top_p = accept_raw_value(gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p"))
                 if library.examples:
                     gr.Examples(
                         examples=[[str(e.query), str(e.template), e.id] for e in library.examples],
@@ -329,7 +345,8 @@ def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
 
 
 def launch_kwargs(config: AppConfig) -> dict[str, Any]:
-    """Arguments for demo.launch(): upload cap, auth, css, narrow allowed paths."""
+    """Arguments for demo.launch(): upload cap, auth, css, narrow allowed paths, the abuse limits
+    (`judo.ui_guard`, as middleware of Gradio's own FastAPI app)."""
     allowed = [p for p in (config.templates.examples_dir, config.templates.golden_dir, config.templates.mmad_root,
                            *config.templates.golden.values()) if p]
     css_path = ASSETS / "judo.css"
@@ -340,6 +357,7 @@ def launch_kwargs(config: AppConfig) -> dict[str, Any]:
         "ssr_mode": False,
         "css": css_path.read_text(encoding="utf-8") if css_path.is_file() else None,
         "theme": gr.themes.Soft(primary_hue="red"),
+        "app_kwargs": {"middleware": guard_middleware(config.limits)},
     }
     auth = parse_auth(config.auth)
     if auth:
@@ -358,6 +376,34 @@ def create_app(config: AppConfig | None = None, gpu: Callable | None = None,
     return build_demo(state, gpu), launch_kwargs(config)
 
 
+def serve_address(host: str | None = None, port: int | None = None) -> tuple[str, int]:
+    """Where to serve: the arguments, else GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, else 127.0.0.1:7860."""
+    host = host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
+    if port is None:
+        text = os.environ.get("GRADIO_SERVER_PORT", "").strip() or "7860"
+        if not text.isdigit() or not 0 < int(text) < 65536:
+            raise ConfigError(f"GRADIO_SERVER_PORT must be a port number 1-65535 (got {text!r}).")
+        port = int(text)
+    return host, port
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """None when ``host:port`` can be served, else the sentence saying why not (checked before any model loads,
+    and the port is then given to Gradio explicitly, so it never moves to another one)."""
+    if not 0 < port < 65536:
+        return f"port {port} is not a port number (1-65535)."
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as err:
+            if err.errno == 98:  # EADDRINUSE
+                return (f"port {port} on {host} is already in use: stop the other server or choose another "
+                        "port (GRADIO_SERVER_PORT, or judo app --port).")
+            return f"cannot serve on {host}:{port} ({err.strerror or err})."
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="judo app", description="Serve the JUDO inspection app.")
     parser.add_argument("--config", help="YAML file (default: $JUDO_CONFIG or configs/app.yaml)")
@@ -367,11 +413,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.config)
+        host, port = serve_address(args.host, args.port)
+        problem = port_problem(host, port)
+        if problem:
+            raise ConfigError(problem)
         demo, kwargs = create_app(config)
     except ConfigError as err:
         print(f"judo app: {err}", file=sys.stderr)
         return 2
-    demo.launch(server_name=args.host, server_port=args.port, **kwargs)
+    demo.launch(server_name=host, server_port=port, **kwargs)
     return 0
 
 

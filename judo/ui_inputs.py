@@ -7,6 +7,7 @@ that cannot be inspected.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,16 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
 
 
+# A server path in a message: an absolute path of two or more parts (a file name alone is fine to show;
+# "pass/fail/unknown" inside a word is no path).
+_SERVER_PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?(?:[\\/][^\s'\"\\/:;,()]+){2,}[\\/]?")
+
+
+def hide_paths(text: str) -> str:
+    """A message fit for the page: every server path shortened to its last part (the file's own name)."""
+    return _SERVER_PATH.sub(lambda m: m.group(0).rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1], text)
+
+
 # ------------------------------------------------------------------------------------- validation
 def _path_of(value: Any) -> Any:
     """Gradio hands files as paths (str) or dicts with a 'path'; PIL/arrays pass through."""
@@ -54,11 +65,8 @@ def load_input_image(value: Any, what: str) -> Image.Image:
     path = _path_of(value)
     try:
         return load_image(path)
-    except ImageInputError as err:
-        message = str(err)
-        if isinstance(path, str):  # show the uploaded file's name, not the server's cache path
-            message = message.replace(path, path.rsplit("/", 1)[-1])
-        raise InputProblem(f"The {what} image cannot be used: {message}") from None
+    except ImageInputError as err:  # show the uploaded file's name, not the server's cache path
+        raise InputProblem(f"The {what} image cannot be used: {hide_paths(str(err))}") from None
 
 
 def prepare_inputs(query, template, question, options_text, category, mask, expected) -> Prepared:
@@ -86,7 +94,7 @@ def prepare_inputs(query, template, question, options_text, category, mask, expe
             prepared.truth_mask = load_mask(_path_of(mask), size=q_img.size)
             prepared.truth_cells = mask_to_cells(prepared.truth_mask)
         except (ImageInputError, ValueError) as err:
-            notes.append(f"The ground-truth mask was ignored: {err}")
+            notes.append(f"The ground-truth mask was ignored: {hide_paths(str(err))}")
     exp = (expected or "").strip().upper()[:1]
     if exp and options and exp in options:
         prepared.expected = exp

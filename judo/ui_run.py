@@ -29,8 +29,9 @@ from PIL import Image
 from judo.engines.base import Engine, InspectionRequest, Update
 from judo.grid import Cell, seg_f1, seg_iou
 from judo.render import GREEN, fit_within, heatmap_overlay, outline_edges, outline_mask, overlay_cells
-from judo.ui_inputs import InputProblem, Prepared, prepare_inputs, settings_from
-from judo.ui_record import build_record, write_outputs
+from judo.ui_inputs import InputProblem, Prepared, hide_paths, prepare_inputs, settings_from
+from judo.ui_owner import OWNERS, new_token, owner_of_request
+from judo.ui_record import RecordWriteError, build_record, write_outputs
 
 if TYPE_CHECKING:
     from transformers import GenerationConfig
@@ -151,9 +152,11 @@ class ShownFiles:
     changed, Gradio only hashes that file. Fast PNG compression: these are display copies.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, owner: str | None = None) -> None:
         self._dir: str | None = None
         self._count = 0
+        self.owner = owner
+        self.token = new_token()  # names are claimed for the owner (judo.ui_owner): nobody else sees them
 
     def save(self, img: Image.Image | None, stem: str) -> str | None:
         if img is None:
@@ -161,9 +164,10 @@ class ShownFiles:
         if self._dir is None:
             self._dir = tempfile.mkdtemp(prefix="judo-view-")
         self._count += 1
-        path = f"{self._dir}/{stem}-{self._count}.png"
-        img.save(path, format="PNG", compress_level=1)
-        return path
+        name = f"{stem}-{self.token}-{self._count}.png"
+        img.save(f"{self._dir}/{name}", format="PNG", compress_level=1)
+        OWNERS.claim(name, self.owner)
+        return f"{self._dir}/{name}"
 
     def close(self) -> None:
         """Gradio copies every yielded file into its cache before asking for the next update."""
@@ -263,7 +267,7 @@ def status_markdown(engine_label: str, update: Update | None, notes: list[str], 
     if meta.get("knowledge_summary"):
         lines.append(html.escape(meta["knowledge_summary"], quote=False))
     for w in [*notes, *(meta.get("warnings") or [])]:
-        lines.append(f"⚠ {html.escape(str(w), quote=False)}")
+        lines.append(f"⚠ {html.escape(hide_paths(str(w)), quote=False)}")
     return "\n\n".join(lines)
 
 
@@ -283,9 +287,10 @@ def result_json(update: Update, metrics: dict | None, engine: str) -> dict[str, 
 class Runner:
     """The app's handlers, bound to its engines."""
 
-    def __init__(self, engines: list[Engine], stream_interval_s: float = 0.05) -> None:
+    def __init__(self, engines: list[Engine], stream_interval_s: float = 0.05, records_dir=None) -> None:
         self.engines = {e.id: e for e in engines}
         self.interval = stream_interval_s
+        self.records_dir = records_dir  # None: judo.ui_record.RECORDS_DIR
 
     def engine(self, engine_id: str | None) -> Engine:
         e = self.engines.get(engine_id or "") or next(
@@ -312,7 +317,7 @@ class Runner:
             yield (None, None, "", answer_html(None, None), f"**Cannot inspect:** {html.escape(str(err), quote=False)}",
                    {"error": str(err), "done": True}, None, None)
             return
-        files = ShownFiles()
+        files = ShownFiles(owner_of_request(request))
         try:
             yield from self._stream(engine, prep, files, visual_prior, t0, request, settings)
         finally:  # after the final yield (Gradio has copied the pictures), or when the client went away
@@ -344,7 +349,7 @@ class Runner:
         pacer = Pacer(self.interval)
         try:
             yield (painter.show(set()), prior_path, "", answer, status, None, None, None)
-            for update in engine.run(req, stop, settings):
+            for update in public(engine.run(req, stop, settings)):
                 last = update
                 if update.text and first_update_s is None:
                     first_update_s = time.perf_counter() - t0
@@ -377,7 +382,13 @@ class Runner:
         record = build_record(req, last, engine_label=engine.label, truth=_truth(metrics, prep),
                               names=prep.names, elapsed_s=elapsed, first_update_s=first_update_s)
         full = painter.full_size(last.cells)
-        record_path, png_path = write_outputs(record, full, stem=f"judo-{engine.id}")
+        try:
+            record_path, png_path = write_outputs(record, full, stem=f"judo-{engine.id}", folder=self.records_dir,
+                                                  owner=painter.files.owner)
+        except RecordWriteError as err:  # the analysis is done: show it, say the download is missing
+            record_path = png_path = None
+            notes = [*notes, str(err)]
+            gr.Warning(str(err))
         if last.error:
             gr.Warning(last.error)
         return (
@@ -410,7 +421,7 @@ class Runner:
             blank = [None, "", answer_html(None, None)] * MAX_COMPARE
             yield (*blank, "", f"**Cannot compare:** {html.escape(str(err), quote=False)}", {"error": str(err), "done": True})
             return
-        files = ShownFiles()
+        files = ShownFiles(owner_of_request(request))
         try:
             yield from self._compare_stream(engines, prep, files, t0, request, settings)
         finally:  # after the final yield (Gradio has copied the pictures), or when the client went away
@@ -428,7 +439,7 @@ class Runner:
         events: queue.Queue = queue.Queue()
 
         def run(i: int, engine: Engine) -> None:
-            for update in engine.run(req, stop, settings):
+            for update in public(engine.run(req, stop, settings)):
                 events.put((i, update))
             events.put((i, None))
 
@@ -497,6 +508,14 @@ class Runner:
             "engines": [result_json(u, m, e.id) for e, u, m in zip(engines, latest, metrics)],
         }
         yield (*out, summary, "\n\n".join(lines), result)
+
+
+def public(updates: Iterator[Update]) -> Iterator[Update]:
+    """An engine's updates as the page and the record show them: no server path in an error."""
+    for update in updates:
+        if update.error:
+            update.error = hide_paths(update.error)
+        yield update
 
 
 def _truth(metrics: dict | None, prep: Prepared) -> dict | None:

@@ -190,10 +190,10 @@ def test_config_builds_a_served_engine_and_a_down_one_does_not_stop_the_app(serv
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ("model: tiny", "needs base_url and model"),
-        ("base_url: 'http://h:1/v1'", "needs base_url and model"),
+        ("model: tiny", "base_url is required"),
+        ("base_url: 'http://h:1/v1'", "model is required"),
         ("base_url: 'h:1/v1', model: m", "must start with http"),
-        ("base_url: 'http://h:1/v1', model: m, timeout_s: 0", "timeout_s must be positive"),
+        ("base_url: 'http://h:1/v1', model: m, timeout_s: 0", "timeout_s must be > 0"),
     ],
 )
 def test_bad_served_engine_config_says_what_is_wrong(tmp_path, fields, message):

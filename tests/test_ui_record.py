@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 from PIL import Image
@@ -29,4 +30,5 @@ def test_write_outputs_writes_json_and_png_and_prunes_old_folders(tmp_path, monk
     assert json.loads(open(record_path, encoding="utf-8").read()) == {"answer": "A", "cells": [[1, 2]]}
     with Image.open(png_path) as png:
         assert png.format == "PNG" and png.size == (32, 32)
-    assert os.path.basename(record_path) == "judo-x-y.json"
+    # the stem, then a random token: the name is claimed for its session (judo.ui_owner)
+    assert re.fullmatch(r"judo-x-y-[0-9a-f]{16}\.json", os.path.basename(record_path))

@@ -68,11 +68,12 @@ class ModelPool:
             checkpoint = str(_ensure_tiny())
         if self.loader is not None:
             return self.loader(checkpoint, quantization, self.device)
-        from judo.models import ModelLoadError, load_model, load_processor
+        from judo.models import ModelLoadError, check_processor, load_model, load_processor
 
         try:
             processor = load_processor(checkpoint)
             model = load_model(checkpoint, quantization=quantization, device=self.device)
+            check_processor(processor, model.config)
         except ModelLoadError as err:
             raise EngineLoadError(str(err)) from None
         except Exception as err:  # out of memory, missing bitsandbytes, a broken file ...
@@ -147,6 +148,7 @@ def build_engine(cfg: EngineConfig, pool: ModelPool, knowledge_path: str | None 
         prompt_style=cfg.prompt_style,
         defaults=defaults,
         max_seconds=cfg.max_seconds,
+        max_prompt_tokens=cfg.max_prompt_tokens,
         checkpoint=cfg.checkpoint,
         description=description,
     )

@@ -41,6 +41,7 @@ class QwenEngine(Engine):
         prompt_style: str = "judo",
         defaults: GenerationConfig | None = None,
         max_seconds: float = 300.0,
+        max_prompt_tokens: int | None = None,
         checkpoint: str | None = None,
         description: str = "",
     ) -> None:
@@ -50,6 +51,7 @@ class QwenEngine(Engine):
         self.prompt_style = prompt_style
         self.defaults = defaults or decoding()
         self.max_seconds = max_seconds
+        self.max_prompt_tokens = max_prompt_tokens
         self.checkpoint = checkpoint
         self.description = description
 
@@ -134,6 +136,7 @@ class QwenEngine(Engine):
         stop_event: threading.Event | None = None,
         settings: GenerationConfig | None = None,
     ) -> Iterator[Update]:
+        from judo.generation import PromptTooLong
         from judo.response import StreamParser
 
         t0 = time.perf_counter()
@@ -171,6 +174,9 @@ class QwenEngine(Engine):
                 if time.perf_counter() > deadline:
                     stopped = f"Stopped after the {self.max_seconds:g} s time limit."
                     break
+        except PromptTooLong as err:  # refused before any prefill: the accelerator stays free
+            yield Update(done=True, error=str(err), meta={**meta, "total_s": round(time.perf_counter() - t0, 3)})
+            return
         except Exception as err:  # out of memory, a broken checkpoint...: report, keep serving
             stop.set()
             yield Update(
@@ -191,7 +197,9 @@ class QwenEngine(Engine):
         and puts what the server said into ``reported``: the token count, which replica answered)."""
         from judo.generation import stream_generate
 
-        return stream_generate(self.model, self.processor, prompt, s, stop_event=stop)
+        return stream_generate(
+            self.model, self.processor, prompt, s, stop_event=stop, max_prompt_tokens=self.max_prompt_tokens
+        )
 
     def backend_meta(self) -> dict[str, Any]:
         """What ran the model, for the record."""
