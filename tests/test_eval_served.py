@@ -102,6 +102,7 @@ def test_a_second_run_against_another_backend_is_refused(mmad_root, tiny_model_d
         run(build_parser().parse_args(local))
 
 
+@pytest.mark.slow
 def test_killed_midway_resumes_with_nothing_lost_or_repeated(mmad_root, server, tmp_path):
     out = tmp_path / "killed.jsonl"
     server.token_delay_s = 0.03
