@@ -1,11 +1,13 @@
 """Overlay rendering speed: the app re-renders the query every time the streamed cell set changes.
 
 Targets: under 5 ms at 448 px, under 30 ms at 2048 px (red cells; the green outline and the heat map
-are drawn once per inspection and are reported for information).
+are drawn once per inspection and are reported for information). Exits 1 naming each size whose red
+cells miss their target.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -31,7 +33,7 @@ def _time(fn, repeat: int = 30) -> float:
 
 def main() -> int:
     rng = np.random.default_rng(0)
-    ok = True
+    missed = []
     for side, target in TARGETS_MS.items():
         img = Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype=np.uint8))
         mask = np.zeros((side, side), bool)
@@ -42,12 +44,18 @@ def main() -> int:
         outline_ms = _time(lambda: outline_mask(img, mask), repeat=10)
         heat_ms = _time(lambda: heatmap_overlay(img, scores), repeat=10)
         verdict = "ok" if cells_ms < target else "SLOW"
-        ok &= cells_ms < target
+        if cells_ms >= target:
+            missed.append(f"red cells at {side} px: {cells_ms:.2f} ms (target < {target:g} ms)")
         print(
             f"{side:>5} px  red cells ({len(cells)}): {cells_ms:6.2f} ms (target < {target:g} ms, {verdict})"
             f"   green outline: {outline_ms:6.2f} ms   heat map: {heat_ms:6.2f} ms"
         )
-    return 0 if ok else 1
+    load = os.getloadavg()
+    print(f"wall-clock medians; load average (1/5/15 min) {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+          f"on {os.cpu_count()} CPUs")
+    for miss in missed:
+        print(f"target missed: {miss}")
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":

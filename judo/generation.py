@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from transformers import GenerationConfig
@@ -149,6 +150,13 @@ def _stop_criteria(*events: threading.Event):
     return StoppingCriteriaList([_EventStop()])
 
 
+@dataclass
+class StreamStats:
+    """What a `stream_generate` call counted: the tokens the model generated (special ones included)."""
+
+    tokens: int = 0
+
+
 def stream_generate(
     model,
     processor,
@@ -156,6 +164,7 @@ def stream_generate(
     config: GenerationConfig | None = None,
     *,
     stop_event: threading.Event | None = None,
+    stats: StreamStats | None = None,
     max_prompt_tokens: int | None = None,
 ) -> Iterator[str]:
     """Yield the completion as text deltas while ``model.generate`` runs in a worker thread.
@@ -164,9 +173,16 @@ def stream_generate(
     before the model runs, so one oversized request cannot hold the accelerator in prefill.
 
     Setting ``stop_event`` (or closing the iterator) stops generation at the next token. An exception
-    in the worker (out of memory, a broken checkpoint...) is re-raised here, in the consumer.
+    in the worker (out of memory, a broken checkpoint...) is re-raised here, in the consumer. ``stats``,
+    when given, holds the exact count of generated tokens once the stream ends.
     """
     from transformers import TextIteratorStreamer
+
+    class CountingStreamer(TextIteratorStreamer):
+        def put(self, value) -> None:
+            if stats is not None and not (self.skip_prompt and self.next_tokens_are_prompt):
+                stats.tokens += int(value.numel())  # one token per step (streamers take batch 1)
+            super().put(value)
 
     kwargs = _generate_kwargs(processor, config)
     inputs = encode(processor, prompt)
@@ -177,7 +193,7 @@ def stream_generate(
             "shorten the question or the options."
         )
     inputs = inputs.to(model.device)
-    streamer = TextIteratorStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    streamer = CountingStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
     closed = threading.Event()  # set when the consumer goes away, so the worker does not run on
     events = (closed,) if stop_event is None else (closed, stop_event)
     failure: list[BaseException] = []

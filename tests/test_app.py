@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from judo.grid import cells_to_mask
+from judo.grid import cells_to_mask, mask_to_cells
 from judo.inputs import parse_options
 from tests.app_server import EXAMPLES, inspect_args, serve_tiny_app
 
@@ -94,14 +94,27 @@ def test_final_overlay_has_red_exactly_in_the_cells(client):
     assert red[changed].all()
 
 
-def test_truth_mask_gives_green_outline_and_metrics(client):
+def test_truth_mask_gives_green_outline_and_metrics(client, tmp_path):
     from gradio_client import handle_file
 
-    outputs = _run(client, *inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), engine="comparator",
-                                         mask=handle_file(str(MASK)), expected="A", options="A. Yes.\nB. No."))
+    # the example's mask plus a 2x2-cell block in the top left corner the comparator cannot find, so
+    # F1 and IoU are below 1 and differ (a perfect match would make many wrong formulas agree)
+    arr = np.asarray(Image.open(MASK).convert("L")).copy()
+    arr[:32, :32] = 255
+    mask = tmp_path / "mask.png"
+    Image.fromarray(arr).save(mask)
+    outputs = _run(client, *inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)),
+                                         engine="comparator", mask=handle_file(str(mask)), expected="A",
+                                         options="A. Yes.\nB. No."))
     final = outputs[-1]
     truth = final[5]["truth"]
-    assert 0.0 <= truth["patch_f1"] <= 1.0 and truth["truth_cells"] > 0
+    cells = {tuple(c) for c in final[5]["cells"]}
+    truth_cells = mask_to_cells(arr)
+    assert cells and cells & truth_cells and truth_cells - cells, "found: the contamination, not the block"
+    both = len(cells & truth_cells)
+    assert truth["truth_cells"] == len(truth_cells) and truth["predicted_cells"] == len(cells)
+    assert truth["patch_f1"] == pytest.approx(2 * both / (len(cells) + len(truth_cells)), abs=1e-4)
+    assert truth["patch_iou"] == pytest.approx(both / len(cells | truth_cells), abs=1e-4)
     assert "patch F1" in final[4]
     overlay = np.asarray(Image.open(final[0]).convert("RGB"))
     green = (overlay[..., 1] == 200) & (overlay[..., 0] == 0) & (overlay[..., 2] == 0)

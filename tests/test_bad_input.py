@@ -148,7 +148,10 @@ def test_missing_template_says_what_to_do(client):
 def test_endless_output_is_cut_at_the_token_budget(client):
     final = _inspect(client, QUERY, max_new_tokens=16)
     assert final[5]["done"]
-    assert "token limit" in final[4] or "does not follow" in final[4]
+    # the tiny random model writes noise: 16 tokens never close the answer, so the output is cut there
+    assert "The output was cut at the 16-token limit." in final[4]
+    assert "The output was cut at the 16-token limit." in final[5]["warnings"]
+    assert " 16 tokens " in final[4]  # the count of generated tokens, not of the re-tokenised text
 
 
 def test_app_keeps_serving_after_bad_input(client, tmp_path):

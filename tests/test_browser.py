@@ -1,35 +1,106 @@
 """A real browser (Debian chromium through Python playwright) loads the page, picks an example, runs an
-inspection, waits for the answer and saves a screenshot into test-artifacts/."""
+inspection, waits for the answer, reads the overlay's pixels as the page decoded them and checks that
+the red cells sit exactly where the inspection record's cells are; a screenshot goes to test-artifacts/.
+
+Without chromium (or playwright) the test is skipped with the reason on a developer's machine, and
+fails under CI (``CI=true``), where a quiet skip would hide that the page was never tried.
+"""
 
 from __future__ import annotations
 
-import shutil
+import base64
+import hashlib
+import io
+import json
+import os
 from pathlib import Path
+from urllib.parse import urljoin
 
+import numpy as np
 import pytest
+from PIL import Image
 
-from tests.app_server import serve_tiny_app
+from judo.grid import GRID_SIZE, cell_boxes
+from judo.render import GREEN, RED
+from tests.app_server import EXAMPLES, serve_tiny_app
 
 CHROMIUM = Path("/usr/bin/chromium")
+EXAMPLE_TITLE = "bottle: contamination"
+ALPHA = 0.45  # the red cells' opacity (judo.render.overlay_cells' default)
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (make browser installs it)"),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() == "true"
 
 
 @pytest.fixture(scope="module")
-def page_url(tiny_model_dir):
-    # The comparator as default engine: it marks real cells on the examples, so the screenshot shows them.
+def sync_playwright():
+    """playwright's entry point, once chromium and playwright are both there."""
+    missing = None
+    if not CHROMIUM.exists():
+        missing = f"Debian chromium is not installed at {CHROMIUM} (make browser installs it)"
+    else:
+        try:
+            from playwright.sync_api import sync_playwright
+        except ImportError:
+            missing = "python playwright is not installed (it is in requirements.txt)"
+    if missing and _in_ci():
+        pytest.fail(f"{missing}: CI must run the browser test", pytrace=False)
+    if missing:
+        pytest.skip(missing)
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def page_url(sync_playwright, tiny_model_dir):  # no browser, no reason to build and serve the app
+    # The comparator as default engine: it marks real cells on the examples, so the overlay shows them.
     with serve_tiny_app(tiny_model_dir, JUDO_DEFAULT_ENGINE="comparator") as served:
         yield served.url
 
 
-def test_pick_example_run_and_screenshot(page_url, artifacts_dir):
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+def _example_query() -> Image.Image:
+    index = json.loads((EXAMPLES / "index.json").read_text(encoding="utf-8"))
+    (example,) = [e for e in index["examples"] if e["title"] == EXAMPLE_TITLE]
+    return Image.open(EXAMPLES / example["query"]).convert("RGB")
+
+
+def _red_cells(overlay: np.ndarray, base: np.ndarray) -> set[tuple[int, int]]:
+    """Cells whose pixels are the base under translucent red; every other cell must be the bare base.
+
+    Pixels of the green truth outline (drawn over everything) are left out of both tests.
+    """
+    red = base + (np.array(RED) - base) * (round(ALPHA * 255) / 255)
+    not_green = ~np.all(overlay == np.array(GREEN), axis=2)
+    as_red = np.all(np.abs(overlay - red) <= 2, axis=2)
+    as_base = np.all(overlay == base, axis=2)
+    found, unexplained = set(), []
+    for r, row in enumerate(cell_boxes((overlay.shape[1], overlay.shape[0]), GRID_SIZE)):
+        for c, (x0, y0, x1, y1) in enumerate(row):
+            keep = not_green[y0:y1, x0:x1]
+            if as_red[y0:y1, x0:x1][keep].mean() > 0.95:
+                found.add((r, c))
+            elif not as_base[y0:y1, x0:x1][keep].all():
+                unexplained.append((r, c))
+    assert not unexplained, f"cells neither bare nor red in the overlay: {unexplained}"
+    return found
+
+
+# Draw the overlay <img> onto a canvas at its natural size and hand back the decoded pixels as PNG.
+READ_PIXELS = """(img) => {
+    const canvas = document.createElement('canvas');
+    canvas.width = img.naturalWidth;
+    canvas.height = img.naturalHeight;
+    canvas.getContext('2d').drawImage(img, 0, 0);
+    return canvas.toDataURL('image/png');
+}"""
+
+
+def test_inspection_shows_the_records_cells_in_red(sync_playwright, page_url, artifacts_dir):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM),
+                                    args=["--no-sandbox", "--disable-gpu", "--force-color-profile=srgb"])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             page.goto(page_url, wait_until="networkidle", timeout=60_000)
@@ -37,7 +108,7 @@ def test_pick_example_run_and_screenshot(page_url, artifacts_dir):
 
             options = "() => document.querySelector('#judo-options textarea')?.value"
             before = page.evaluate(options)
-            page.get_by_text("bottle: contamination", exact=True).first.click()
+            page.get_by_text(EXAMPLE_TITLE, exact=True).first.click()
             # the example loads its own question set (options in the example's letter order)
             page.wait_for_function(f"() => ({options})() !== {before!r}", timeout=30_000)
             page.locator("#judo-run").click()
@@ -48,15 +119,28 @@ def test_pick_example_run_and_screenshot(page_url, artifacts_dir):
             chosen = page.locator("#judo-answer .judo-chosen")
             chosen.first.wait_for(timeout=10_000)
             assert chosen.count() == 1
-            overlay = page.locator("#judo-overlay img")
-            overlay.first.wait_for(timeout=10_000)
             assert "patch F1" in page.locator("#judo-status").inner_text()
+
+            record_link = page.locator("#judo-record a[href]").first
+            record_link.wait_for(timeout=10_000)
+            record = page.request.get(urljoin(page_url, record_link.get_attribute("href"))).json()
+            cells = {tuple(c) for c in record["cells"]}
+            assert cells, "the comparator marks the contamination: the record has cells"
+
+            overlay_img = page.locator("#judo-overlay img").first
+            overlay_img.wait_for(timeout=10_000)
+            page.wait_for_function("(img) => img.complete && img.naturalWidth > 0",
+                                   arg=overlay_img.element_handle(), timeout=10_000)
+            data_url = overlay_img.evaluate(READ_PIXELS)
+            shown = Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGB")
+
+            query = _example_query()
+            assert record["images"]["query"]["sha256"] == hashlib.sha256(query.tobytes()).hexdigest()
+            assert shown.size == query.size  # the example is smaller than the display side: shown 1:1
+            found = _red_cells(np.asarray(shown).astype(float), np.asarray(query).astype(float))
+            assert found == cells
+
             shot = artifacts_dir / "app-inspection.png"
             page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 20_000
         finally:
             browser.close()
-
-
-def test_chromium_path_is_what_the_makefile_installs():
-    assert shutil.which("chromium") in {str(CHROMIUM), None} or CHROMIUM.exists()

@@ -7,7 +7,16 @@ import threading
 import pytest
 import torch
 
-from judo.generation import MAX_NEW_TOKENS, GenerationError, capped, decoding, encode, generate_batch, stream_generate
+from judo.generation import (
+    MAX_NEW_TOKENS,
+    GenerationError,
+    StreamStats,
+    capped,
+    decoding,
+    encode,
+    generate_batch,
+    stream_generate,
+)
 from judo.grid import GRID_SIZE
 from judo.models import load_model, load_processor
 from judo.prompts import inspection_prompt
@@ -57,11 +66,15 @@ def test_two_448_images_give_256_tokens_each(tiny, prompts):
 
 def test_stream_joins_to_the_batched_greedy_output(tiny, prompts):
     model, processor = tiny
-    deltas = list(stream_generate(model, processor, prompts[0], decoding(TOKENS)))
+    stats = StreamStats()
+    deltas = list(stream_generate(model, processor, prompts[0], decoding(TOKENS), stats=stats))
     assert len(deltas) >= 1 and all(isinstance(d, str) and d for d in deltas)
     (expected,) = generate_batch(model, processor, [prompts[0]], decoding(TOKENS))
     assert expected.strip()
     assert "".join(deltas) == expected
+    inputs = encode(processor, prompts[0])
+    ids = model.generate(**inputs, max_new_tokens=TOKENS, do_sample=False)
+    assert stats.tokens == ids.shape[1] - inputs["input_ids"].shape[1]  # the exact count, not a re-tokenising
 
 
 def test_batch_equals_single_calls(tiny, prompts):

@@ -76,8 +76,19 @@ def test_heatmap_overlay_is_brighter_where_scores_are_high():
     assert hot > cold + 200
     with pytest.raises(ValueError):
         heatmap_overlay(base, np.zeros(16))
-    # NaNs and an all-zero grid do not crash
-    heatmap_overlay(base, np.full((16, 16), np.nan))
+    # NaNs count as zero scores and an all-zero grid is the base under the colour of zero: both give the
+    # same picture, uniform like the base (no cell stands out)
+    from_nan = np.asarray(heatmap_overlay(base, np.full((16, 16), np.nan)))
+    from_zeros = np.asarray(heatmap_overlay(base, np.zeros((16, 16))))
+    assert np.array_equal(from_nan, from_zeros)
+    # score 0: the colour map's darkest entry (0, 0, 4) at the lowest opacity (35% of alpha 0.55)
+    low = 0.55 * 0.35
+    expected = np.round(np.array([40, 40, 40]) * (1 - low) + np.array([0, 0, 4]) * low)
+    assert np.abs(from_zeros.astype(int) - expected).max() <= 1
+    partly_nan = scores.copy()
+    partly_nan[7, 7] = np.nan
+    from_partly_nan = np.asarray(heatmap_overlay(base, partly_nan))
+    assert np.array_equal(from_partly_nan, np.asarray(heatmap_overlay(base, scores)))
 
 
 def test_fit_within_downscales_only():

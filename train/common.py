@@ -134,11 +134,20 @@ def finish(trainer, processor, model_args, training_args, judo_args, started: fl
     if trainer.accelerator.is_main_process:
         record = {"stage": judo_args.stage, "data_dir": judo_args.data_dir,
                   "base": model_args.model_name_or_path, "global_step": trainer.state.global_step,
-                  "processes": trainer.accelerator.num_processes, "lora_merged": bool(model_args.use_peft
-                                                                                   and judo_args.merge_lora),
+                  "processes": trainer.accelerator.num_processes, **distribution(trainer),
+                  "lora_merged": bool(model_args.use_peft and judo_args.merge_lora),
                   "minutes": round((time.time() - started) / 60, 2), "judo": asdict(judo_args)}
         Path(out, DONE_FILE).write_text(json.dumps(record, indent=1) + "\n")
     trainer.accelerator.wait_for_everyone()
+
+
+def distribution(trainer) -> dict:
+    """How the run was spread, read from the trainer's own state: whether it trained a DeepSpeed engine,
+    that engine's ZeRO stage (None without DeepSpeed) and the world size (processes taking part)."""
+    engine = trainer.model_wrapped if trainer.is_deepspeed_enabled else None
+    stage = getattr(engine, "zero_optimization_stage", None)
+    return {"deepspeed": engine is not None, "zero_stage": int(stage()) if stage else None,
+            "world_size": int(engine.world_size if engine is not None else trainer.args.world_size)}
 
 
 def merge_adapter(base: str, out: str) -> None:

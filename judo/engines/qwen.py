@@ -156,8 +156,8 @@ class QwenEngine(Engine):
         text = ""
         first_s: float | None = None
         stopped: str | None = None
+        reported: dict[str, Any] = {}  # what the generator counted or the server said
         deadline = t0 + self.max_seconds
-        reported: dict[str, Any] = {}
         try:
             for delta in self._deltas(prompt, s, stop, reported):
                 if not delta:
@@ -190,16 +190,27 @@ class QwenEngine(Engine):
         finally:
             stop.set()  # also when the consumer closes this generator early: end the worker thread
 
-        yield self._final(parser, request, s, meta, warnings, t0, first_s, stopped, reported)
+        generated = reported.pop("completion_tokens", None)
+        yield self._final(parser, request, s, meta, warnings, t0, first_s, stopped, generated, reported)
 
     def _deltas(self, prompt: Any, s: GenerationConfig, stop: threading.Event, reported: dict) -> Iterator[str]:
-        """The completion of ``prompt`` as text deltas (`judo.engines.served` streams them from a server,
-        and puts what the server said into ``reported``: the token count, which replica answered)."""
-        from judo.generation import stream_generate
+        """The completion of ``prompt`` as text deltas; ``reported`` gets the generated token count
+        (`judo.engines.served` streams from a server and reports its count and which replica answered)."""
+        from judo.generation import StreamStats, stream_generate
 
-        return stream_generate(
-            self.model, self.processor, prompt, s, stop_event=stop, max_prompt_tokens=self.max_prompt_tokens
-        )
+        stats = StreamStats()
+        try:
+            yield from stream_generate(
+                self.model,
+                self.processor,
+                prompt,
+                s,
+                stop_event=stop,
+                stats=stats,
+                max_prompt_tokens=self.max_prompt_tokens,
+            )
+        finally:
+            reported["completion_tokens"] = stats.tokens
 
     def backend_meta(self) -> dict[str, Any]:
         """What ran the model, for the record."""
@@ -219,6 +230,7 @@ class QwenEngine(Engine):
         t0: float,
         first_s: float | None,
         stopped: str | None,
+        generated: int | None = None,
         reported: dict | None = None,
     ) -> Update:
         """The last update: full parse, MMAD answer extraction, warnings and timing."""
@@ -230,9 +242,9 @@ class QwenEngine(Engine):
             warnings.append(stopped)
         if not text.strip():
             warnings.append("The model produced no text.")
-        # A server reports its count; re-tokenising the decoded text approximates it (may differ by a few).
-        reported = dict(reported or {})
-        counted = reported.pop("completion_tokens", None) or self._count_tokens(text)
+        # A stream counts its generated tokens exactly; a batch's texts are re-tokenised, which
+        # approximates the count (it can differ by a few).
+        counted = generated if generated is not None else self._count_tokens(text)
         n_tokens = min(counted, s.max_new_tokens or counted)
         if counted >= (s.max_new_tokens or 0) and not final.answer_closed:
             warnings.append(f"The output was cut at the {s.max_new_tokens}-token limit.")
@@ -268,7 +280,7 @@ class QwenEngine(Engine):
             "new_tokens": n_tokens,
             "tokens_per_s": round(n_tokens / gen_s, 2) if gen_s > 0 and n_tokens else None,
             "stopped": bool(stopped),
-            **reported,
+            **(reported or {}),
         }
         return Update(text=text, cells=set(final.cells), answer=answer, done=True, meta=out_meta)
 
