@@ -27,6 +27,7 @@ import gradio as gr
 
 from judo.engines import AppConfig, Engine, build_engines, default_engine, load_config
 from judo.engines.config import ENV_HELP, ConfigError
+from judo.engines.pool import LANGUAGE_MODEL_KINDS
 from judo.ui_guard import guard_middleware
 from judo.ui_library import TemplateLibrary
 from judo.ui_presets import FREE, format_option_lines, preset, preset_choices
@@ -146,7 +147,7 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
     library = state.library
     products = library.products()
     first_product = products[0] if products else None
-    no_lm = not any(getattr(e, "kind", "") == "qwen" for e in available)
+    no_lm = not any(getattr(e, "kind", "") in LANGUAGE_MODEL_KINDS for e in available)
 
     def apply_preset(subtask, product, example_id):
         ex = library.example(example_id) if example_id else None

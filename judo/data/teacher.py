@@ -1,8 +1,8 @@
-"""A client for any OpenAI-compatible chat-completions endpoint, used as the teacher of stages 1-3.
+"""The teacher of stages 1-3: any OpenAI-compatible chat-completions endpoint, through the `openai` client.
 
 The paper's teacher is GPT-4o; the same requests work with vLLM, TGI, Ollama or any server that
-speaks `POST {base_url}/chat/completions`. Building a dataset means thousands of requests, so the
-client is made for long unattended runs:
+speaks `POST {base_url}/chat/completions` (`judo.openai_api` holds the endpoint). Building a dataset
+means thousands of requests, so the client is made for long unattended runs:
 
 - bounded concurrency (`map` keeps at most `max_concurrency` requests in flight),
 - retries with exponential backoff and full jitter on 429, 5xx, timeouts and connection errors, and
@@ -11,6 +11,9 @@ client is made for long unattended runs:
 - a `TeacherError` that carries the last HTTP status and an excerpt of the body, never the key,
 - every successful raw JSON reply kept in `TeacherReply.raw`, so builders can store it verbatim.
 
+The SDK's own retries are off: its backoff ignores a Retry-After beyond two minutes and does not
+retry 425 or a reply that is not JSON; the loop here keeps the guarantees above and the SDK sends.
+
 The API key is read from the environment variable named in the config (`OPENAI_API_KEY` by default)
 and is sent only in the `Authorization` header; it is never logged or put in an error. Servers that
 need no key (a local vLLM) work with the variable unset.
@@ -18,11 +21,8 @@ need no key (a local vLLM) work with the variable unset.
 
 from __future__ import annotations
 
-import base64
 import email.utils
-import io
 import json
-import os
 import random
 import threading
 import time
@@ -31,8 +31,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import openai
 from PIL import Image
+
+from judo.openai_api import Endpoint, image_to_data_url
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})  # plus any other 5xx
 AUTH_STATUSES = frozenset({401, 403})
@@ -107,27 +109,6 @@ class TeacherReply:
     attempts: int = 1
 
 
-_FORMATS = {"PNG": ("PNG", "image/png"), "JPEG": ("JPEG", "image/jpeg"), "JPG": ("JPEG", "image/jpeg")}
-
-
-def image_to_data_url(img: Image.Image, format: str = "PNG") -> str:
-    """`data:image/png;base64,...` for an OpenAI `image_url` part. PNG is lossless (the red mask
-    outline of stage 1 stays crisp); JPEG is ~5x smaller for large photos."""
-    if not isinstance(img, Image.Image):
-        raise TypeError(f"image_to_data_url needs a PIL image, got {type(img).__name__}")
-    key = str(format).upper()
-    if key not in _FORMATS:
-        raise ValueError(f"unsupported image format {format!r}: use 'PNG' or 'JPEG'")
-    pil_format, mime = _FORMATS[key]
-    if pil_format == "JPEG" and img.mode != "RGB":
-        img = img.convert("RGB")
-    elif pil_format == "PNG" and img.mode not in ("RGB", "RGBA", "L", "LA", "P"):
-        img = img.convert("RGB")
-    buf = io.BytesIO()
-    img.save(buf, format=pil_format, **({"quality": 92} if pil_format == "JPEG" else {}))
-    return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
-
-
 def user_message(text: str, images: Iterable[Image.Image] = (), *, image_format: str = "PNG") -> dict:
     """A user turn in OpenAI's content-part form: the images first, in order, then the text (so the
     text can say "the first image is the query, the second the template")."""
@@ -195,10 +176,12 @@ class TeacherClient:
 
     def __init__(self, config: TeacherConfig):
         self.config = config
-        self._api_key = os.environ.get(config.api_key_env) or None
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(config.timeout_s),
-            limits=httpx.Limits(max_connections=config.max_concurrency, max_keepalive_connections=config.max_concurrency),
+        self._endpoint = Endpoint(
+            config.endpoint,
+            api_key_env=config.api_key_env,
+            timeout_s=config.timeout_s,
+            max_retries=0,
+            max_connections=config.max_concurrency,
         )
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
@@ -207,7 +190,7 @@ class TeacherClient:
         return f"TeacherClient(endpoint={self.config.endpoint!r}, model={self.config.model!r})"
 
     def close(self) -> None:
-        self._http.close()
+        self._endpoint.close()
 
     def __enter__(self) -> "TeacherClient":
         return self
@@ -225,12 +208,6 @@ class TeacherClient:
         }
         body.update(params)
         return body
-
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        return headers
 
     def _backoff_s(self, attempt: int, retry_after: float | None) -> float:
         """Full jitter: uniform(0, min(max, base * 2**attempt)); never less than Retry-After."""
@@ -250,19 +227,26 @@ class TeacherClient:
         last_body: str | None = None
         for attempt in range(cfg.max_retries + 1):
             retry_after = None
+            resp = None
             try:
-                resp = self._http.post(cfg.endpoint, json=body, headers=self._headers())
-            except httpx.TimeoutException as err:
+                raw_reply = self._endpoint.client.chat.completions.with_raw_response.create(
+                    **body, **self._endpoint.call_options
+                )
+                resp = raw_reply.http_response
+            except openai.APITimeoutError as err:
                 last, last_status, last_body = f"timed out after {cfg.timeout_s:g} s ({type(err).__name__})", None, None
-            except httpx.TransportError as err:
-                last, last_status, last_body = f"connection error: {type(err).__name__}: {err}", None, None
-            else:
+            except openai.APIConnectionError as err:
+                cause = err.__cause__ or err
+                last, last_status, last_body = f"connection error: {type(cause).__name__}: {cause}", None, None
+            except openai.APIStatusError as err:
+                resp = err.response
+            if resp is not None:
                 status, text = resp.status_code, resp.text
                 if status in AUTH_STATUSES:
                     raise TeacherAuthError(
                         f"teacher at {cfg.endpoint} refused the credentials (HTTP {status}); set the API key in "
                         f"the environment variable {cfg.api_key_env}"
-                        + ("" if self._api_key else " (it is not set)")
+                        + ("" if self._endpoint.key_set else " (it is not set)")
                         + f". Server said: {_excerpt(text)}",
                         status=status,
                         body=_excerpt(text),

@@ -163,8 +163,38 @@ class ComparatorEngineConfig(EngineBase):
     kind: Literal["comparator"]
 
 
+class ServedEngineConfig(EngineBase):
+    """A model behind an OpenAI-compatible server (vLLM, SGLang, TGI): `judo.engines.served`. The API key
+    is read from the environment variable named by ``api_key_env``, never from this file."""
+
+    kind: Literal["openai"]
+    base_url: str
+    model: str = Field(min_length=1)  # the served model name (vllm serve --served-model-name)
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = Field(60.0, gt=0)  # a server silent this long ends the answer with a clear error
+    rag: bool = False
+    knowledge: str | None = None
+    prompt_style: Literal[PROMPT_STYLES] = "judo"  # type: ignore[valid-type]
+    max_new_tokens: int = Field(768, ge=1, le=MAX_NEW_TOKENS_CAP)
+    do_sample: bool = False
+    temperature: float = Field(0.7, gt=0)
+    top_p: float = Field(0.9, gt=0, le=1)
+    max_seconds: float = Field(300.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https:// (e.g. http://localhost:8000/v1)")
+        return value
+
+
 #: kind -> model class; one more entry (and its builder in judo.engines.pool) adds a kind of engine.
-ENGINE_KINDS: dict[str, type[EngineBase]] = {"qwen": QwenEngineConfig, "comparator": ComparatorEngineConfig}
+ENGINE_KINDS: dict[str, type[EngineBase]] = {
+    "qwen": QwenEngineConfig,
+    "comparator": ComparatorEngineConfig,
+    "openai": ServedEngineConfig,
+}
 KINDS = tuple(ENGINE_KINDS)
 
 
@@ -451,6 +481,8 @@ def _finish(cfg: AppConfig, path: Path, lines: dict[Loc, int]) -> None:
     t.examples_dir = resolve_path(t.examples_dir, base)
     t.golden = {k: resolve_path(v, base) or "" for k, v in (t.golden or {}).items()}
     for e in cfg.engines:
+        if isinstance(e, ServedEngineConfig):
+            e.knowledge = resolve_path(e.knowledge, base)
         if isinstance(e, QwenEngineConfig):
             e.knowledge = resolve_path(e.knowledge, base)
             if looks_local(e.checkpoint, base):

@@ -23,6 +23,8 @@ from judo.engines.config import TINY, AppConfig, EngineConfig
 log = logging.getLogger(__name__)
 
 ModelKey = tuple[str, str | None, str | None]
+#: Engines that answer with a language model (in process or served), as opposed to the comparator.
+LANGUAGE_MODEL_KINDS = ("qwen", "openai")
 
 
 class EngineLoadError(RuntimeError):
@@ -102,6 +104,9 @@ def build_engine(cfg: EngineConfig, pool: ModelPool, knowledge_path: str | None 
     from judo.generation import decoding
 
     knowledge = None
+    defaults = decoding(
+        max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p
+    )
     if cfg.rag:
         path = cfg.knowledge or knowledge_path
         if not path:
@@ -110,6 +115,24 @@ def build_engine(cfg: EngineConfig, pool: ModelPool, knowledge_path: str | None 
                 "or JUDO_KNOWLEDGE to MMAD's domain_knowledge.json."
             )
         knowledge = KnowledgeBase.from_file(path)
+    if cfg.kind == "openai":
+        from judo.engines.served import ServedEngine
+        from judo.openai_api import Endpoint
+
+        endpoint = Endpoint(cfg.base_url or "", api_key_env=cfg.api_key_env, timeout_s=cfg.timeout_s)
+        engine = ServedEngine(
+            cfg.id,
+            cfg.label,
+            endpoint,
+            cfg.model or "",
+            knowledge=knowledge,
+            prompt_style=cfg.prompt_style,
+            defaults=defaults,
+            max_seconds=cfg.max_seconds,
+            description=cfg.description,
+        )
+        engine.check()  # a server that is down: listed as unavailable with the reason, checked again later
+        return engine
     model, processor = pool.get(cfg.checkpoint or "", cfg.quantization)
     description = cfg.description
     if cfg.checkpoint == TINY:
@@ -123,8 +146,7 @@ def build_engine(cfg: EngineConfig, pool: ModelPool, knowledge_path: str | None 
         processor,
         knowledge=knowledge,
         prompt_style=cfg.prompt_style,
-        defaults=decoding(max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample,
-                          temperature=cfg.temperature, top_p=cfg.top_p),
+        defaults=defaults,
         max_seconds=cfg.max_seconds,
         max_prompt_tokens=cfg.max_prompt_tokens,
         checkpoint=cfg.checkpoint,
@@ -157,6 +179,6 @@ def default_engine(engines: list[Engine], preferred: str | None = None) -> Engin
         if e.id == preferred:
             return e
     for e in available:
-        if getattr(e, "kind", "") == "qwen":
+        if getattr(e, "kind", "") in LANGUAGE_MODEL_KINDS:
             return e
     return available[0] if available else None

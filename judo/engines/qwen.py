@@ -78,6 +78,7 @@ class QwenEngine(Engine):
             "checkpoint": self.checkpoint,
             "prompt_style": self.prompt_style,
             "settings": decoding_fields(s),
+            **self.backend_meta(),
         }
         warnings: list[str] = []
         hit = None
@@ -135,7 +136,7 @@ class QwenEngine(Engine):
         stop_event: threading.Event | None = None,
         settings: GenerationConfig | None = None,
     ) -> Iterator[Update]:
-        from judo.generation import PromptTooLong, StreamStats, stream_generate
+        from judo.generation import PromptTooLong
         from judo.response import StreamParser
 
         t0 = time.perf_counter()
@@ -155,18 +156,10 @@ class QwenEngine(Engine):
         text = ""
         first_s: float | None = None
         stopped: str | None = None
-        counted = StreamStats()
+        reported: dict[str, Any] = {}  # what the generator counted or the server said
         deadline = t0 + self.max_seconds
         try:
-            for delta in stream_generate(
-                self.model,
-                self.processor,
-                prompt,
-                s,
-                stop_event=stop,
-                stats=counted,
-                max_prompt_tokens=self.max_prompt_tokens,
-            ):
+            for delta in self._deltas(prompt, s, stop, reported):
                 if not delta:
                     continue
                 if first_s is None:
@@ -190,14 +183,42 @@ class QwenEngine(Engine):
                 text=text,
                 cells=set(parsed.cells) if parsed else set(),
                 done=True,
-                error=f"Generation failed: {type(err).__name__}: {err}",
-                meta={**meta, "total_s": round(time.perf_counter() - t0, 3)},
+                error=self._failure(err),
+                meta={**meta, **reported, "total_s": round(time.perf_counter() - t0, 3)},
             )
             return
         finally:
             stop.set()  # also when the consumer closes this generator early: end the worker thread
 
-        yield self._final(parser, request, s, meta, warnings, t0, first_s, stopped, counted.tokens)
+        generated = reported.pop("completion_tokens", None)
+        yield self._final(parser, request, s, meta, warnings, t0, first_s, stopped, generated, reported)
+
+    def _deltas(self, prompt: Any, s: GenerationConfig, stop: threading.Event, reported: dict) -> Iterator[str]:
+        """The completion of ``prompt`` as text deltas; ``reported`` gets the generated token count
+        (`judo.engines.served` streams from a server and reports its count and which replica answered)."""
+        from judo.generation import StreamStats, stream_generate
+
+        stats = StreamStats()
+        try:
+            yield from stream_generate(
+                self.model,
+                self.processor,
+                prompt,
+                s,
+                stop_event=stop,
+                stats=stats,
+                max_prompt_tokens=self.max_prompt_tokens,
+            )
+        finally:
+            reported["completion_tokens"] = stats.tokens
+
+    def backend_meta(self) -> dict[str, Any]:
+        """What ran the model, for the record."""
+        return {"backend": "transformers"}
+
+    def _failure(self, err: Exception) -> str:
+        """The error line of a generation that failed (out of memory, a broken checkpoint...)."""
+        return f"Generation failed: {type(err).__name__}: {err}"
 
     def _final(
         self,
@@ -210,6 +231,7 @@ class QwenEngine(Engine):
         first_s: float | None,
         stopped: str | None,
         generated: int | None = None,
+        reported: dict | None = None,
     ) -> Update:
         """The last update: full parse, MMAD answer extraction, warnings and timing."""
         final = parser.finish()
@@ -258,6 +280,7 @@ class QwenEngine(Engine):
             "new_tokens": n_tokens,
             "tokens_per_s": round(n_tokens / gen_s, 2) if gen_s > 0 and n_tokens else None,
             "stopped": bool(stopped),
+            **(reported or {}),
         }
         return Update(text=text, cells=set(final.cells), answer=answer, done=True, meta=out_meta)
 

@@ -5,6 +5,13 @@
     accelerate launch --multi_gpu --num_processes 4 -m judo.evaluate.run --batch-size 16 <same options>
     torchrun --nproc_per_node 4 -m judo.evaluate.run --batch-size 16 <same options>
     judo eval --mmad-root /data/MMAD --engine comparator --out runs/comparator.jsonl
+    judo eval --mmad-root MMAD --backend openai --base-url http://gpu1:8000/v1 --base-url http://gpu2:8000/v1 \
+        --model org/judo-7b --concurrency 8 --out runs/judo.jsonl
+
+With ``--backend openai`` the questions go to OpenAI-compatible servers (vLLM, SGLang, TGI) through
+the served engine (`judo.engines.served`): each ``--base-url`` is a replica, ``--concurrency``
+requests are in flight per replica, the prompt, greedy decoding and token budget are the same, and
+every record names the backend (``extra.config.backend``) and the replica (``extra.base_url``).
 
 Protocol: one question per call, no history, greedy; template `random_templates[0]` (`--template similar`,
 `--shots K`), images re-sent each call. Re-running the same command resumes: questions already in the
@@ -63,6 +70,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="records file (JSONL); rerun to resume")
     p.add_argument("--engine", choices=("model", "comparator"), default="model")
     p.add_argument("--checkpoint", help="local folder or hub id of a Qwen2.5-VL checkpoint (engine model)")
+    p.add_argument(
+        "--backend",
+        choices=("transformers", "openai"),
+        default="transformers",
+        help="transformers: the checkpoint in this process; openai: OpenAI-compatible server(s) (vLLM, SGLang, TGI)",
+    )
+    p.add_argument(
+        "--base-url",
+        action="append",
+        dest="base_urls",
+        metavar="URL",
+        help="API root of a server, e.g. http://localhost:8000/v1; repeat for replicas (backend openai)",
+    )
+    p.add_argument("--model", help="the served model name (backend openai; default: --checkpoint)")
+    p.add_argument("--concurrency", type=int, default=4, help="requests in flight per --base-url (default 4)")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable with the API key")
+    p.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds a server may stay silent (backend openai)"
+    )
     p.add_argument("--quantization", choices=("4bit", "8bit"), default=None)
     p.add_argument("--device", default=None, help="e.g. cuda:0 or cpu (default: best available)")
     p.add_argument(
@@ -93,7 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--skip-missing", action="store_true", help="skip samples whose images are missing (counted)"
     )
-    p.add_argument("--batch-size", type=int, default=1, help="questions per generate call")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="questions per generate call (default 1); backend openai: questions written per step "
+        "(default 4 x concurrency x URLs)",
+    )
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument(
         "--threads",
@@ -138,6 +170,8 @@ def run_config(args: argparse.Namespace) -> dict[str, Any]:
             "quantization": args.quantization,
             "max_new_tokens": args.max_new_tokens,
         }
+        if args.backend == "openai":  # the records say which backend produced them
+            engine.update(backend="openai", checkpoint=args.model or args.checkpoint, quantization=None)
     return {**engine, "template": args.template, "shots": args.shots, "rag": bool(args.rag)}
 
 
@@ -147,7 +181,7 @@ def _check_resume(path: Path, existing: list[EvalRecord], config: dict[str, Any]
     old = existing[0].extra.get("config")
     if old is None:
         return
-    diff = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
+    diff = {k: (old.get(k), config.get(k)) for k in {**old, **config} if old.get(k) != config.get(k)}
     if diff:
         shown = ", ".join(f"{k}: {a!r} in the file vs {b!r} now" for k, (a, b) in diff.items())
         raise EvalError(
@@ -251,6 +285,7 @@ def to_record(
             "batch_size": batch_size,
             "rank": rank,
             "config": config,
+            **({"base_url": update.meta["base_url"]} if update.meta.get("base_url") else {}),
         },
     )
 
@@ -265,6 +300,8 @@ def make_engine(args: argparse.Namespace, knowledge=None, loaded: tuple[Any, Any
 
     if args.engine == "comparator":
         return ComparatorEngine()
+    if args.backend == "openai":
+        return _served_engine(args, knowledge)
     if not args.checkpoint:
         raise EvalError("--checkpoint is required with --engine model (a local folder or a hub id)")
     try:
@@ -289,6 +326,47 @@ def make_engine(args: argparse.Namespace, knowledge=None, loaded: tuple[Any, Any
                       prompt_style=args.prompt, defaults=settings, checkpoint=str(args.checkpoint))
 
 
+def _served_engine(args: argparse.Namespace, knowledge=None) -> Engine:
+    """`--backend openai`: the served engine over every --base-url, checked before the first question."""
+    from judo.engines.rag import KnowledgeBase
+    from judo.engines.served import ServedEngine
+    from judo.generation import GenerationError, decoding
+    from judo.openai_api import Endpoint
+
+    model = args.model or args.checkpoint
+    if not model:
+        raise EvalError("--backend openai needs --model (the served model name) or --checkpoint")
+    if not args.base_urls:
+        raise EvalError("--backend openai needs at least one --base-url (e.g. http://localhost:8000/v1)")
+    if args.concurrency < 1:
+        raise EvalError(f"--concurrency must be >= 1, got {args.concurrency}")
+    try:
+        settings = decoding(max_new_tokens=args.max_new_tokens)  # MMAD's protocol: greedy
+        endpoints = [
+            Endpoint(
+                url, api_key_env=args.api_key_env, timeout_s=args.timeout, max_connections=args.concurrency
+            )
+            for url in dict.fromkeys(args.base_urls)
+        ]
+    except (GenerationError, ValueError) as exc:
+        raise EvalError(str(exc)) from exc
+    engine = ServedEngine(
+        "model",
+        str(model),
+        endpoints,
+        str(model),
+        concurrency=args.concurrency,
+        knowledge=KnowledgeBase(knowledge) if knowledge is not None else None,
+        prompt_style=args.prompt,
+        defaults=settings,
+        max_seconds=float("inf"),  # each read is bounded by --timeout; an answer may take long
+    )
+    reason = engine.check()
+    if reason is not None:
+        raise EvalError(reason)
+    return engine
+
+
 def merge_shards(out: Path, keys: list[str]) -> bool:
     """Write OUT from the rank files (and OUT itself) once every selected question is answered."""
     records: dict[str, EvalRecord] = {}
@@ -309,6 +387,9 @@ def run(args: argparse.Namespace, loaded: tuple[Any, Any] | None = None) -> RunR
     ``loaded``: a (model, processor) already in memory for --checkpoint (tests, notebooks)."""
     from judo.mmad import MMADError, load_mmad
 
+    if args.batch_size is None:
+        served = args.backend == "openai" and args.engine == "model"
+        args.batch_size = 4 * args.concurrency * len(args.base_urls or [""]) if served else 1
     if args.batch_size < 1:
         raise EvalError(f"--batch-size must be >= 1, got {args.batch_size}")
     threads = getattr(args, "threads", None)

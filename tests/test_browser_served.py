@@ -1,0 +1,78 @@
+"""The app with one served engine, in a real browser: the tiny model behind the OpenAI-compatible test
+server, the app on 127.0.0.1, Debian chromium through playwright. An inspection streams to its end;
+then the server goes away and the next inspection shows one clear sentence instead of a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.app_server import free_port
+from tests.openai_server import OpenAIServer
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="Debian chromium is not installed (make browser installs it)"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def served_app(tiny_model_dir, tmp_path_factory):
+    from judo.engines import load_config
+    from judo.ui import create_app
+
+    server = OpenAIServer(tiny_model_dir).start()
+    folder = tmp_path_factory.mktemp("served-app")
+    (folder / "app.yaml").write_text(
+        "title: JUDO Inspector (served)\n"
+        "engines:\n"
+        f"  - {{id: served, label: Served tiny, kind: openai, base_url: '{server.base_url}', model: tiny,"
+        " max_new_tokens: 24, timeout_s: 5}\n"
+        f"templates: {{examples_dir: '{REPO / 'examples'}'}}\n"
+    )
+    demo, kwargs = create_app(load_config(folder / "app.yaml", env={}))
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **kwargs)
+    try:
+        yield f"http://127.0.0.1:{port}/", server
+    finally:
+        demo.close()
+        server.stop()
+
+
+def status_includes(text: str) -> str:
+    return f"() => (document.querySelector('#judo-status')?.innerText || '').includes({text!r})"
+
+
+def test_served_engine_streams_in_the_browser_then_a_dead_server_is_one_sentence(served_app, artifacts_dir):
+    playwright = pytest.importorskip("playwright.sync_api")
+    url, server = served_app
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(url, wait_until="networkidle", timeout=60_000)
+            page.get_by_text("JUDO Inspector").first.wait_for(timeout=30_000)
+            page.get_by_text("bottle: contamination", exact=True).first.click()
+            page.wait_for_timeout(1000)
+            page.locator("#judo-run").click()
+            page.wait_for_function(status_includes("finished"), timeout=60_000)
+            streamed = page.locator("#judo-reasoning textarea").input_value()
+            assert streamed.strip() and server.completed == 1
+            assert server.requests[0].body["stream"] is True
+            page.screenshot(path=str(artifacts_dir / "app-served-inspection.png"), full_page=True)
+
+            server.stop()  # the server goes away while the app keeps running
+            page.locator("#judo-run").click()
+            page.wait_for_function(status_includes("cannot be reached"), timeout=60_000)
+            status = page.locator("#judo-status").inner_text()
+            assert server.base_url in status and "Traceback" not in status
+        finally:
+            browser.close()
