@@ -22,8 +22,9 @@ from judo.images import ImageInputError, load_image
 def gallery_bank(request: InspectionRequest, gallery: list[Path]) -> tuple[InspectionRequest, list[str]]:
     """`request` with the gallery as its template bank (the chosen template first), and notes.
 
-    The chosen template is recognised in the gallery by its pixels (an upload or Gradio's copy of a
-    gallery file has another path)."""
+    The chosen template is recognised in the gallery by its pixels (Gradio's copy of a gallery file has
+    another path). A template that is not in the gallery (an own upload) is judged alone: the gallery
+    of a product chosen earlier may not be its product."""
     from judo.comparator.bank import pixel_digest
 
     if not gallery:
@@ -44,9 +45,10 @@ def gallery_bank(request: InspectionRequest, gallery: list[Path]) -> tuple[Inspe
             continue
         img.info["name"] = Path(path).name
         images.append(img)
+    if not found:  # an upload or another product's picture: the gallery is not its bank
+        return request, ["The template is not one of this product's golden samples: it is judged alone."]
     if not images:
         return request, notes
-    request.template.info.setdefault("name", "the chosen template")
     bank = replace(request, template=[request.template, *images])
     if found and not notes and len(images) >= 2:
         _store_calibration(gallery, bank)
