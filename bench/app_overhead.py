@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from gradio_client import Client
 
-    from judo.tiny import build_tiny
+    from judo.synthetic.tiny_model import build_tiny
     from judo.ui_run import Runner
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,11 +1,11 @@
 """Benchmark of the training-free comparator: one template and a bank of normals, procedural products
 and real photographs, against three classical baselines scored on the same cases in the same run.
 
-Cases: a query (normal, or with one painted defect: judo.synth.defects) and its normals.
-- "same": the template is the query's own product re-shot (judo.synth.perturb: shift, turn, scale,
+Cases: a query (normal, or with one painted defect: judo.synthetic.defects) and its normals.
+- "same": the template is the query's own product re-shot (judo.synthetic.perturb: shift, turn, scale,
   light, noise, JPEG).
 - "new-K": K templates, each ANOTHER normal sample of the product, perturbed (MMAD's case; K = 1, 4, 8).
-Products: the procedural categories of judo.synth ("synth"), and real photographs the project did
+Products: the procedural categories of judo.synthetic ("synth"), and real photographs the project did
 not draw ("real"): the texture photos scikit-image ships inside its package (brick, grass, gravel:
 grey 512 px; hubble_deep_field: a colour star field, speckles like a pill's). Their "samples" are
 crops at random places of one photo (another piece of the same surface), resized to --size.
@@ -56,9 +56,9 @@ from judo.comparator.prepare import prepare
 from judo.comparator.register import register, warp_template
 from judo.comparator.threshold import pool_cells
 from judo.grid import cells_to_mask, mask_to_cells, seg_f1, seg_iou
-from judo.synth.defects import DEFECT_KINDS, paint_defect
-from judo.synth.perturb import perturb
-from judo.synth.products import CATEGORIES, make_product
+from judo.synthetic.defects import DEFECT_KINDS, paint_defect
+from judo.synthetic.perturb import perturb
+from judo.synthetic.products import CATEGORIES, make_product
 
 #: The issue's targets: (products, setting) -> metric -> minimum.
 QUALITY_TARGETS = {

@@ -50,8 +50,8 @@ def main() -> int:
     from judo.generation import decoding
     from judo.mmad import load_mmad
     from judo.models import load_model, load_processor
-    from judo.synth import make_mmad_root
-    from judo.tiny import build_tiny
+    from judo.synthetic import make_mmad_root
+    from judo.synthetic.tiny_model import build_tiny
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:

@@ -144,7 +144,7 @@ def evaluate(model_dir: Path, device: str, tokens: int, batch: int) -> dict:
 def build_data(work: Path) -> Path:
     """Stage-1 and stage-3 data from the real builders, a synthetic MMAD root and a local HTTP teacher."""
     from judo.data.cli import main as data_main
-    from judo.synth import make_mmad_root
+    from judo.synthetic import make_mmad_root
     from tests.teacher_server import TeacherServer
     from tests.test_data_builders import teacher_args, teacher_reply
 
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
     model_dir = args.model or work / f"random-{args.size}"
     if args.model is None and not (model_dir / "chat_template.json").is_file():  # written last by build_tiny
-        from judo.tiny import build_tiny
+        from judo.synthetic.tiny_model import build_tiny
 
         t = time.perf_counter()
         build_tiny(model_dir, size=args.size)

@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss-mb", type=float, default=50.0)
     args = parser.parse_args(argv)
 
-    from judo.tiny import build_tiny
+    from judo.synthetic.tiny_model import build_tiny
 
     with tempfile.TemporaryDirectory(prefix="judo-load-") as tmp:
         work = Path(tmp)

@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from judo.models import load_model, load_processor
-    from judo.synth import make_mmad_root
-    from judo.tiny import build_tiny
+    from judo.synthetic import make_mmad_root
+    from judo.synthetic.tiny_model import build_tiny
     from tests.openai_server import OpenAIServer
 
     failures = []

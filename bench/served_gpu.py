@@ -149,14 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     model_dir = args.model or work / f"random-{size}"
     if args.model is None and not (model_dir / "chat_template.json").is_file():  # written last by build_tiny
-        from judo.tiny import build_tiny
+        from judo.synthetic.tiny_model import build_tiny
 
         t = time.perf_counter()
         build_tiny(model_dir, size=size)
         print(f"built the random {size} checkpoint in {time.perf_counter() - t:.0f} s: {model_dir}")
     root = work / "MMAD"
     if not (root / "mmad.json").is_file():
-        from judo.synth import make_mmad_root
+        from judo.synthetic import make_mmad_root
 
         make_mmad_root(root, seed=0, per_defect=4, normals=6)
     common = ["--mmad-root", str(root), "--limit", str(args.questions), "--max-new-tokens", str(args.tokens)]

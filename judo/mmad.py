@@ -3,7 +3,7 @@
 Why typed records: the evaluator, the data builders and the app all walk the same benchmark; one loader
 that validates the files once (and says which file and entry is wrong) keeps every consumer free of
 KeyErrors from deep inside a 40k-question JSON. Layout facts: see the MMAD paper / repository; the
-generator in judo.synth writes the same layout for tests.
+generator in judo.synthetic writes the same layout for tests.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from judo.inputs import MAX_OPTIONS
 from judo.mmad import SUBTASK_LABELS, SUBTASKS
-from judo.synth.questions import (
+from judo.synthetic.questions import (
     AD_QUESTION,
     ANALYSE_QUESTION,
     CLASSIFY_QUESTION,

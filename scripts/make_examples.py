@@ -1,9 +1,9 @@
-"""Generate the app's shipped examples (examples/) from judo.synth: deterministic, small, committed.
+"""Generate the app's shipped examples (examples/) from judo.synthetic: deterministic, small, committed.
 
 For each synthetic product category: defective queries with their masks and MMAD-style questions, one
 normal query, and a few normal templates (the template gallery), plus the categories' domain knowledge
 (for the RAG engine) and examples/index.json describing it all. The images are made by
-`judo.synth.make_mmad_root`, so the examples follow exactly the data the tests and evaluator use.
+`judo.synthetic.make_mmad_root`, so the examples follow exactly the data the tests and evaluator use.
 
     python scripts/make_examples.py [--out examples] [--seed 0]
 """
@@ -20,8 +20,8 @@ from pathlib import Path
 from PIL import Image
 
 from judo.mmad import load_mmad
-from judo.synth import make_mmad_root
-from judo.synth.catalog import SPECS
+from judo.synthetic import make_mmad_root
+from judo.synthetic.catalog import SPECS
 
 DEFECTIVE_PER_CATEGORY = 2
 TEMPLATES_PER_CATEGORY = 3

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Qwen2.5-VL checkpoint (own tokenizer, processor), built offline once."""
-    from judo.tiny import build_tiny
+    from judo.synthetic.tiny_model import build_tiny
 
     return build_tiny(tmp_path_factory.mktemp("tiny") / "tiny-qwen2.5-vl", seed=0)
 
@@ -27,7 +27,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def mmad_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic dataset in MMAD's exact on-disk layout."""
-    from judo.synth import make_mmad_root
+    from judo.synthetic import make_mmad_root
 
     return make_mmad_root(tmp_path_factory.mktemp("mmad") / "MMAD", seed=0)
 

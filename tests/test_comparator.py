@@ -17,8 +17,8 @@ from judo.comparator import (
 )
 from judo.grid import seg_f1
 from judo.images import ImageInputError
-from judo.synth.perturb import Perturbation, apply_perturbation, make_pair, perturb, sample_perturbation
-from judo.synth.products import make_product
+from judo.synthetic.perturb import Perturbation, apply_perturbation, make_pair, perturb, sample_perturbation
+from judo.synthetic.products import make_product
 
 # A 56x56 px square at x 196..252, y 224..280 of a 448 px image covers exactly cells rows 8-9, cols 7-8.
 SQUARE_CELLS = {(8, 7), (8, 8), (9, 7), (9, 8)}

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from judo.comparator.calibration import CALIBRATION_FILE
-from judo.synth.perturb import perturb
-from judo.synth.products import make_product
+from judo.synthetic.perturb import perturb
+from judo.synthetic.products import make_product
 from tests.app_server import inspect_args, serve_tiny_app
 
 pytestmark = pytest.mark.slow

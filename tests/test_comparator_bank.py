@@ -18,8 +18,8 @@ from judo.comparator import (
     stored_calibration,
 )
 from judo.comparator.calibration import CALIBRATION_FILE
-from judo.synth.perturb import perturb
-from judo.synth.products import make_product
+from judo.synthetic.perturb import perturb
+from judo.synthetic.products import make_product
 
 SQUARE_CELLS = {(8, 7), (8, 8), (9, 7), (9, 8)}
 

@@ -13,8 +13,8 @@ from PIL import Image
 from judo.engines import InspectionRequest
 from judo.engines.comparator import ComparatorEngine
 from judo.inspect_cli import main as inspect_main
-from judo.synth.perturb import perturb
-from judo.synth.products import make_product
+from judo.synthetic.perturb import perturb
+from judo.synthetic.products import make_product
 
 QUESTION = [
     "--question",

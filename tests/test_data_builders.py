@@ -438,7 +438,7 @@ def test_elide_images_keeps_everything_else() -> None:
 
 
 def _realiad_root(tmp_path: Path) -> Path:
-    from judo.synth import make_product, paint_defect
+    from judo.synthetic import make_product, paint_defect
 
     rng = np.random.default_rng(0)
     root = tmp_path / "realiad_1024"

@@ -340,7 +340,7 @@ def test_normal_object_against_a_perturbed_golden_sample_gives_no_cells():
     a normal object gives no cells. Templates of another pose (a screw at any angle) are outside it."""
     import numpy as np
 
-    from judo.synth.perturb import perturb
+    from judo.synthetic.perturb import perturb
 
     query, _ = _example("bottle-good-000")
     template = perturb(query, np.random.default_rng(3))

@@ -1,4 +1,4 @@
-"""judo.synth: deterministic products, tight defect masks, and a root in MMAD's exact layout."""
+"""judo.synthetic: deterministic products, tight defect masks, and a root in MMAD's exact layout."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import pytest
 from PIL import Image
 
 from judo.images import load_image, load_mask
-from judo.synth import CATEGORIES, DEFECT_KINDS, make_mmad_root, make_product, paint_defect
-from judo.synth.catalog import KIND_TEXTS, SPECS
-from judo.synth.cli import main as synth_main
-from judo.synth.defects import estimate_foreground
-from judo.synth.products import OBJECTS, TEXTURES
-from judo.synth.questions import position_of
+from judo.synthetic import CATEGORIES, DEFECT_KINDS, make_mmad_root, make_product, paint_defect
+from judo.synthetic.catalog import KIND_TEXTS, SPECS
+from judo.synthetic.cli import main as synth_main
+from judo.synthetic.defects import estimate_foreground
+from judo.synthetic.products import OBJECTS, TEXTURES
+from judo.synthetic.questions import position_of
 
 KEY_RE = re.compile(r"^(DS-MVTec|MVTec-LOCO|VisA|GoodsAD)/[a-z_0-9]+/image/[a-z_0-9]+/\d{3}\.png$")
 

@@ -85,7 +85,7 @@ def _ensure_tiny() -> Path:
     """Build the tiny random model once (a few seconds, offline) for plumbing demos."""
     folder = tiny_dir()
     if not (folder / "config.json").is_file():
-        from judo.tiny import build_tiny
+        from judo.synthetic.tiny_model import build_tiny
 
         log.info("building the tiny demo model in %s", folder)
         build_tiny(folder, seed=0)

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from judo.synth.catalog import DEFAULT_CATEGORIES, SPECS, CategorySpec, spec_knowledge
-from judo.synth.defects import paint_defect
-from judo.synth.products import make_product
-from judo.synth.questions import anomalous_conversation, normal_conversation
+from judo.synthetic.catalog import DEFAULT_CATEGORIES, SPECS, CategorySpec, spec_knowledge
+from judo.synthetic.defects import paint_defect
+from judo.synthetic.products import make_product
+from judo.synthetic.questions import anomalous_conversation, normal_conversation
 
 #: Mask folder per dataset: both spellings occur in MMAD, so consumers must read mask_path, not guess.
 MASK_FOLDER = {"DS-MVTec": "rbg_mask", "MVTec-LOCO": "rbg_mask", "VisA": "rgb_mask", "GoodsAD": "rgb_mask"}

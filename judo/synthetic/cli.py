@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from judo.synth.catalog import DEFAULT_CATEGORIES, SPECS
+from judo.synthetic.catalog import DEFAULT_CATEGORIES, SPECS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from judo.synth.layout import make_mmad_root
+    from judo.synthetic.layout import make_mmad_root
 
     names = [c.strip() for c in args.categories.split(",") if c.strip()]
     if args.size is not None and not 32 <= args.size <= 2048:

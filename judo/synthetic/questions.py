@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from judo.synth.catalog import EXTRA_LABELS, KIND_TEXTS, OBJECT_NAMES, CategorySpec, DefectSpec
+from judo.synthetic.catalog import EXTRA_LABELS, KIND_TEXTS, OBJECT_NAMES, CategorySpec, DefectSpec
 
 LETTERS = "ABCDE"
 #: Position names for Defect Localization, by (row, col) of a 3x3 split of the image.

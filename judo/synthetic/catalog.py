@@ -84,7 +84,7 @@ class Fact:
 @dataclass(frozen=True)
 class DefectSpec:
     folder: str  # MMAD defect folder name, e.g. "broken_large"
-    kind: str  # painter kind in judo.synth.DEFECT_KINDS
+    kind: str  # painter kind in judo.synthetic.DEFECT_KINDS
     title: str  # domain-knowledge title, e.g. "Large Breakage"
     label: str | None = None  # classification answer when more specific than the kind's label
 
@@ -93,7 +93,7 @@ class DefectSpec:
 class CategorySpec:
     name: str  # category folder, e.g. "bottle"
     dataset: str  # one of judo.mmad.DATASETS
-    product: str  # judo.synth.CATEGORIES entry used to draw it
+    product: str  # judo.synthetic.CATEGORIES entry used to draw it
     object_name: str  # Object Classification answer
     size: tuple[int, int]  # default picture size (width, height)
     defects: tuple[DefectSpec, ...]
