@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup app test test-fast browser bench clean
+.PHONY: setup app lint test test-fast browser bench clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,11 @@ browser:
 	  if [ "$$(id -u)" = 0 ] && { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; then :; \
 	  elif [ "$$CI" = true ]; then echo "error: chromium is missing and could not be installed; CI must run the browser test" >&2; exit 1; \
 	  else echo "chromium missing: the browser test will be skipped (run 'sudo apt-get install chromium')"; fi; }
+
+# ruff's rule set and formatting (pyproject.toml); .ci/run runs it before the tests.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: setup browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest

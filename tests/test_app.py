@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,7 +65,7 @@ def test_inspect_streams_in_order_and_records(client):
     result = final[5]
     assert result["done"] and result["engine"] == "tiny" and result["error"] is None
     assert final[2] == texts[-1]
-    record = json.loads(open(final[6], encoding="utf-8").read())
+    record = json.loads(Path(final[6]).read_text(encoding="utf-8"))
     assert record["question"] == "Is there any defect in the object?"
     assert record["options"] == {"A": "Yes.", "B": "No."}
     assert record["engine"]["id"] == "tiny" and record["raw_output"] == final[2]

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from judo.generation import decoding
 from judo.engines import (
     ConfigError,
     InspectionRequest,
@@ -25,6 +24,7 @@ from judo.engines.comparator import ComparatorEngine
 from judo.engines.config import looks_local
 from judo.engines.qwen import QwenEngine
 from judo.engines.rag import KnowledgeBase, KnowledgeError
+from judo.generation import decoding
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"

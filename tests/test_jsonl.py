@@ -65,9 +65,8 @@ def test_a_corrupt_line_in_the_middle_names_file_and_line(tmp_path: Path) -> Non
 
 def test_a_second_writer_in_the_same_process_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
-    with JsonlFile(path):
-        with pytest.raises(OutputInUse, match="being written by another run"):
-            JsonlFile(path)
+    with JsonlFile(path), pytest.raises(OutputInUse, match="being written by another run"):
+        JsonlFile(path)
     with JsonlFile(path):  # released on close
         pass
 

@@ -9,16 +9,16 @@ import pytest
 import torch
 from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
 
-from tests.checkpoint_layout import assert_stock_layout
 from judo.models import (
-    is_hub_id,
     ImageOnlyQwen2_5_VLProcessor,
     ModelLoadError,
     default_device,
+    is_hub_id,
     load_model,
     load_processor,
     torchvision_available,
 )
+from tests.checkpoint_layout import assert_stock_layout
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
 

@@ -315,15 +315,15 @@ def test_rewards_accept_trl_keyword_call_with_extra_columns():
     completion = full(FILLER + " so the answer is B.")
     logged: list = []
     embedder.table[completion.split("<think>")[1].split("</think>")[0].strip()] = [0.6, 0.8]
-    kwargs = dict(
-        prompts=[[{"role": "user", "content": "q"}]] * 2,
-        completions=[chat(completion), chat("garbage")],
-        completion_ids=[[1, 2, 3], [4]],
-        answer=["B", "B"], seg=[CELLS, CELLS], rationale=["rationale", "rationale"],
-        options=[json.dumps({"A": "x", "B": "y"})] * 2, images=[["q.png", "t.png"]] * 2,
-        question_key=["k#0", "k#0"], trainer_state=None, log_metric=lambda *a: logged.append(a),
-        log_extra=lambda *a: None,
-    )
+    kwargs = {
+        "prompts": [[{"role": "user", "content": "q"}]] * 2,
+        "completions": [chat(completion), chat("garbage")],
+        "completion_ids": [[1, 2, 3], [4]],
+        "answer": ["B", "B"], "seg": [CELLS, CELLS], "rationale": ["rationale", "rationale"],
+        "options": [json.dumps({"A": "x", "B": "y"})] * 2, "images": [["q.png", "t.png"]] * 2,
+        "question_key": ["k#0", "k#0"], "trainer_state": None, "log_metric": lambda *a: logged.append(a),
+        "log_extra": lambda *a: None,
+    }
     try:
         out = {name: fn(**kwargs) for name, fn in REWARDS.items()}
     finally:

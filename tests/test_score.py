@@ -174,7 +174,10 @@ def test_unknown_mode_is_rejected():
 def _oracle(entries: list[dict]) -> dict[str, dict[str, float]]:
     """A literal restatement of MMAD's scoring loop (incl. removing from the list being iterated)."""
     entries = [dict(e) for e in entries]
-    merged = lambda t: "Object Analysis" if t in ("Object Structure", "Object Details") else t
+
+    def merged(t):
+        return "Object Analysis" if t in ("Object Structure", "Object Details") else t
+
     datasets = list(dict.fromkeys(e["image"].split("/")[0] for e in entries))
     types = list(dict.fromkeys(merged(e["question_type"]) for e in entries))
     stats = {(d, t): [0, 0] for d in datasets for t in types}
@@ -194,7 +197,10 @@ def _oracle(entries: list[dict]) -> dict[str, dict[str, float]]:
             side = det[d, "n" if "good" in e["image"] else "a"]
             side[0] += ok
             side[1] += 1
-    acc = lambda c, n: c / n if n else 0
+
+    def acc(c, n):
+        return c / n if n else 0
+
     table = {}
     for d in datasets:
         row = {t: acc(*stats[d, t]) * 100 for t in types}

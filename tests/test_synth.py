@@ -200,7 +200,7 @@ def test_root_is_small(mmad_root):
     files = [p for p in mmad_root.rglob("*") if p.is_file()]
     assert sum(p.stat().st_size for p in files) < 3 * 2**20
     sizes = {Image.open(p).size for p in files if p.suffix == ".png"}
-    assert all(256 <= min(s) and max(s) <= 448 for s in sizes)
+    assert all(min(s) >= 256 and max(s) <= 448 for s in sizes)
     assert any(w != h for w, h in sizes)  # one non-square category, like VisA/GoodsAD
 
 

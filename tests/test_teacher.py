@@ -27,8 +27,8 @@ SECRET = "sk-test-secret-0123456789"
 
 
 def make_client(server: TeacherServer, **overrides) -> TeacherClient:
-    cfg = dict(base_url=server.base_url, model="teacher-x", api_key_env=KEY_ENV, timeout_s=5.0,
-               max_retries=3, backoff_base_s=0.01, backoff_max_s=0.05)
+    cfg = {"base_url": server.base_url, "model": "teacher-x", "api_key_env": KEY_ENV, "timeout_s": 5.0,
+               "max_retries": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.05}
     cfg.update(overrides)
     return TeacherClient(TeacherConfig(**cfg))
 

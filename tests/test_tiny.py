@@ -7,7 +7,15 @@ import json
 import pytest
 import torch
 
-from judo.synthetic.tiny_model import CHAT_TEMPLATE, SPECIAL_TOKENS, _config, _train_tokenizer, build_tiny, main, weights_hash
+from judo.synthetic.tiny_model import (
+    CHAT_TEMPLATE,
+    SPECIAL_TOKENS,
+    _config,
+    _train_tokenizer,
+    build_tiny,
+    main,
+    weights_hash,
+)
 
 
 def test_build_is_deterministic_for_a_seed(tiny_model_dir, tmp_path):

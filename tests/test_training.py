@@ -26,8 +26,8 @@ from safetensors.torch import load_file
 from judo.data.cli import main as data_main
 from judo.data.datasets import load_grpo_dataset, load_sft_dataset
 from judo.models import load_model, load_processor
-from tests.checkpoint_layout import assert_stock_layout
 from judo.rewards import REWARDS
+from tests.checkpoint_layout import assert_stock_layout
 from tests.teacher_server import TeacherServer
 from tests.test_data_builders import teacher_args, teacher_reply
 
@@ -160,7 +160,7 @@ def test_a_killed_run_resumes_from_its_last_complete_checkpoint(tiny_model_dir: 
 @pytest.mark.slow
 def test_stage1_under_deepspeed_zero3(tiny_model_dir: Path, data: dict, tmp_path: Path) -> None:
     out = tmp_path / "zero3"
-    log = run("sft.py", "tiny/stage1.yaml", "--model_name_or_path", str(tiny_model_dir), "--data_dir",
+    run("sft.py", "tiny/stage1.yaml", "--model_name_or_path", str(tiny_model_dir), "--data_dir",
               str(data["stage1"]), "--output_dir", str(out), "--max_steps", "1",
               launcher=[str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file",
                         str(TRAIN / "accelerate_zero3.yaml")])

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import time
+from pathlib import Path
 
 from PIL import Image
 
@@ -27,7 +28,7 @@ def test_write_outputs_writes_json_and_png_and_prunes_old_folders(tmp_path, monk
                                                     Image.new("RGB", (32, 32), "red"), stem="judo/x y")
 
     assert not stale.exists() and fresh.exists()
-    assert json.loads(open(record_path, encoding="utf-8").read()) == {"answer": "A", "cells": [[1, 2]]}
+    assert json.loads(Path(record_path).read_text(encoding="utf-8")) == {"answer": "A", "cells": [[1, 2]]}
     with Image.open(png_path) as png:
         assert png.format == "PNG" and png.size == (32, 32)
     # the stem, then a random token: the name is claimed for its session (judo.ui_owner)

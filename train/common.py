@@ -49,8 +49,8 @@ def model_init_kwargs(model_args, training_args) -> dict:
     from accelerate import PartialState
     from trl import get_quantization_config
 
-    kwargs = dict(revision=model_args.model_revision, attn_implementation=model_args.attn_implementation,
-                  dtype=model_args.dtype)
+    kwargs = {"revision": model_args.model_revision, "attn_implementation": model_args.attn_implementation,
+                  "dtype": model_args.dtype}
     quantization = get_quantization_config(model_args)
     if quantization is not None:  # a k-bit model must sit whole on this process's GPU
         kwargs.update(quantization_config=quantization, device_map={"": PartialState().local_process_index})

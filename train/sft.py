@@ -13,9 +13,9 @@ Rerunning a recipe resumes from the newest checkpoint in output_dir.
 
 import time
 
+from common import JudoArguments, check_start, model_init_kwargs, train_and_save
 from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config
 
-from common import JudoArguments, check_start, model_init_kwargs, train_and_save
 from judo.data.datasets import load_sft_dataset
 from judo.models import load_processor
 

@@ -37,8 +37,8 @@ from tqdm.auto import tqdm
 
 from judo.data.replies import ReplyFormatError
 from judo.data.store import JsonlStore
-from judo.jsonl import JsonlLog
 from judo.data.teacher import TeacherAuthError, TeacherClient, TeacherError, TeacherReply
+from judo.jsonl import JsonlLog
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ import sys
 
 from judo.data.build import BuildSummary, DataBuildError
 from judo.data.realiad import RealIADError
-from judo.jsonl import JsonlError
 from judo.data.teacher import TeacherAuthError, TeacherClient, TeacherConfig
 from judo.images import ImageInputError
+from judo.jsonl import JsonlError
 from judo.mmad import MMADError
 
 DRY_RUN_DEFAULT_LIMIT = 2

@@ -20,8 +20,13 @@ from PIL import Image
 from judo.data.build import Build, BuildSummary, ItemSkipped, WorkItem, print_dry_run, run_stage
 from judo.data.realiad import scan_realiad
 from judo.data.replies import clean_prose
-from judo.data.selection import (Stage1Item, check_stage1_items, resolve_problems, select_mmad_stage1,
-                                 select_realiad_stage1)
+from judo.data.selection import (
+    Stage1Item,
+    check_stage1_items,
+    resolve_problems,
+    select_mmad_stage1,
+    select_realiad_stage1,
+)
 from judo.data.teacher import TeacherClient
 from judo.data.teacher_prompts import stage1_messages
 from judo.grid import format_seg, mask_to_cells

@@ -18,7 +18,15 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from judo.data.build import Build, BuildSummary, DataBuildError, ItemSkipped, WorkItem, print_dry_run, run_stage
+from judo.data.build import (
+    Build,
+    BuildSummary,
+    DataBuildError,
+    ItemSkipped,
+    WorkItem,
+    print_dry_run,
+    run_stage,
+)
 from judo.data.replies import ReplyFormatError, parse_json_array, validate_paraphrases, validate_qa_pairs
 from judo.data.selection import rng_for, template_pools
 from judo.data.teacher import TeacherClient

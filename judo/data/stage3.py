@@ -20,7 +20,16 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from judo.data.build import MANIFEST_FILE, DATA_FILE, Build, BuildSummary, DataBuildError, WorkItem, print_dry_run, run_stage
+from judo.data.build import (
+    DATA_FILE,
+    MANIFEST_FILE,
+    Build,
+    BuildSummary,
+    DataBuildError,
+    WorkItem,
+    print_dry_run,
+    run_stage,
+)
 from judo.data.replies import clean_prose
 from judo.data.store import read_rows
 from judo.data.teacher import TeacherClient

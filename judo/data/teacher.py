@@ -192,7 +192,7 @@ class TeacherClient:
     def close(self) -> None:
         self._endpoint.close()
 
-    def __enter__(self) -> "TeacherClient":
+    def __enter__(self) -> TeacherClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,9 +13,9 @@ update with ``error``, never exceptions, and there is exactly one final update),
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image

@@ -21,7 +21,6 @@ from __future__ import annotations
 import glob
 import json
 import re
-import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -107,7 +106,7 @@ class EvalRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvalRecord:
-        known = {f for f in cls.__dataclass_fields__}
+        known = set(cls.__dataclass_fields__)
         kwargs = {k: v for k, v in data.items() if k in known}
         extra = dict(kwargs.pop("extra", None) or {})
         extra.update({k: v for k, v in data.items() if k not in known})

@@ -147,7 +147,9 @@ def make_pair(
     another normal sample of the category instead (natural part-to-part variation as well), which
     is the harder, MMAD-like case. `defect=None` or "good" makes a normal query.
     """
-    from judo.synthetic.defects import paint_defect  # floor-1 siblings; imported here to keep this module light
+    from judo.synthetic.defects import (
+        paint_defect,  # floor-1 siblings; imported here to keep this module light
+    )
     from judo.synthetic.products import make_product
 
     product = make_product(category, size, rng)

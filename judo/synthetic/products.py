@@ -282,7 +282,10 @@ def _draw_tab(w: int, h: int, cx: float, cy: float, sz: int, angle: float) -> tu
     dl.line(hole + [hole[0]], fill=255, width=max(2, sz * k // 200))
     score = [pt(-0.45 * np.cos(a), 0.45 * np.sin(a)) for a in np.linspace(-0.9, 0.9, 24)]
     dl.line(score, fill=255, width=max(2, sz * k // 200))
-    to_alpha = lambda im: np.asarray(im.resize((w, h), Image.BOX), np.float32) / 255.0
+
+    def to_alpha(im: Image.Image) -> np.ndarray:
+        return np.asarray(im.resize((w, h), Image.BOX), np.float32) / 255.0
+
     return to_alpha(body), to_alpha(lines)
 
 
