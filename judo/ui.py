@@ -183,9 +183,14 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
     def forget_example():
         return None, "", ""
 
+    def arm(request: gr.Request):
+        STOPS.arm(session_of(request))
+
     def stop(request: gr.Request):
-        stopped = STOPS.stop(session_of(request))
-        return "Stopping…" if stopped else "Nothing is running."
+        # The running stream says "stopping…" itself and ends with a record: nothing here writes the
+        # status, so a late reply of this handler cannot overwrite the finished run's status.
+        if not STOPS.stop(session_of(request)):
+            gr.Info("Nothing is running.")
 
     # delete_cache: Gradio's copies of uploads and results older than a day go, checked hourly
     with gr.Blocks(title=state.config.title, analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
@@ -305,7 +310,7 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
 
         # ---- wiring: GPU work
         common = dict(concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=state.config.queue.concurrency_limit)
-        inspect_evt = run.click(
+        run.click(arm, None, None, queue=False, api_name=False).then(
             wrap(runner.inspect),
             [query, template, question, options, engine, product, mask, expected, prior,
              max_new_tokens, do_sample, temperature, top_p, sensitivity],
@@ -313,7 +318,7 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
             api_name="inspect",
             **common,
         )
-        compare_evt = run_cmp.click(
+        run_cmp.click(arm, None, None, queue=False, api_name=False).then(
             wrap(runner.compare),
             [query, template, question, options, engines_cmp, product, mask, expected,
              max_new_tokens, do_sample, temperature, top_p],
@@ -321,12 +326,11 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
             api_name="compare",
             **common,
         )
-        # Stop: ask the running engine to end at its next token (it then finishes cleanly with a record),
-        # and drop the request from the queue if it has not started yet.
-        stop_btn.click(stop, None, status, queue=False, api_name=False)
-        stop_cmp.click(stop, None, cmp_status, queue=False, api_name=False)
-        stop_btn.click(None, None, None, cancels=[inspect_evt], queue=False, api_name=False)
-        stop_cmp.click(None, None, None, cancels=[compare_evt], queue=False, api_name=False)
+        # Stop: ask the running engine to end at its next token; a run still waiting in the queue ends as
+        # soon as it begins. Either way it finishes with a record that says it was stopped (a cancelled
+        # event would end with none, and leave its last streamed update on screen).
+        stop_btn.click(stop, None, None, queue=False, api_name=False)
+        stop_cmp.click(stop, None, None, queue=False, api_name=False)
     demo.queue(max_size=state.config.queue.max_size, default_concurrency_limit=state.config.queue.concurrency_limit)
     return demo
 

@@ -67,6 +67,7 @@ def build_record(
         "answer": update.answer,
         "answer_text": answer_text,
         "error": update.error,
+        "stopped": bool(meta.get("stopped")),
         "warnings": meta.get("warnings", []),
         "knowledge": meta.get("knowledge"),
         "truth": truth,
