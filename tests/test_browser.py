@@ -144,3 +144,38 @@ def test_inspection_shows_the_records_cells_in_red(sync_playwright, page_url, ar
             page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def lm_page_url(sync_playwright, tiny_model_dir):
+    # The tiny language model with room for a long answer: Stop lands while it runs (or before).
+    with serve_tiny_app(tiny_model_dir, JUDO_DEFAULT_ENGINE="tiny", JUDO_ENGINE_TINY_MAX_NEW_TOKENS="4096") as served:
+        yield served.url
+
+
+@pytest.mark.parametrize("delay_ms", [0, 300, 800])
+def test_an_early_stop_ends_with_a_stopped_record(sync_playwright, lm_page_url, delay_ms):
+    status = "() => document.querySelector('#judo-status')?.innerText || ''"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(lm_page_url, wait_until="networkidle", timeout=60_000)
+            page.get_by_text(EXAMPLE_TITLE, exact=True).first.click()
+            page.wait_for_timeout(500)
+            page.locator("#judo-run").click()
+            page.wait_for_timeout(delay_ms)
+            page.locator("#judo-stop").click()
+            page.wait_for_function(f"() => /stopped by the user|finished in|Error/.test(({status})())",
+                                   timeout=60_000)
+            page.wait_for_timeout(1000)  # a late reply of the Stop handler must not change the status
+            shown = page.evaluate(status)
+            assert "stopped by the user" in shown and "stopping" not in shown.lower(), shown
+            text = page.locator("#judo-reasoning textarea").input_value()
+            assert "\ufffd" not in text
+            record_link = page.locator("#judo-record a[href]").first
+            record_link.wait_for(timeout=10_000)
+            record = page.request.get(urljoin(lm_page_url, record_link.get_attribute("href"))).json()
+            assert record["stopped"] is True
+        finally:
+            browser.close()
