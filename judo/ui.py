@@ -41,6 +41,16 @@ INSPECT_API = ("query", "template", "question", "options", "engine", "category",
 COMPARE_API = ("query", "template", "question", "options", "engines", "category", "mask", "expected",
                "max_new_tokens", "do_sample", "temperature", "top_p")
 GPU_CONCURRENCY_ID = "gpu"
+INSPECT_DESCRIPTION = (
+    "Inspect a query image against a normal template of the same product with one engine. Options: one per "
+    "line or on one line ('A. Yes. B. No.'); empty for a free question. The mask (white = defect) and the "
+    "expected letter are optional ground truth. Returns the overlay, the visual prior, the model output, "
+    "the answer, the status, the result (JSON), the record (JSON) and the overlay (PNG)."
+)
+COMPARE_DESCRIPTION = (
+    "Run two or three engines on the same query and template, side by side. Returns, for each of three "
+    "panels, the overlay, the model output and the answer; then the summary, the status and the result (JSON)."
+)
 
 
 @dataclass
@@ -222,7 +232,10 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
                                       elem_id="judo-subtask")
                 q0, o0 = preset("Anomaly Detection")
                 question = gr.Textbox(q0, label="Question", lines=2, max_lines=6, elem_id="judo-question")
-                options = gr.Textbox(o0, label="Options: one per line, 'A. text' (empty = free question)",
+                # The page opens with the options one per line (demo.load below); the first value, which the
+                # "Use via API" page shows as the default, is their one-line form: that page writes a
+                # string's line breaks into its Python snippet unescaped.
+                options = gr.Textbox(" ".join(o0.splitlines()), label="Options: one per line, 'A. text' (empty = free question)",
                                      lines=4, max_lines=8, elem_id="judo-options")
                 with gr.Accordion("Ground truth (optional)", open=False):
                     mask = accept_raw_upload(gr.Image(label="Defect mask (white = defect)", type="filepath",
@@ -299,6 +312,7 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
                         gr.Markdown(engines_markdown(state))
 
         # ---- wiring: inputs
+        demo.load(lambda: o0, None, options, queue=False, api_name=False)
         product.change(show_templates, product, gallery, api_name=False, queue=False)
         gallery.select(pick_template, product, template, api_name=False, queue=False)
         subtask.input(apply_preset, [subtask, product, example_id], [question, options, expected],
@@ -316,6 +330,7 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
              max_new_tokens, do_sample, temperature, top_p, sensitivity],
             [overlay, prior_img, reasoning, answer, status, result, record, overlay_png],
             api_name="inspect",
+            api_description=INSPECT_DESCRIPTION,
             **common,
         )
         run_cmp.click(arm, None, None, queue=False, api_name=False).then(
@@ -324,6 +339,7 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
              max_new_tokens, do_sample, temperature, top_p],
             [*panels, summary, cmp_status, cmp_result],
             api_name="compare",
+            api_description=COMPARE_DESCRIPTION,
             **common,
         )
         # Stop: ask the running engine to end at its next token; a run still waiting in the queue ends as

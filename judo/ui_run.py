@@ -361,7 +361,7 @@ class Runner:
             raise InputProblem(f"{e.label} is unavailable: {e.reason}")
         return e
 
-    def inspect(self, query, template, question, options, engine, category, mask=None, expected="",
+    def inspect(self, query, template, question, options, engine, category, mask=None, expected=None,
                 visual_prior=False, max_new_tokens=768, do_sample=False, temperature=0.7, top_p=0.9,
                 sensitivity=1.0, request: gr.Request = None) -> Iterator[tuple]:
         """One engine on one input, streamed; see INSPECT_OUTPUTS for what each yield holds."""
@@ -390,6 +390,21 @@ class Runner:
         finally:
             stop.set()
             STOPS.finish(session, stop)
+
+    def _comparator_bank(self, prep: Prepared, category: str | None, sensitivity: Any) -> None:
+        """The comparator judges against the product's whole gallery (the chosen template first)."""
+        from judo.ui_bank import gallery_bank
+
+        try:
+            value = 1.0 if sensitivity in (None, "") else float(sensitivity)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not 0 < value <= 100:  # NaN fails too
+            raise InputProblem(f"The sensitivity must be a number above 0 and at most 100 (1 = default), got {sensitivity!r}.")
+        prep.request.sensitivity = value
+        if self.gallery is not None and category:
+            prep.request, notes = gallery_bank(prep.request, self.gallery(category))
+            prep.notes += notes
 
     def _stream(self, engine: Engine, prep: Prepared, files: ShownFiles, prior_on: bool, t0: float,
                 stop: threading.Event, settings: GenerationConfig) -> Iterator[tuple]:
@@ -475,8 +490,9 @@ class Runner:
         )
 
     # ---------------------------------------------------------------------------------- compare
-    def compare(self, query, template, question, options, engines, category, mask, expected,
-                max_new_tokens, do_sample, temperature, top_p, request: gr.Request = None) -> Iterator[tuple]:
+    def compare(self, query, template, question, options, engines, category, mask=None, expected=None,
+                max_new_tokens=768, do_sample=False, temperature=0.7, top_p=0.9,
+                request: gr.Request = None) -> Iterator[tuple]:
         """2-3 engines on the same input, streaming side by side; outputs: 3 x (overlay, text, answer),
         summary, status, result."""
         t0 = time.perf_counter()

@@ -52,6 +52,18 @@ def test_api_has_named_inspect_and_compare_endpoints(client):
     assert tuple(names) == INSPECT_API
 
 
+def test_inspect_needs_only_the_images_the_rest_has_defaults(client):
+    from gradio_client import handle_file
+
+    params = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/inspect"]["parameters"]
+    required = [p["parameter_name"] for p in params if not p["parameter_has_default"]]
+    assert required == ["query", "template"], "mask and expected (ground truth) are optional"
+    defaults = {p["parameter_name"]: p["parameter_default"] for p in params}
+    assert parse_options(defaults["options"]) == {"A": "Yes.", "B": "No."}  # one line: the API page's snippet
+    result = client.predict(query=handle_file(str(QUERY)), template=handle_file(str(TEMPLATE)), api_name="/inspect")
+    assert result[5]["done"] and result[5]["error"] is None and result[6].endswith(".json")
+
+
 def test_inspect_streams_in_order_and_records(client):
     from gradio_client import handle_file
 

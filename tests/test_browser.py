@@ -179,3 +179,35 @@ def test_an_early_stop_ends_with_a_stopped_record(sync_playwright, lm_page_url, 
             assert record["stopped"] is True
         finally:
             browser.close()
+
+
+def test_the_use_via_api_snippet_runs(sync_playwright, lm_page_url, tmp_path):
+    import subprocess
+    import sys
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(lm_page_url, wait_until="networkidle", timeout=60_000)
+            assert "\n" in page.locator("#judo-options textarea").input_value(), "the page shows one option a line"
+            page.get_by_text("Use via API").first.click()
+            snippet = page.locator("code", has_text='api_name="/inspect"').first
+            snippet.wait_for(timeout=30_000)
+            code = snippet.inner_text()
+            docs = page.locator("body").inner_text()
+        finally:
+            browser.close()
+    assert "INSPECT_OUTPUTS" not in docs and "INSPECT_API" not in docs, "the API page names no internal constant"
+    compile(code, "snippet", "exec")  # valid Python as shown
+    # The snippet's example images are on the internet, which this machine cannot reach: use local ones.
+    query, template = _example_query(), EXAMPLES / "templates" / "bottle" / "00.png"
+    query.save(tmp_path / "query.png")
+    lines = [ln for ln in code.splitlines() if "handle_file('http" in ln]
+    assert [ln.split("=")[0].strip() for ln in lines] == ["query", "template"], "mask and expected are optional"
+    code = code.replace(lines[0], f"\tquery=handle_file({str(tmp_path / 'query.png')!r}),")
+    code = code.replace(lines[1], f"\ttemplate=handle_file({str(template)!r}),")
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "'done': True" in ran.stdout and "'error': None" in ran.stdout and ".json" in ran.stdout
