@@ -4,6 +4,7 @@ text that never delays the final update. Driven in-process with the real tiny en
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import time
 
 import pytest
@@ -78,7 +79,7 @@ def test_first_words_go_out_at_once_and_the_final_update_does_not_wait(engines):
     outs = _inspect(Runner(engines, stream_interval_s=30.0))  # text refreshes paced far apart
     assert time.perf_counter() - t0 < 30
     # updates that only move the status clock (the engine was silent for TICK_S) are left out
-    outs = [outs[0]] + [b for a, b in zip(outs, outs[1:]) if b[:4] != a[:4] or b[5] is not None]
+    outs = [outs[0]] + [b for a, b in zip(outs, outs[1:], strict=False) if b[:4] != a[:4] or b[5] is not None]
     assert [bool(out[2]) for out in outs] == [False, True, True], "start, first words, final"
     assert outs[2][2].startswith(outs[1][2]) and len(outs[2][2]) > len(outs[1][2])
     assert outs[2][5]["done"]
@@ -116,7 +117,7 @@ def test_an_early_stop_ends_with_a_record_that_says_so(engines, stop_at_yield):
     assert final[5]["done"] and final[5]["stopped"] and final[5]["error"] is None
     assert "stopped by the user" in final[4] and "stopping" not in final[4]
     assert "\ufffd" not in final[2], "a stop that cuts a character's bytes leaves no replacement character"
-    record = json.loads(open(final[6], encoding="utf-8").read())
+    record = json.loads(Path(final[6]).read_text(encoding="utf-8"))
     assert record["stopped"] is True and any("Stopped by the user" in w for w in record["warnings"])
     assert not STOPS.stop(session), "the run let go of its stop event"
 
