@@ -31,7 +31,7 @@ from judo.grid import Cell, seg_f1, seg_iou
 from judo.render import GREEN, fit_within, heatmap_overlay, outline_edges, outline_mask, overlay_cells
 from judo.ui_inputs import InputProblem, Prepared, hide_paths, prepare_inputs, settings_from
 from judo.ui_owner import OWNERS, new_token, owner_of_request
-from judo.ui_record import RecordWriteError, build_record, write_outputs
+from judo.ui_record import RecordWriteError, build_record, download_stem, write_outputs
 
 if TYPE_CHECKING:
     from transformers import GenerationConfig
@@ -470,7 +470,7 @@ class Runner:
                               names=prep.names, elapsed_s=elapsed, first_update_s=first_update_s)
         full = painter.full_size(last.cells)
         try:
-            record_path, png_path = write_outputs(record, full, stem=f"judo-{engine.id}", folder=self.records_dir,
+            record_path, png_path = write_outputs(record, full, stem=download_stem(prep.names.get("query"), engine.id), folder=self.records_dir,
                                                   owner=painter.files.owner)
         except RecordWriteError as err:  # the analysis is done: show it, say the download is missing
             record_path = png_path = None

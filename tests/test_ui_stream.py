@@ -140,3 +140,12 @@ def test_the_running_status_shows_the_time_so_far(engines):
     outs = _inspect(Runner(engines, stream_interval_s=0.0))
     clocks = [float(m.group(1)) for out in outs[:-1] if (m := re.search(r"running… ([\d.]+) s", out[4]))]
     assert len(clocks) >= 2 and clocks == sorted(clocks) and clocks[-1] > clocks[0]
+
+
+def test_downloads_are_named_after_the_part_the_engine_and_the_time(engines):
+    import re
+
+    final = _inspect(Runner(engines))[-1]
+    for path, suffix in ((final[6], r"\.json"), (final[7], r"-overlay\.png")):
+        name = Path(path).name
+        assert re.fullmatch(rf"bottle-contamination-000-tiny-\d{{8}}-\d{{6}}-[0-9a-f]{{16}}{suffix}", name), name
