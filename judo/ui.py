@@ -28,6 +28,7 @@ import gradio as gr
 from judo.engines import AppConfig, Engine, build_engines, default_engine, load_config
 from judo.engines.config import ENV_HELP, ConfigError
 from judo.engines.pool import LANGUAGE_MODEL_KINDS
+from judo.generation import DEFAULT_MAX_NEW_TOKENS
 from judo.ui_guard import guard_middleware
 from judo.ui_library import TemplateLibrary
 from judo.ui_presets import FREE, format_option_lines, preset, preset_choices
@@ -41,6 +42,7 @@ INSPECT_API = ("query", "template", "question", "options", "engine", "category",
 COMPARE_API = ("query", "template", "question", "options", "engines", "category", "mask", "expected",
                "max_new_tokens", "do_sample", "temperature", "top_p")
 GPU_CONCURRENCY_ID = "gpu"
+SLIDER_MAX_TOKENS = 2048  # the slider's top for an engine without a token budget of its own
 INSPECT_DESCRIPTION = (
     "Inspect a query image against a normal template of the same product with one engine. Options: one per "
     "line or on one line ('A. Yes. B. No.'); empty for a free question. The mask (white = defect) and the "
@@ -125,6 +127,22 @@ def accept_raw_value(component: gr.Slider) -> gr.Slider:
     what is wrong in one sentence (Gradio's own check fails on a non-number with an internal error)."""
     component.preprocess = lambda payload: payload  # type: ignore[method-assign]
     return component
+
+
+def token_slider(engine: Engine | None, value: Any = None) -> dict[str, Any]:
+    """The max-new-tokens slider's settings for ``engine``: it goes up to the engine's own cap (a longer
+    budget would be cut there without a word) and says so; ``value`` is kept when it fits."""
+    try:
+        wanted = int(float(value)) if value not in (None, "") else DEFAULT_MAX_NEW_TOKENS
+    except (TypeError, ValueError):
+        wanted = DEFAULT_MAX_NEW_TOKENS
+    cap = getattr(engine, "max_new_tokens", None)
+    if not isinstance(cap, int) or cap <= 0:
+        return {"minimum": 16, "maximum": SLIDER_MAX_TOKENS, "value": min(max(wanted, 16), SLIDER_MAX_TOKENS),
+                "info": "Not used by this engine: it generates no text." if engine is not None else None}
+    label = getattr(engine, "label", "this engine")
+    return {"minimum": min(16, cap), "maximum": cap, "value": min(max(wanted, 1), cap),
+            "info": f"{label} stops at {cap} tokens (its configured limit)."}
 
 
 def engine_choices(engines: list[Engine]) -> list[tuple[str, str]]:
@@ -242,7 +260,9 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
                                                       sources=["upload"], height=160, elem_id="judo-mask"))
                     expected = gr.Textbox(label="Correct option letter", max_lines=1, elem_id="judo-expected")
                 with gr.Accordion("Generation settings", open=False):
-                    max_new_tokens = accept_raw_value(gr.Slider(16, 2048, value=768, step=16, label="Max new tokens"))
+                    max_new_tokens = accept_raw_value(gr.Slider(step=16, label="Max new tokens",
+                                                                elem_id="judo-max-new-tokens",
+                                                                **token_slider(default)))
                     do_sample = gr.Checkbox(False, label="Sample (greedy when off)")
                     temperature = accept_raw_value(gr.Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature"))
                     top_p = accept_raw_value(gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p"))
@@ -313,6 +333,8 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
 
         # ---- wiring: inputs
         demo.load(lambda: o0, None, options, queue=False, api_name=False)
+        engine.change(lambda engine_id, value: gr.Slider(**token_slider(runner.engines.get(engine_id), value)),
+                      [engine, max_new_tokens], max_new_tokens, queue=False, api_name=False)
         product.change(show_templates, product, gallery, api_name=False, queue=False)
         gallery.select(pick_template, product, template, api_name=False, queue=False)
         subtask.input(apply_preset, [subtask, product, example_id], [question, options, expected],

@@ -180,3 +180,21 @@ def test_unknown_engine_is_a_clear_message(client):
     with pytest.raises(AppError, match="not in the list of choices"):
         client.predict(*inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), engine="judo-xl"),
                        api_name="/inspect")
+
+
+def test_the_token_slider_shows_the_engines_cap(app, tiny_model_dir):
+    import urllib.request
+
+    from judo.ui import token_slider
+
+    config = json.loads(urllib.request.urlopen(app.url + "config", timeout=30).read())
+    (slider,) = [c["props"] for c in config["components"] if c["props"].get("elem_id") == "judo-max-new-tokens"]
+    assert slider["maximum"] == 48 and slider["value"] <= 48, "configs/tiny.yaml caps the tiny engine at 48"
+    assert "48 tokens" in slider["info"]
+    from judo.engines import build_engines, load_config
+    from tests.app_server import REPO
+
+    env = {"JUDO_ENGINES": "tiny,comparator", "JUDO_ENGINE_TINY_CHECKPOINT": str(tiny_model_dir)}
+    engines = {e.id: e for e in build_engines(load_config(REPO / "configs" / "tiny.yaml", env=env))}
+    assert token_slider(engines["tiny"], 2048)["value"] == 48  # a longer budget is not offered, nor cut silently
+    assert "Not used" in token_slider(engines["comparator"], 100)["info"]
