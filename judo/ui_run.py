@@ -29,7 +29,7 @@ from PIL import Image
 from judo.engines.base import Engine, InspectionRequest, Update
 from judo.grid import Cell, seg_f1, seg_iou
 from judo.render import GREEN, fit_within, heatmap_overlay, outline_edges, outline_mask, overlay_cells
-from judo.ui_inputs import InputProblem, Prepared, hide_paths, prepare_inputs, settings_from
+from judo.ui_inputs import InputProblem, Prepared, hide_paths, prepare_inputs, settings_from, size_note
 from judo.ui_owner import OWNERS, new_token, owner_of_request
 from judo.ui_record import RecordWriteError, build_record, download_stem, write_outputs
 
@@ -321,9 +321,19 @@ def status_markdown(engine_label: str, update: Update | None, notes: list[str], 
     meta = update.meta if update else {}
     if meta.get("knowledge_summary"):
         lines.append(html.escape(meta["knowledge_summary"], quote=False))
-    for w in [*notes, *(meta.get("warnings") or [])]:
-        lines.append(f"⚠ {html.escape(hide_paths(str(w)), quote=False)}")
+    warnings = list(dict.fromkeys(hide_paths(str(w)) for w in [*notes, *(meta.get("warnings") or [])]))
+    if warnings:
+        lines.append(warnings_markdown(meta.get("headline") or warnings[0], warnings))
     return "\n\n".join(lines)
+
+
+def warnings_markdown(headline: str, warnings: list[str]) -> str:
+    """One warning line (the headline) and, folded under it, every warning in full."""
+    head = f"⚠ {html.escape(headline, quote=False)}"
+    if warnings == [headline]:
+        return head
+    items = "".join(f"<li>{html.escape(w, quote=False)}</li>" for w in warnings)
+    return f"{head}\n\n<details><summary>All warnings ({len(warnings)})</summary><ul>{items}</ul></details>"
 
 
 def result_json(update: Update, metrics: dict | None, engine: str) -> dict[str, Any]:
@@ -376,6 +386,8 @@ class Runner:
                 settings = settings_from(max_new_tokens, do_sample, temperature, top_p)
                 if engine.kind == "comparator":
                     self._comparator_bank(prep, category, sensitivity)
+                elif note := size_note(prep):
+                    prep.notes.append(note)
             except InputProblem as err:
                 gr.Warning(str(err))
                 yield (None, None, "", answer_html(None, None),
