@@ -42,6 +42,8 @@ INSPECT_API = ("query", "template", "question", "options", "engine", "category",
 COMPARE_API = ("query", "template", "question", "options", "engines", "category", "mask", "expected",
                "max_new_tokens", "do_sample", "temperature", "top_p")
 GPU_CONCURRENCY_ID = "gpu"
+#: The product choice after an own upload: no gallery, no product knowledge, generic presets.
+CUSTOM_PRODUCT = ("Custom product (pick one to use its gallery)", "")
 SLIDER_MAX_TOKENS = 2048  # the slider's top for an engine without a token budget of its own
 INSPECT_DESCRIPTION = (
     "Inspect a query image against a normal template of the same product with one engine. Options: one per "
@@ -208,8 +210,11 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
             return gr.skip()
         return str(paths[int(evt.index)])
 
-    def forget_example():
-        return None, "", ""
+    def to_custom_product(subtask):
+        """An own query or template: no example, no ground truth, and no product until the inspector picks
+        one (so neither the gallery nor the defect presets belong to the previous example's product)."""
+        question, options_text, _ = apply_preset(subtask, CUSTOM_PRODUCT[1], None)
+        return None, "", "", CUSTOM_PRODUCT[1], [], question, options_text
 
     def arm(request: gr.Request):
         STOPS.arm(session_of(request))
@@ -240,7 +245,7 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
                     template = accept_raw_upload(gr.Image(label="Normal template", type="filepath",
                                                           sources=["upload", "clipboard"], height=300,
                                                           elem_id="judo-template"))
-                product = gr.Dropdown(products, value=first_product, label="Product (category)",
+                product = gr.Dropdown([CUSTOM_PRODUCT, *products], value=first_product, label="Product (category)",
                                       allow_custom_value=True, elem_id="judo-product",
                                       info="Picks the template gallery and the domain knowledge.")
                 gallery = gr.Gallery(value=show_templates(first_product), label="Golden samples: click to use as template",
@@ -342,7 +347,9 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
         example_id.change(load_example, [example_id, subtask],
                           [product, gallery, subtask, question, options, mask, expected],
                           api_name=False, queue=False)
-        query.upload(forget_example, None, [mask, expected, example_id], api_name=False, queue=False)
+        for own in (query, template):
+            own.upload(to_custom_product, subtask, [mask, expected, example_id, product, gallery, question, options],
+                       api_name=False, queue=False)
 
         # ---- wiring: GPU work
         common = dict(concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=state.config.queue.concurrency_limit)

@@ -211,3 +211,25 @@ def test_the_use_via_api_snippet_runs(sync_playwright, lm_page_url, tmp_path):
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert "'done': True" in ran.stdout and "'error': None" in ran.stdout and ".json" in ran.stdout
+
+
+def test_an_own_upload_switches_to_a_custom_product(sync_playwright, lm_page_url, tmp_path):
+    own = tmp_path / "my-part.png"
+    _example_query().save(own)
+    gallery_images = "() => document.querySelectorAll('#judo-gallery img').length"
+    product = "() => document.querySelector('#judo-product input')?.value || ''"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(lm_page_url, wait_until="networkidle", timeout=60_000)
+            page.get_by_text("carpet: hole", exact=True).first.click()
+            page.wait_for_function(f"() => ({product})() === 'carpet' && ({gallery_images})() > 0", timeout=30_000)
+            page.locator("#judo-query input[type=file]").set_input_files(str(own))
+            page.wait_for_function(f"() => ({product})().startsWith('Custom product')", timeout=30_000)
+            page.wait_for_function(f"() => ({gallery_images})() === 0", timeout=30_000)
+            page.locator("#judo-product input").click()  # picking a product brings its gallery back
+            page.get_by_role("option", name="bottle", exact=True).click()
+            page.wait_for_function(f"() => ({gallery_images})() > 0", timeout=30_000)
+        finally:
+            browser.close()
