@@ -30,6 +30,7 @@ from judo.engines.config import ENV_HELP, ConfigError
 from judo.engines.pool import LANGUAGE_MODEL_KINDS
 from judo.generation import DEFAULT_MAX_NEW_TOKENS
 from judo.ui_guard import guard_middleware
+from judo.ui_inputs import hide_paths
 from judo.ui_library import TemplateLibrary
 from judo.ui_presets import FREE, format_option_lines, preset, preset_choices
 from judo.ui_record import check_records_dir
@@ -151,19 +152,45 @@ def engine_choices(engines: list[Engine]) -> list[tuple[str, str]]:
     return [(e.label if e.available else f"{e.label} (unavailable)", e.id) for e in engines]
 
 
-def engines_markdown(state: AppState) -> str:
+def engines_markdown(state: AppState, private: bool = False) -> str:
+    """The Engines tab. Server paths and the configuration (file, environment overrides) are for the
+    operator only (``private``: a login is configured, or the page is opened on the server itself)."""
+    shown = (lambda text: text) if private else hide_paths
     lines = ["| Engine | Status | Notes |", "|---|---|---|"]
     for e in state.engines:
         status = "ready" if e.available else "unavailable"
         notes = e.reason if not e.available else (getattr(e, "description", "") or "")
-        lines.append(f"| {e.label} | {status} | {notes.replace('|', '/')} |")
+        lines.append(f"| {e.label} | {status} | {shown(notes or '').replace('|', '/')} |")
     if state.records_problem:
         lines += ["", "**Records:** the records folder is not writable: inspections run, downloads are off."]
     if state.library.notes:
-        lines += ["", "**Template library:**"] + [f"- {n}" for n in state.library.notes]
+        lines += ["", "**Template library:**"] + [f"- {shown(n)}" for n in state.library.notes]
+    if not private:
+        lines += ["", "The server's configuration is shown when signed in, or on the server itself (localhost)."]
+        return "\n".join(lines)
     lines += ["", "**Configuration** (`" + (state.config.source or "") + "`), environment overrides:"]
     lines += [f"- `{k}`: {v}" for k, v in ENV_HELP.items()]
     return "\n".join(lines)
+
+
+LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+
+
+def is_operator(request: gr.Request | None, config: AppConfig) -> bool:
+    """True when the visitor may see server details: a login is configured (every visitor signed in), or
+    the page is opened on the server itself (a loopback client asking for a loopback host name, so a
+    reverse proxy on the same machine, which forwards a public host name, does not count)."""
+    if config.auth:
+        return True
+    if request is None:
+        return False
+    client = getattr(request, "client", None)
+    try:
+        host_header = (request.headers.get("host") or "").rsplit(":", 1)[0].strip("[]")
+    except Exception:  # noqa: BLE001 - a request built without headers
+        return False
+    forwarded = any(request.headers.get(h) for h in ("x-forwarded-for", "x-forwarded-host", "forwarded"))
+    return getattr(client, "host", None) in LOOPBACK_HOSTS and host_header in LOOPBACK_HOSTS and not forwarded
 
 
 # ------------------------------------------------------------------------------------- build
@@ -218,6 +245,9 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
 
     def arm(request: gr.Request):
         STOPS.arm(session_of(request))
+
+    def engines_for(request: gr.Request):
+        return engines_markdown(state, is_operator(request, state.config))
 
     def stop(request: gr.Request):
         # The running stream says "stopping…" itself and ends with a record: nothing here writes the
@@ -334,10 +364,11 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
                         with gr.Accordion("Result (JSON)", open=False):
                             cmp_result = gr.JSON(label="Result")
                     with gr.Tab("Engines", id="engines"):
-                        gr.Markdown(engines_markdown(state))
+                        engines_md = gr.Markdown(engines_markdown(state), elem_id="judo-engines")
 
         # ---- wiring: inputs
         demo.load(lambda: o0, None, options, queue=False, api_name=False)
+        demo.load(engines_for, None, engines_md, queue=False, api_name=False)
         engine.change(lambda engine_id, value: gr.Slider(**token_slider(runner.engines.get(engine_id), value)),
                       [engine, max_new_tokens], max_new_tokens, queue=False, api_name=False)
         product.change(show_templates, product, gallery, api_name=False, queue=False)

@@ -198,3 +198,37 @@ def test_the_token_slider_shows_the_engines_cap(app, tiny_model_dir):
     engines = {e.id: e for e in build_engines(load_config(REPO / "configs" / "tiny.yaml", env=env))}
     assert token_slider(engines["tiny"], 2048)["value"] == 48  # a longer budget is not offered, nor cut silently
     assert "Not used" in token_slider(engines["comparator"], 100)["info"]
+
+
+def test_public_visitors_see_no_server_configuration(app):
+    import urllib.request
+
+    page_config = urllib.request.urlopen(app.url + "config", timeout=30).read().decode()
+    assert "JUDO_ENGINES" not in page_config and "tiny.yaml" not in page_config
+    assert "shown when signed in, or on the server itself" in page_config
+
+
+@pytest.mark.parametrize(
+    "client, headers, operator",
+    [
+        (("127.0.0.1", 50000), {"host": "127.0.0.1:7860"}, True),
+        (("::1", 50000), {"host": "[::1]:7860"}, True),
+        (("10.1.2.3", 50000), {"host": "inspector.lab.example:7860"}, False),
+        (("127.0.0.1", 50000), {"host": "inspector.lab.example", "x-forwarded-for": "203.0.113.9"}, False),
+        (("127.0.0.1", 50000), {"host": "localhost:7860", "x-forwarded-for": "203.0.113.9"}, False),
+    ],
+)
+def test_who_counts_as_the_operator(client, headers, operator):
+    import gradio as gr
+    from starlette.requests import Request
+
+    from judo.engines import load_config
+    from judo.ui import is_operator
+    from tests.app_server import REPO
+
+    scope = {"type": "http", "method": "GET", "path": "/", "client": client,
+             "headers": [(k.encode(), v.encode()) for k, v in headers.items()]}
+    config = load_config(REPO / "configs" / "tiny.yaml", env={})
+    assert is_operator(gr.Request(request=Request(scope)), config) is operator
+    config.auth = "lab:secret"  # with a login, every visitor has signed in
+    assert is_operator(gr.Request(request=Request(scope)), config)

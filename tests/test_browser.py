@@ -233,3 +233,23 @@ def test_an_own_upload_switches_to_a_custom_product(sync_playwright, lm_page_url
             page.wait_for_function(f"() => ({gallery_images})() > 0", timeout=30_000)
         finally:
             browser.close()
+
+
+def test_the_engines_tab_on_the_server_itself(sync_playwright, lm_page_url):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 900})  # a narrow window squeezes the table
+            page.goto(lm_page_url, wait_until="networkidle", timeout=60_000)
+            page.get_by_role("tab", name="Engines").click()
+            table = page.locator("#judo-engines table")
+            table.wait_for(timeout=10_000)
+            assert "JUDO_ENGINES" in page.locator("#judo-engines").inner_text(), "localhost sees the configuration"
+            cells = page.locator("#judo-engines td:nth-child(2)")
+            for i in range(cells.count()):
+                lines = cells.nth(i).evaluate(
+                    "(td) => { const r = document.createRange(); r.selectNodeContents(td);"
+                    " return new Set([...r.getClientRects()].map((x) => Math.round(x.top))).size; }")
+                assert lines == 1, f"the status {cells.nth(i).inner_text()!r} is broken over {lines} lines"
+        finally:
+            browser.close()
