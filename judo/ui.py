@@ -148,6 +148,17 @@ def token_slider(engine: Engine | None, value: Any = None) -> dict[str, Any]:
             "info": f"{label} stops at {cap} tokens (its configured limit)."}
 
 
+def compare_needs_two(available: list[Engine]) -> str:
+    """What the Compare tab says when fewer than two engines can run: why, and how to add one."""
+    have = ", ".join(f"**{e.label}**" for e in available) or "no engine"
+    return (
+        f"Compare runs two or three engines on the same pair, side by side; this server has only {have} ready.\n\n"
+        "To add one, the operator lists another engine under `engines:` in the app's configuration file (for "
+        "instance a language model with its `checkpoint:`) and restarts the app. The **Engines** tab says why a "
+        "listed engine is unavailable, and, on the server itself, which environment variables override the file."
+    )
+
+
 def engine_choices(engines: list[Engine]) -> list[tuple[str, str]]:
     return [(e.label if e.available else f"{e.label} (unavailable)", e.id) for e in engines]
 
@@ -343,26 +354,33 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
                         with gr.Accordion("Result (JSON)", open=False):
                             result = gr.JSON(label="Result", elem_id="judo-result")
                     with gr.Tab("Compare", id="compare"):
-                        default_cmp = [e.id for e in available][:2]
-                        engines_cmp = gr.CheckboxGroup(engine_choices(available), value=default_cmp,
-                                                       label="Engines (two or three)", elem_id="judo-compare-engines")
-                        with gr.Row():
-                            run_cmp = gr.Button("Compare", variant="primary", elem_id="judo-run-compare")
-                            stop_cmp = gr.Button("Stop", variant="stop")
-                        panels = []
-                        with gr.Row():
-                            for i in range(MAX_COMPARE):
-                                with gr.Column(min_width=200):
-                                    img = gr.Image(type="pil", format="png", interactive=False, height=260,
-                                                   show_label=False, elem_id=f"judo-cmp-img-{i}")
-                                    ans = gr.HTML(elem_id=f"judo-cmp-answer-{i}")
-                                    txt = gr.Textbox(lines=6, max_lines=14, interactive=False, show_label=False,
-                                                     elem_id=f"judo-cmp-text-{i}")
-                                    panels += [img, txt, ans]
-                        summary = gr.Markdown(label="Summary", elem_id="judo-compare-summary")
-                        cmp_status = gr.Markdown(label="Status")
-                        with gr.Accordion("Result (JSON)", open=False):
-                            cmp_result = gr.JSON(label="Result")
+                        can_compare = len(available) >= 2
+                        gr.Markdown(compare_needs_two(available) if not can_compare else "", visible=not can_compare, elem_id="judo-compare-why")
+                        with gr.Column(visible=can_compare):
+                            default_cmp = [e.id for e in available][:2]
+                            engines_cmp = gr.CheckboxGroup(engine_choices(available), value=default_cmp,
+                                                           label="Engines (two or three)",
+                                                           elem_id="judo-compare-engines")
+                            with gr.Row():
+                                run_cmp = gr.Button("Compare", variant="primary", elem_id="judo-run-compare")
+                                stop_cmp = gr.Button("Stop", variant="stop")
+                            panels = []
+                            with gr.Row():
+                                for i in range(MAX_COMPARE):  # as many panels as engines can take part
+                                    with gr.Column(min_width=200, visible=i < max(2, len(available))):
+                                        img = gr.Image(type="pil", format="png", interactive=False, height=260,
+                                                       show_label=False, elem_id=f"judo-cmp-img-{i}")
+                                        ans = gr.HTML(elem_id=f"judo-cmp-answer-{i}")
+                                        txt = gr.Textbox(lines=6, max_lines=14, interactive=False, show_label=False,
+                                                         elem_id=f"judo-cmp-text-{i}")
+                                        panels += [img, txt, ans]
+                            summary = gr.Markdown(label="Summary", elem_id="judo-compare-summary")
+                            cmp_status = gr.Markdown(label="Status", elem_id="judo-compare-status")
+                            cmp_files = gr.File(label="Each engine's record (JSON) and overlay (PNG)",
+                                                file_count="multiple", interactive=False,
+                                                elem_id="judo-compare-files")
+                            with gr.Accordion("Result (JSON)", open=False):
+                                cmp_result = gr.JSON(label="Result")
                     with gr.Tab("Engines", id="engines"):
                         engines_md = gr.Markdown(engines_markdown(state), elem_id="judo-engines")
 
@@ -397,7 +415,7 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
             wrap(runner.compare),
             [query, template, question, options, engines_cmp, product, mask, expected,
              max_new_tokens, do_sample, temperature, top_p],
-            [*panels, summary, cmp_status, cmp_result],
+            [*panels, summary, cmp_status, cmp_result, cmp_files],
             api_name="compare",
             api_description=COMPARE_DESCRIPTION,
             **common,

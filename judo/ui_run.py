@@ -506,7 +506,7 @@ class Runner:
                 max_new_tokens=768, do_sample=False, temperature=0.7, top_p=0.9,
                 request: gr.Request = None) -> Iterator[tuple]:
         """2-3 engines on the same input, streaming side by side; outputs: 3 x (overlay, text, answer),
-        summary, status, result."""
+        summary, status, result, downloads (each engine's record and overlay)."""
         t0 = time.perf_counter()
         options_text, engine_ids = options, engines
         try:
@@ -519,7 +519,8 @@ class Runner:
         except InputProblem as err:
             gr.Warning(str(err))
             blank = [None, "", answer_html(None, None)] * MAX_COMPARE
-            yield (*blank, "", f"**Cannot compare:** {html.escape(str(err), quote=False)}", {"error": str(err), "done": True})
+            yield (*blank, "", f"**Cannot compare:** {html.escape(str(err), quote=False)}",
+                   {"error": str(err), "done": True}, None)
             return
         files = ShownFiles(owner_of_request(request))
         try:
@@ -565,7 +566,7 @@ class Runner:
                 out += [painters[j].show(u.cells), u.text, answers[j]]
             return out + unused
 
-        yield (*panels(), "", status(), None)
+        yield (*panels(), "", status(), None, None)
         for t in threads:
             t.start()
         running = len(engines)
@@ -575,7 +576,7 @@ class Runner:
                 try:
                     i, update = events.get(timeout=0.5)
                 except queue.Empty:  # no news for a while: the clock moves on
-                    yield (*panels(), "", status(), None)
+                    yield (*panels(), "", status(), None, None)
                     continue
                 if update is None:
                     running -= 1
@@ -587,7 +588,7 @@ class Runner:
                                             or painters[i].changed(update.cells))
                 ):
                     continue
-                yield (*panels(), "", status(), None)
+                yield (*panels(), "", status(), None, None)
                 pacer.sent(now)
         finally:
             stop.set()
@@ -612,7 +613,26 @@ class Runner:
             "summary": summary,
             "engines": [result_json(u, m, e.id) for e, u, m in zip(engines, latest, metrics)],
         }
-        yield (*out, summary, "\n\n".join(lines), result)
+        downloads, problem = self._compare_downloads(engines, latest, metrics, prep, painters, files.owner,
+                                                     time.perf_counter() - t0)
+        if problem:
+            lines.append(f"⚠ {html.escape(problem, quote=False)}")
+        yield (*out, summary, "\n\n".join(lines), result, downloads)
+
+    def _compare_downloads(self, engines: list[Engine], updates: list[Update], metrics: list, prep: Prepared,
+                           painters: list[OverlayPainter], owner: str | None,
+                           elapsed: float) -> tuple[list[str] | None, str | None]:
+        """Each engine's record (JSON) and overlay (PNG), named like a single inspection's downloads."""
+        paths: list[str] = []
+        for e, u, m, painter in zip(engines, updates, metrics, painters, strict=True):
+            record = build_record(prep.request, u, engine_label=e.label, truth=_truth(m, prep), names=prep.names,
+                                  elapsed_s=elapsed)
+            try:
+                paths += write_outputs(record, painter.full_size(u.cells), folder=self.records_dir, owner=owner,
+                                       stem=download_stem(prep.names.get("query"), e.id))
+            except RecordWriteError as err:
+                return None, str(err)
+        return paths, None
 
 
 def public(updates: Iterator[Update]) -> Iterator[Update]:

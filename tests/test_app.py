@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -232,3 +233,30 @@ def test_who_counts_as_the_operator(client, headers, operator):
     assert is_operator(gr.Request(request=Request(scope)), config) is operator
     config.auth = "lab:secret"  # with a login, every visitor has signed in
     assert is_operator(gr.Request(request=Request(scope)), config)
+
+
+def test_compare_gives_each_engines_record_and_overlay(client):
+    from gradio_client import handle_file
+
+    outputs = _run(client, handle_file(str(QUERY)), handle_file(str(TEMPLATE)), "Is there any defect in the object?",
+                   "A. Yes.\nB. No.", ["tiny", "comparator"], "bottle", api_name="/compare")
+    files = outputs[-1][12]
+    names = sorted(Path(f).name for f in files)
+    assert len(names) == 4 and all(n.startswith("bottle-contamination-000-") for n in names)
+    assert [n for n in names if "-comparator-" in n and n.endswith(".json")]
+    assert [n for n in names if "-tiny-" in n and n.endswith("-overlay.png")]
+    record = json.loads(Path(next(f for f in files if "-comparator-" in f and f.endswith(".json"))).read_text())
+    assert record["engine"]["label"].startswith("Comparator") and record["cells"]
+
+
+def test_compare_with_one_engine_says_why_and_how_to_add_one(tiny_model_dir):
+    import urllib.request
+
+    with serve_tiny_app(tiny_model_dir, JUDO_ENGINES="comparator") as served:
+        page_config = json.loads(urllib.request.urlopen(served.url + "config", timeout=30).read())
+    props = {c["props"].get("elem_id"): c["props"] for c in page_config["components"]}
+    why = props["judo-compare-why"]
+    assert why["visible"] is True and "only **Comparator" in why["value"] and "`engines:`" in why["value"]
+    assert props["judo-run-compare"]["visible"] is True  # inside a hidden column
+    hidden = [c for c in page_config["components"] if c["type"] == "column" and c["props"].get("visible") is False]
+    assert hidden, "the compare controls and panels are hidden"
