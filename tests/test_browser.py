@@ -172,7 +172,8 @@ def test_an_early_stop_ends_with_a_stopped_record(sync_playwright, lm_page_url, 
             shown = page.evaluate(status)
             assert "stopped by the user" in shown and "stopping" not in shown.lower(), shown
             text = page.locator("#judo-reasoning textarea").input_value()
-            assert "\ufffd" not in text
+            # (the random tiny model emits stray bytes of its own mid-text; a stop must not leave a cut one last)
+            assert not text.rstrip().endswith("\ufffd")
             record_link = page.locator("#judo-record a[href]").first
             record_link.wait_for(timeout=10_000)
             record = page.request.get(urljoin(lm_page_url, record_link.get_attribute("href"))).json()
