@@ -4,8 +4,8 @@ text that never delays the final update. Driven in-process with the real tiny en
 from __future__ import annotations
 
 import os
-from pathlib import Path
 import time
+from pathlib import Path
 
 import pytest
 from PIL import Image
