@@ -602,7 +602,8 @@ class Runner:
             u = latest[j]
             out += [painters[j].show(u.cells), u.text, answer_html(u, req.options, prep.expected, e.label)]
         out += unused
-        lines = [f"Compared in {time.perf_counter() - t0:.2f} s."]
+        stopped = any(u.meta.get("stopped") for u in latest)
+        lines = [f"{'Stopped by the user after' if stopped else 'Compared in'} {time.perf_counter() - t0:.2f} s."]
         for e, u, m in zip(engines, latest, metrics):
             line = f"**{html.escape(e.label, quote=False)}**: " + (f"error: {html.escape(u.error, quote=False)}" if u.error else
                                                       f"answer {u.answer or '—'}, {len(u.cells)} cells")

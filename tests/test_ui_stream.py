@@ -149,3 +149,19 @@ def test_downloads_are_named_after_the_part_the_engine_and_the_time(engines):
     for path, suffix in ((final[6], r"\.json"), (final[7], r"-overlay\.png")):
         name = Path(path).name
         assert re.fullmatch(rf"bottle-contamination-000-tiny-\d{{8}}-\d{{6}}-[0-9a-f]{{16}}{suffix}", name), name
+
+
+def test_a_stopped_compare_says_so(engines):
+    import gradio as gr
+
+    from judo.engines.comparator import ComparatorEngine
+    from judo.ui_run import STOPS
+
+    session = "early-stop-compare"
+    STOPS.arm(session)
+    assert STOPS.stop(session)
+    outs = list(Runner([*engines, ComparatorEngine()]).compare(
+        str(QUERY), str(TEMPLATE), "Is there any defect in the object?", "A. Yes.\nB. No.", ["tiny", "comparator"],
+        "bottle", request=gr.Request(session_hash=session)))
+    final = outs[-1]
+    assert final[10].startswith("Stopped by the user after") and len(final[12]) == 4
