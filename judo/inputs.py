@@ -52,12 +52,30 @@ def check_options(options: Mapping[object, object] | None) -> dict[str, str] | N
     return dict(sorted(cleaned.items()))
 
 
+def _inline_options(line: str) -> list[str]:
+    """MMAD's one-line form 'A. Yes. B. No.' -> ['A. Yes.', 'B. No.'] (letters in order from A); else [line]."""
+    rest = line.strip()
+    if not re.match(r"\(?A\s*[.):]\s", rest):
+        return [line]
+    parts = []
+    for letter in "BCDE":
+        m = re.search(rf"\s\(?{letter}\s*[.):]\s", rest)
+        if m is None:
+            break
+        parts.append(rest[: m.start()])
+        rest = rest[m.start() + 1 :]
+    return [*parts, rest] if parts else [line]
+
+
 def parse_options(text: str | None) -> dict[str, str] | None:
-    """'A. Yes.\\nB. No.' -> {'A': 'Yes.', 'B': 'No.'}; blank -> None (a free question).
+    """'A. Yes.\\nB. No.' (or on one line, 'A. Yes. B. No.') -> {'A': 'Yes.', 'B': 'No.'}; blank -> None
+    (a free question).
 
     Lines without a letter are lettered in order, so pasting plain option texts works too.
     """
     lines = [ln for ln in (text or "").splitlines() if ln.strip()]
+    if len(lines) == 1:
+        lines = _inline_options(lines[0])
     if not lines:
         return None
     if len(lines) > MAX_OPTIONS:

@@ -28,7 +28,9 @@ import gradio as gr
 from judo.engines import AppConfig, Engine, build_engines, default_engine, load_config
 from judo.engines.config import ENV_HELP, ConfigError
 from judo.engines.pool import LANGUAGE_MODEL_KINDS
+from judo.generation import DEFAULT_MAX_NEW_TOKENS
 from judo.ui_guard import guard_middleware
+from judo.ui_inputs import hide_paths
 from judo.ui_library import TemplateLibrary
 from judo.ui_presets import FREE, format_option_lines, preset, preset_choices
 from judo.ui_record import check_records_dir
@@ -41,6 +43,19 @@ INSPECT_API = ("query", "template", "question", "options", "engine", "category",
 COMPARE_API = ("query", "template", "question", "options", "engines", "category", "mask", "expected",
                "max_new_tokens", "do_sample", "temperature", "top_p")
 GPU_CONCURRENCY_ID = "gpu"
+#: The product choice after an own upload: no gallery, no product knowledge, generic presets.
+CUSTOM_PRODUCT = ("Custom product (pick one to use its gallery)", "")
+SLIDER_MAX_TOKENS = 2048  # the slider's top for an engine without a token budget of its own
+INSPECT_DESCRIPTION = (
+    "Inspect a query image against a normal template of the same product with one engine. Options: one per "
+    "line or on one line ('A. Yes. B. No.'); empty for a free question. The mask (white = defect) and the "
+    "expected letter are optional ground truth. Returns the overlay, the visual prior, the model output, "
+    "the answer, the status, the result (JSON), the record (JSON) and the overlay (PNG)."
+)
+COMPARE_DESCRIPTION = (
+    "Run two or three engines on the same query and template, side by side. Returns, for each of three "
+    "panels, the overlay, the model output and the answer; then the summary, the status and the result (JSON)."
+)
 
 
 @dataclass
@@ -117,23 +132,76 @@ def accept_raw_value(component: gr.Slider) -> gr.Slider:
     return component
 
 
+def token_slider(engine: Engine | None, value: Any = None) -> dict[str, Any]:
+    """The max-new-tokens slider's settings for ``engine``: it goes up to the engine's own cap (a longer
+    budget would be cut there without a word) and says so; ``value`` is kept when it fits."""
+    try:
+        wanted = int(float(value)) if value not in (None, "") else DEFAULT_MAX_NEW_TOKENS
+    except (TypeError, ValueError):
+        wanted = DEFAULT_MAX_NEW_TOKENS
+    cap = getattr(engine, "max_new_tokens", None)
+    if not isinstance(cap, int) or cap <= 0:
+        return {"minimum": 16, "maximum": SLIDER_MAX_TOKENS, "value": min(max(wanted, 16), SLIDER_MAX_TOKENS),
+                "info": "Not used by this engine: it generates no text." if engine is not None else None}
+    label = getattr(engine, "label", "this engine")
+    return {"minimum": min(16, cap), "maximum": cap, "value": min(max(wanted, 1), cap),
+            "info": f"{label} stops at {cap} tokens (its configured limit)."}
+
+
+def compare_needs_two(available: list[Engine]) -> str:
+    """What the Compare tab says when fewer than two engines can run: why, and how to add one."""
+    have = ", ".join(f"**{e.label}**" for e in available) or "no engine"
+    return (
+        f"Compare runs two or three engines on the same pair, side by side; this server has only {have} ready.\n\n"
+        "To add one, the operator lists another engine under `engines:` in the app's configuration file (for "
+        "instance a language model with its `checkpoint:`) and restarts the app. The **Engines** tab says why a "
+        "listed engine is unavailable, and, on the server itself, which environment variables override the file."
+    )
+
+
 def engine_choices(engines: list[Engine]) -> list[tuple[str, str]]:
     return [(e.label if e.available else f"{e.label} (unavailable)", e.id) for e in engines]
 
 
-def engines_markdown(state: AppState) -> str:
+def engines_markdown(state: AppState, private: bool = False) -> str:
+    """The Engines tab. Server paths and the configuration (file, environment overrides) are for the
+    operator only (``private``: a login is configured, or the page is opened on the server itself)."""
+    shown = (lambda text: text) if private else hide_paths
     lines = ["| Engine | Status | Notes |", "|---|---|---|"]
     for e in state.engines:
         status = "ready" if e.available else "unavailable"
         notes = e.reason if not e.available else (getattr(e, "description", "") or "")
-        lines.append(f"| {e.label} | {status} | {notes.replace('|', '/')} |")
+        lines.append(f"| {e.label} | {status} | {shown(notes or '').replace('|', '/')} |")
     if state.records_problem:
         lines += ["", "**Records:** the records folder is not writable: inspections run, downloads are off."]
     if state.library.notes:
-        lines += ["", "**Template library:**"] + [f"- {n}" for n in state.library.notes]
+        lines += ["", "**Template library:**"] + [f"- {shown(n)}" for n in state.library.notes]
+    if not private:
+        lines += ["", "The server's configuration is shown when signed in, or on the server itself (localhost)."]
+        return "\n".join(lines)
     lines += ["", "**Configuration** (`" + (state.config.source or "") + "`), environment overrides:"]
     lines += [f"- `{k}`: {v}" for k, v in ENV_HELP.items()]
     return "\n".join(lines)
+
+
+LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+
+
+def is_operator(request: gr.Request | None, config: AppConfig) -> bool:
+    """True when the visitor may see server details: a login is configured (every visitor signed in), or
+    the page is opened on the server itself (a loopback client asking for a loopback host name, so a
+    reverse proxy on the same machine, which forwards a public host name, does not count)."""
+    if config.auth:
+        return True
+    if request is None:
+        return False
+    client = getattr(request, "client", None)
+    try:
+        host_header = (request.headers.get("host") or "").rsplit(":", 1)[0].strip("[]")
+    except Exception:  # noqa: BLE001 - a request built without headers
+        return False
+    forwarded = any(request.headers.get(h) for h in ("x-forwarded-for", "x-forwarded-host", "forwarded"))
+    return getattr(client, "host", None) in LOOPBACK_HOSTS and host_header in LOOPBACK_HOSTS and not forwarded
 
 
 # ------------------------------------------------------------------------------------- build
@@ -180,12 +248,23 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
             return gr.skip()
         return str(paths[int(evt.index)])
 
-    def forget_example():
-        return None, "", ""
+    def to_custom_product(subtask):
+        """An own query or template: no example, no ground truth, and no product until the inspector picks
+        one (so neither the gallery nor the defect presets belong to the previous example's product)."""
+        question, options_text, _ = apply_preset(subtask, CUSTOM_PRODUCT[1], None)
+        return None, "", "", CUSTOM_PRODUCT[1], [], question, options_text
+
+    def arm(request: gr.Request):
+        STOPS.arm(session_of(request))
+
+    def engines_for(request: gr.Request):
+        return engines_markdown(state, is_operator(request, state.config))
 
     def stop(request: gr.Request):
-        stopped = STOPS.stop(session_of(request))
-        return "Stopping…" if stopped else "Nothing is running."
+        # The running stream says "stopping…" itself and ends with a record: nothing here writes the
+        # status, so a late reply of this handler cannot overwrite the finished run's status.
+        if not STOPS.stop(session_of(request)):
+            gr.Info("Nothing is running.")
 
     # delete_cache: Gradio's copies of uploads and results older than a day go, checked hourly
     with gr.Blocks(title=state.config.title, analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
@@ -207,7 +286,7 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
                     template = accept_raw_upload(gr.Image(label="Normal template", type="filepath",
                                                           sources=["upload", "clipboard"], height=300,
                                                           elem_id="judo-template"))
-                product = gr.Dropdown(products, value=first_product, label="Product (category)",
+                product = gr.Dropdown([CUSTOM_PRODUCT, *products], value=first_product, label="Product (category)",
                                       allow_custom_value=True, elem_id="judo-product",
                                       info="Picks the template gallery and the domain knowledge.")
                 gallery = gr.Gallery(value=show_templates(first_product), label="Golden samples: click to use as template",
@@ -217,14 +296,19 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
                                       elem_id="judo-subtask")
                 q0, o0 = preset("Anomaly Detection")
                 question = gr.Textbox(q0, label="Question", lines=2, max_lines=6, elem_id="judo-question")
-                options = gr.Textbox(o0, label="Options: one per line, 'A. text' (empty = free question)",
+                # The page opens with the options one per line (demo.load below); the first value, which the
+                # "Use via API" page shows as the default, is their one-line form: that page writes a
+                # string's line breaks into its Python snippet unescaped.
+                options = gr.Textbox(" ".join(o0.splitlines()), label="Options: one per line, 'A. text' (empty = free question)",
                                      lines=4, max_lines=8, elem_id="judo-options")
                 with gr.Accordion("Ground truth (optional)", open=False):
                     mask = accept_raw_upload(gr.Image(label="Defect mask (white = defect)", type="filepath",
                                                       sources=["upload"], height=160, elem_id="judo-mask"))
                     expected = gr.Textbox(label="Correct option letter", max_lines=1, elem_id="judo-expected")
                 with gr.Accordion("Generation settings", open=False):
-                    max_new_tokens = accept_raw_value(gr.Slider(16, 2048, value=768, step=16, label="Max new tokens"))
+                    max_new_tokens = accept_raw_value(gr.Slider(step=16, label="Max new tokens",
+                                                                elem_id="judo-max-new-tokens",
+                                                                **token_slider(default)))
                     do_sample = gr.Checkbox(False, label="Sample (greedy when off)")
                     temperature = accept_raw_value(gr.Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature"))
                     top_p = accept_raw_value(gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p"))
@@ -270,30 +354,41 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
                         with gr.Accordion("Result (JSON)", open=False):
                             result = gr.JSON(label="Result", elem_id="judo-result")
                     with gr.Tab("Compare", id="compare"):
-                        default_cmp = [e.id for e in available][:2]
-                        engines_cmp = gr.CheckboxGroup(engine_choices(available), value=default_cmp,
-                                                       label="Engines (two or three)", elem_id="judo-compare-engines")
-                        with gr.Row():
-                            run_cmp = gr.Button("Compare", variant="primary", elem_id="judo-run-compare")
-                            stop_cmp = gr.Button("Stop", variant="stop")
-                        panels = []
-                        with gr.Row():
-                            for i in range(MAX_COMPARE):
-                                with gr.Column(min_width=200):
-                                    img = gr.Image(type="pil", format="png", interactive=False, height=260,
-                                                   show_label=False, elem_id=f"judo-cmp-img-{i}")
-                                    ans = gr.HTML(elem_id=f"judo-cmp-answer-{i}")
-                                    txt = gr.Textbox(lines=6, max_lines=14, interactive=False, show_label=False,
-                                                     elem_id=f"judo-cmp-text-{i}")
-                                    panels += [img, txt, ans]
-                        summary = gr.Markdown(label="Summary", elem_id="judo-compare-summary")
-                        cmp_status = gr.Markdown(label="Status")
-                        with gr.Accordion("Result (JSON)", open=False):
-                            cmp_result = gr.JSON(label="Result")
+                        can_compare = len(available) >= 2
+                        gr.Markdown(compare_needs_two(available) if not can_compare else "", visible=not can_compare, elem_id="judo-compare-why")
+                        with gr.Column(visible=can_compare):
+                            default_cmp = [e.id for e in available][:2]
+                            engines_cmp = gr.CheckboxGroup(engine_choices(available), value=default_cmp,
+                                                           label="Engines (two or three)",
+                                                           elem_id="judo-compare-engines")
+                            with gr.Row():
+                                run_cmp = gr.Button("Compare", variant="primary", elem_id="judo-run-compare")
+                                stop_cmp = gr.Button("Stop", variant="stop")
+                            panels = []
+                            with gr.Row():
+                                for i in range(MAX_COMPARE):  # as many panels as engines can take part
+                                    with gr.Column(min_width=200, visible=i < max(2, len(available))):
+                                        img = gr.Image(type="pil", format="png", interactive=False, height=260,
+                                                       show_label=False, elem_id=f"judo-cmp-img-{i}")
+                                        ans = gr.HTML(elem_id=f"judo-cmp-answer-{i}")
+                                        txt = gr.Textbox(lines=6, max_lines=14, interactive=False, show_label=False,
+                                                         elem_id=f"judo-cmp-text-{i}")
+                                        panels += [img, txt, ans]
+                            summary = gr.Markdown(label="Summary", elem_id="judo-compare-summary")
+                            cmp_status = gr.Markdown(label="Status", elem_id="judo-compare-status")
+                            cmp_files = gr.File(label="Each engine's record (JSON) and overlay (PNG)",
+                                                file_count="multiple", interactive=False,
+                                                elem_id="judo-compare-files")
+                            with gr.Accordion("Result (JSON)", open=False):
+                                cmp_result = gr.JSON(label="Result")
                     with gr.Tab("Engines", id="engines"):
-                        gr.Markdown(engines_markdown(state))
+                        engines_md = gr.Markdown(engines_markdown(state), elem_id="judo-engines")
 
         # ---- wiring: inputs
+        demo.load(lambda: o0, None, options, queue=False, api_name=False)
+        demo.load(engines_for, None, engines_md, queue=False, api_name=False)
+        engine.change(lambda engine_id, value: gr.Slider(**token_slider(runner.engines.get(engine_id), value)),
+                      [engine, max_new_tokens], max_new_tokens, queue=False, api_name=False)
         product.change(show_templates, product, gallery, api_name=False, queue=False)
         gallery.select(pick_template, product, template, api_name=False, queue=False)
         subtask.input(apply_preset, [subtask, product, example_id], [question, options, expected],
@@ -301,32 +396,35 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
         example_id.change(load_example, [example_id, subtask],
                           [product, gallery, subtask, question, options, mask, expected],
                           api_name=False, queue=False)
-        query.upload(forget_example, None, [mask, expected, example_id], api_name=False, queue=False)
+        for own in (query, template):
+            own.upload(to_custom_product, subtask, [mask, expected, example_id, product, gallery, question, options],
+                       api_name=False, queue=False)
 
         # ---- wiring: GPU work
         common = dict(concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=state.config.queue.concurrency_limit)
-        inspect_evt = run.click(
+        run.click(arm, None, None, queue=False, api_name=False).then(
             wrap(runner.inspect),
             [query, template, question, options, engine, product, mask, expected, prior,
              max_new_tokens, do_sample, temperature, top_p, sensitivity],
             [overlay, prior_img, reasoning, answer, status, result, record, overlay_png],
             api_name="inspect",
+            api_description=INSPECT_DESCRIPTION,
             **common,
         )
-        compare_evt = run_cmp.click(
+        run_cmp.click(arm, None, None, queue=False, api_name=False).then(
             wrap(runner.compare),
             [query, template, question, options, engines_cmp, product, mask, expected,
              max_new_tokens, do_sample, temperature, top_p],
-            [*panels, summary, cmp_status, cmp_result],
+            [*panels, summary, cmp_status, cmp_result, cmp_files],
             api_name="compare",
+            api_description=COMPARE_DESCRIPTION,
             **common,
         )
-        # Stop: ask the running engine to end at its next token (it then finishes cleanly with a record),
-        # and drop the request from the queue if it has not started yet.
-        stop_btn.click(stop, None, status, queue=False, api_name=False)
-        stop_cmp.click(stop, None, cmp_status, queue=False, api_name=False)
-        stop_btn.click(None, None, None, cancels=[inspect_evt], queue=False, api_name=False)
-        stop_cmp.click(None, None, None, cancels=[compare_evt], queue=False, api_name=False)
+        # Stop: ask the running engine to end at its next token; a run still waiting in the queue ends as
+        # soon as it begins. Either way it finishes with a record that says it was stopped (a cancelled
+        # event would end with none, and leave its last streamed update on screen).
+        stop_btn.click(stop, None, None, queue=False, api_name=False)
+        stop_cmp.click(stop, None, None, queue=False, api_name=False)
     demo.queue(max_size=state.config.queue.max_size, default_concurrency_limit=state.config.queue.concurrency_limit)
     return demo
 

@@ -79,11 +79,6 @@ def prepare_inputs(query, template, question, options_text, category, mask, expe
     q_img = load_input_image(query, "query")
     t_img = load_input_image(template, "template")
     notes = []
-    if q_img.size != t_img.size:
-        notes.append(
-            f"The template ({t_img.width}x{t_img.height}) and the query ({q_img.width}x{q_img.height}) differ in "
-            "size: both are resized to 448x448 for the model, so compare like with like when you can."
-        )
     prepared = Prepared(
         request=InspectionRequest(q_img, t_img, question, options, category=category or None),
         names={"query": _name(query), "template": _name(template)},
@@ -104,6 +99,15 @@ def prepare_inputs(query, template, question, options_text, category, mask, expe
 def _name(value: Any) -> str | None:
     p = _path_of(value)
     return str(p).rsplit("/", 1)[-1] if isinstance(p, str) else None
+
+
+def size_note(prep: Prepared) -> str | None:
+    """For a language model only (the comparator registers the images itself): the two images differ in size."""
+    q, t = prep.request.query, prep.request.template
+    if q.size == t.size:
+        return None
+    return (f"The template ({t.width}x{t.height}) and the query ({q.width}x{q.height}) differ in size: both "
+            "are resized to 448x448 for the model, so compare like with like when you can.")
 
 
 def settings_from(max_new_tokens, do_sample, temperature, top_p) -> GenerationConfig:

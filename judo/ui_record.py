@@ -67,6 +67,7 @@ def build_record(
         "answer": update.answer,
         "answer_text": answer_text,
         "error": update.error,
+        "stopped": bool(meta.get("stopped")),
         "warnings": meta.get("warnings", []),
         "knowledge": meta.get("knowledge"),
         "truth": truth,
@@ -118,6 +119,13 @@ def _prune(folder: Path, older_than_s: float) -> None:
             pass
 
 
+def download_stem(part_name: str | None, engine_id: str, when: float | None = None) -> str:
+    """What a run's downloads are called: the part (the query's file name), the engine and the local time,
+    e.g. ``bottle-017-comparator-20260112-143005``, so a folder of downloads sorts and reads by part."""
+    part = Path(part_name).stem[:60] if part_name else "inspection"
+    return f"{part}-{engine_id}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(when or time.time()))}"
+
+
 def write_outputs(record: dict[str, Any], overlay: Image.Image, stem: str = "inspection", *,
                   folder: Path | None = None, owner: str | None = None) -> tuple[str, str]:
     """Write record JSON and overlay PNG into a fresh folder under ``folder``; return both paths.
@@ -126,7 +134,7 @@ def write_outputs(record: dict[str, Any], overlay: Image.Image, stem: str = "ins
     session that made them can download them. Folders older than KEEP_RECORDS_S are removed on the
     way, so the app does not fill the disk. Raises `RecordWriteError` (no server path in it)."""
     root = folder or RECORDS_DIR
-    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in stem)[:60] or "inspection"
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in stem)[:100] or "inspection"
     token = new_token()
     try:
         root.mkdir(parents=True, exist_ok=True)

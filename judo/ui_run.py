@@ -29,9 +29,9 @@ from PIL import Image
 from judo.engines.base import Engine, InspectionRequest, Update
 from judo.grid import Cell, seg_f1, seg_iou
 from judo.render import GREEN, fit_within, heatmap_overlay, outline_edges, outline_mask, overlay_cells
-from judo.ui_inputs import InputProblem, Prepared, hide_paths, prepare_inputs, settings_from
+from judo.ui_inputs import InputProblem, Prepared, hide_paths, prepare_inputs, settings_from, size_note
 from judo.ui_owner import OWNERS, new_token, owner_of_request
-from judo.ui_record import RecordWriteError, build_record, write_outputs
+from judo.ui_record import RecordWriteError, build_record, download_stem, write_outputs
 
 if TYPE_CHECKING:
     from transformers import GenerationConfig
@@ -41,6 +41,8 @@ DISPLAY_SIDE = 1024
 MAX_COMPARE = 3
 #: Largest share of a run's time spent handing streamed updates to Gradio (see `Pacer`).
 UPDATE_BUDGET = 0.05
+#: How often the status clock moves while the engine is silent (loading, prefill).
+TICK_S = 0.5
 #: What each /inspect yield holds, in order (the final yield always carries every value).
 INSPECT_OUTPUTS = ("overlay", "visual_prior", "output_text", "answer_html", "status", "result", "record",
                    "overlay_png")
@@ -48,16 +50,31 @@ INSPECT_OUTPUTS = ("overlay", "visual_prior", "output_text", "answer_html", "sta
 
 # ----------------------------------------------------------------------------------------- stops
 class StopRegistry:
-    """One stop event per browser session: the Stop button sets it, the running engine sees it."""
+    """One stop event per browser session: the Stop button sets it, the running engine sees it.
+
+    Inspect arms the session's event the moment it is pressed (`arm`, before the run waits in the
+    queue), so a Stop pressed before the run has begun still reaches it: the run then ends at once with
+    a record that says it was stopped.
+    """
 
     def __init__(self) -> None:
         self._events: dict[str, threading.Event] = {}
+        self._started: set[int] = set()  # ids of the events a run has taken
         self._lock = threading.Lock()
 
-    def start(self, session: str) -> threading.Event:
-        event = threading.Event()
+    def arm(self, session: str) -> None:
         with self._lock:
-            self._events[session] = event
+            event = self._events.get(session)
+            if event is None or id(event) not in self._started:  # a running run keeps its event
+                self._events[session] = threading.Event()
+
+    def start(self, session: str) -> threading.Event:
+        """The run's stop event: the armed one (Stop may have set it already), else a fresh one."""
+        with self._lock:
+            event = self._events.get(session)
+            if event is None or id(event) in self._started:
+                event = self._events[session] = threading.Event()
+            self._started.add(id(event))
         return event
 
     def stop(self, session: str) -> bool:
@@ -70,6 +87,7 @@ class StopRegistry:
 
     def finish(self, session: str, event: threading.Event) -> None:
         with self._lock:
+            self._started.discard(id(event))
             if self._events.get(session) is event:
                 del self._events[session]
 
@@ -240,16 +258,53 @@ def prior_heatmap(request: InspectionRequest) -> tuple[Image.Image | None, str |
     return img, note
 
 
+def ticking(updates: Iterator[Update], every_s: float) -> Iterator[Update | None]:
+    """``updates``, read in a worker thread, with a ``None`` whenever ``every_s`` passes without one
+    (so a caller can refresh a clock while an engine loads or prefills). The engine's own stop event
+    ends the worker; an exception in it is raised here."""
+    events: queue.Queue = queue.Queue()
+    end = object()
+
+    def work() -> None:
+        try:
+            for update in updates:
+                events.put(update)
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer
+            events.put(err)
+        events.put(end)
+
+    threading.Thread(target=work, daemon=True, name="judo-engine-stream").start()
+    while True:
+        try:
+            item = events.get(timeout=every_s)
+        except queue.Empty:
+            yield None
+            continue
+        if item is end:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+def stopped_before_start() -> Update:
+    """The final update of a run that Stop ended before its engine began."""
+    return Update(done=True, meta={"stopped": True, "warnings": ["Stopped by the user before the engine started."]})
+
+
 def status_markdown(engine_label: str, update: Update | None, notes: list[str], metrics: dict | None,
-                    elapsed: float, running: bool) -> str:
+                    elapsed: float, running: bool, stopping: bool = False) -> str:
     lines = []
+    label = html.escape(engine_label, quote=False)
     if running:
-        lines.append(f"**{html.escape(engine_label, quote=False)}** is running… {elapsed:.1f} s")
+        lines.append(f"**{label}** is stopping… {elapsed:.1f} s" if stopping else
+                     f"**{label}** is running… {elapsed:.1f} s")
     elif update is not None and update.error:
         lines.append(f"**Error:** {html.escape(update.error, quote=False)}")
     else:
         meta = update.meta if update else {}
-        parts = [f"**{html.escape(engine_label, quote=False)}** finished in {elapsed:.2f} s"]
+        verb = "stopped by the user after" if meta.get("stopped") else "finished in"
+        parts = [f"**{label}** {verb} {elapsed:.2f} s"]
         if meta.get("first_token_s") is not None:
             parts.append(f"first token {meta['first_token_s']:.2f} s")
         if meta.get("new_tokens"):
@@ -266,15 +321,26 @@ def status_markdown(engine_label: str, update: Update | None, notes: list[str], 
     meta = update.meta if update else {}
     if meta.get("knowledge_summary"):
         lines.append(html.escape(meta["knowledge_summary"], quote=False))
-    for w in [*notes, *(meta.get("warnings") or [])]:
-        lines.append(f"⚠ {html.escape(hide_paths(str(w)), quote=False)}")
+    warnings = list(dict.fromkeys(hide_paths(str(w)) for w in [*notes, *(meta.get("warnings") or [])]))
+    if warnings:
+        lines.append(warnings_markdown(meta.get("headline") or warnings[0], warnings))
     return "\n\n".join(lines)
+
+
+def warnings_markdown(headline: str, warnings: list[str]) -> str:
+    """One warning line (the headline) and, folded under it, every warning in full."""
+    head = f"⚠ {html.escape(headline, quote=False)}"
+    if warnings == [headline]:
+        return head
+    items = "".join(f"<li>{html.escape(w, quote=False)}</li>" for w in warnings)
+    return f"{head}\n\n<details><summary>All warnings ({len(warnings)})</summary><ul>{items}</ul></details>"
 
 
 def result_json(update: Update, metrics: dict | None, engine: str) -> dict[str, Any]:
     return {
         "engine": engine,
         "done": update.done,
+        "stopped": bool(update.meta.get("stopped")),
         "answer": update.answer,
         "cells": sorted([list(c) for c in update.cells]),
         "error": update.error,
@@ -305,28 +371,37 @@ class Runner:
             raise InputProblem(f"{e.label} is unavailable: {e.reason}")
         return e
 
-    def inspect(self, query, template, question, options, engine, category, mask, expected,
-                visual_prior, max_new_tokens, do_sample, temperature, top_p, sensitivity=1.0,
-                request: gr.Request = None) -> Iterator[tuple]:
+    def inspect(self, query, template, question, options, engine, category, mask=None, expected=None,
+                visual_prior=False, max_new_tokens=768, do_sample=False, temperature=0.7, top_p=0.9,
+                sensitivity=1.0, request: gr.Request = None) -> Iterator[tuple]:
         """One engine on one input, streamed; see INSPECT_OUTPUTS for what each yield holds."""
         options_text, engine_id = options, engine
         t0 = time.perf_counter()
+        session = session_of(request)
+        stop = STOPS.start(session)  # taken first: a Stop pressed from now on (or before, see arm) counts
         try:
-            prep = prepare_inputs(query, template, question, options_text, category, mask, expected)
-            engine = self.engine(engine_id)
-            settings = settings_from(max_new_tokens, do_sample, temperature, top_p)
-            if engine.kind == "comparator":
-                self._comparator_bank(prep, category, sensitivity)
-        except InputProblem as err:
-            gr.Warning(str(err))
-            yield (None, None, "", answer_html(None, None), f"**Cannot inspect:** {html.escape(str(err), quote=False)}",
-                   {"error": str(err), "done": True}, None, None)
-            return
-        files = ShownFiles(owner_of_request(request))
-        try:
-            yield from self._stream(engine, prep, files, visual_prior, t0, request, settings)
-        finally:  # after the final yield (Gradio has copied the pictures), or when the client went away
-            files.close()
+            try:
+                prep = prepare_inputs(query, template, question, options_text, category, mask, expected)
+                engine = self.engine(engine_id)
+                settings = settings_from(max_new_tokens, do_sample, temperature, top_p)
+                if engine.kind == "comparator":
+                    self._comparator_bank(prep, category, sensitivity)
+                elif note := size_note(prep):
+                    prep.notes.append(note)
+            except InputProblem as err:
+                gr.Warning(str(err))
+                yield (None, None, "", answer_html(None, None),
+                       f"**Cannot inspect:** {html.escape(str(err), quote=False)}",
+                       {"error": str(err), "done": True}, None, None)
+                return
+            files = ShownFiles(owner_of_request(request))
+            try:
+                yield from self._stream(engine, prep, files, visual_prior, t0, stop, settings)
+            finally:  # after the final yield (Gradio has copied the pictures), or when the client went away
+                files.close()
+        finally:
+            stop.set()
+            STOPS.finish(session, stop)
 
     def _comparator_bank(self, prep: Prepared, category: str | None, sensitivity: Any) -> None:
         """The comparator judges against the product's whole gallery (the chosen template first)."""
@@ -344,12 +419,13 @@ class Runner:
             prep.notes += notes
 
     def _stream(self, engine: Engine, prep: Prepared, files: ShownFiles, prior_on: bool, t0: float,
-                request: gr.Request | None, settings: GenerationConfig) -> Iterator[tuple]:
+                stop: threading.Event, settings: GenerationConfig) -> Iterator[tuple]:
         """The run itself: a first update at once, throttled streaming updates, then the final one.
 
         Every yield carries a value for every output (unchanged ones repeat, which Gradio turns into
         an empty diff); the text is sent at most every ``interval`` s, and everything the engine
-        streamed in between is merged into that update. Cell and answer changes are sent at once.
+        streamed in between is merged into that update. Cell and answer changes are sent at once; while
+        the engine is silent (loading, prefill) the status clock still moves every `TICK_S`.
         """
         req = prep.request
         painter = OverlayPainter(req.query, prep.truth_mask, files)
@@ -359,36 +435,39 @@ class Runner:
             prior_path = files.save(prior_img, "prior")
             if note:
                 notes.append(note)
-        session = session_of(request)
-        stop = STOPS.start(session)
         first_update_s = None
         last = Update()
         answer = answer_html(None, req.options, prep.expected)
-        status = status_markdown(engine.label, None, notes, None, 0.0, True)
         shown_answer, shown_text = None, False
         pacer = Pacer(self.interval)
-        try:
-            yield (painter.show(set()), prior_path, "", answer, status, None, None, None)
-            for update in public(engine.run(req, stop, settings)):
-                last = update
-                if update.text and first_update_s is None:
-                    first_update_s = time.perf_counter() - t0
-                if update.done:
-                    break
-                answer_changed = update.answer != shown_answer
-                now = time.perf_counter()
-                first_text = bool(update.text) and not shown_text  # the first words go out at once
-                if not (first_text or answer_changed or pacer.due(now) or painter.changed(update.cells)):
-                    continue
-                if answer_changed:
-                    answer = answer_html(update, req.options, prep.expected)
-                    shown_answer = update.answer
-                shown_text = shown_text or bool(update.text)
-                yield (painter.show(update.cells), prior_path, update.text, answer, status, None, None, None)
-                pacer.sent(now)
-        finally:
-            stop.set()
-            STOPS.finish(session, stop)
+
+        def status() -> str:
+            return status_markdown(engine.label, None, notes, None, time.perf_counter() - t0, True,
+                                   stopping=stop.is_set())
+
+        yield (painter.show(set()), prior_path, "", answer, status(), None, None, None)
+        if stop.is_set():  # Stop was pressed before the run began: the engine is not started at all
+            last = stopped_before_start()
+        for update in ticking(public(engine.run(req, stop, settings)) if not last.done else iter(()), TICK_S):
+            if update is None:  # no news from the engine for a while: the clock moves on
+                yield (painter.show(last.cells), prior_path, last.text, answer, status(), None, None, None)
+                continue
+            last = update
+            if update.text and first_update_s is None:
+                first_update_s = time.perf_counter() - t0
+            if update.done:
+                break
+            answer_changed = update.answer != shown_answer
+            now = time.perf_counter()
+            first_text = bool(update.text) and not shown_text  # the first words go out at once
+            if not (first_text or answer_changed or pacer.due(now) or painter.changed(update.cells)):
+                continue
+            if answer_changed:
+                answer = answer_html(update, req.options, prep.expected)
+                shown_answer = update.answer
+            shown_text = shown_text or bool(update.text)
+            yield (painter.show(update.cells), prior_path, update.text, answer, status(), None, None, None)
+            pacer.sent(now)
         yield self._final(engine, prep, painter, last, notes, t0, first_update_s, prior_path)
 
     def _final(self, engine, prep: Prepared, painter: OverlayPainter, last: Update, notes, t0, first_update_s,
@@ -403,7 +482,7 @@ class Runner:
                               names=prep.names, elapsed_s=elapsed, first_update_s=first_update_s)
         full = painter.full_size(last.cells)
         try:
-            record_path, png_path = write_outputs(record, full, stem=f"judo-{engine.id}", folder=self.records_dir,
+            record_path, png_path = write_outputs(record, full, stem=download_stem(prep.names.get("query"), engine.id), folder=self.records_dir,
                                                   owner=painter.files.owner)
         except RecordWriteError as err:  # the analysis is done: show it, say the download is missing
             record_path = png_path = None
@@ -423,10 +502,11 @@ class Runner:
         )
 
     # ---------------------------------------------------------------------------------- compare
-    def compare(self, query, template, question, options, engines, category, mask, expected,
-                max_new_tokens, do_sample, temperature, top_p, request: gr.Request = None) -> Iterator[tuple]:
+    def compare(self, query, template, question, options, engines, category, mask=None, expected=None,
+                max_new_tokens=768, do_sample=False, temperature=0.7, top_p=0.9,
+                request: gr.Request = None) -> Iterator[tuple]:
         """2-3 engines on the same input, streaming side by side; outputs: 3 x (overlay, text, answer),
-        summary, status, result."""
+        summary, status, result, downloads (each engine's record and overlay)."""
         t0 = time.perf_counter()
         options_text, engine_ids = options, engines
         try:
@@ -439,7 +519,8 @@ class Runner:
         except InputProblem as err:
             gr.Warning(str(err))
             blank = [None, "", answer_html(None, None)] * MAX_COMPARE
-            yield (*blank, "", f"**Cannot compare:** {html.escape(str(err), quote=False)}", {"error": str(err), "done": True})
+            yield (*blank, "", f"**Cannot compare:** {html.escape(str(err), quote=False)}",
+                   {"error": str(err), "done": True}, None)
             return
         files = ShownFiles(owner_of_request(request))
         try:
@@ -468,7 +549,11 @@ class Runner:
         answers = [answer_html(None, req.options, prep.expected, e.label) for e in engines]
         shown = [(None, False)] * len(engines)  # (answer, done) behind each panel's answer box
         unused = [None, "", ""] * (MAX_COMPARE - len(engines))
-        status = f"Comparing {', '.join(e.label for e in engines)}…"
+        names = ", ".join(e.label for e in engines)
+
+        def status() -> str:
+            doing = "Stopping" if stop.is_set() else "Comparing"
+            return f"{doing} {names}… {time.perf_counter() - t0:.1f} s"
 
         def panels() -> list:
             out = []
@@ -481,7 +566,7 @@ class Runner:
                 out += [painters[j].show(u.cells), u.text, answers[j]]
             return out + unused
 
-        yield (*panels(), "", status, None)
+        yield (*panels(), "", status(), None, None)
         for t in threads:
             t.start()
         running = len(engines)
@@ -490,7 +575,8 @@ class Runner:
             while running:
                 try:
                     i, update = events.get(timeout=0.5)
-                except queue.Empty:
+                except queue.Empty:  # no news for a while: the clock moves on
+                    yield (*panels(), "", status(), None, None)
                     continue
                 if update is None:
                     running -= 1
@@ -502,7 +588,7 @@ class Runner:
                                             or painters[i].changed(update.cells))
                 ):
                     continue
-                yield (*panels(), "", status, None)
+                yield (*panels(), "", status(), None, None)
                 pacer.sent(now)
         finally:
             stop.set()
@@ -516,7 +602,8 @@ class Runner:
             u = latest[j]
             out += [painters[j].show(u.cells), u.text, answer_html(u, req.options, prep.expected, e.label)]
         out += unused
-        lines = [f"Compared in {time.perf_counter() - t0:.2f} s."]
+        stopped = any(u.meta.get("stopped") for u in latest)
+        lines = [f"{'Stopped by the user after' if stopped else 'Compared in'} {time.perf_counter() - t0:.2f} s."]
         for e, u, m in zip(engines, latest, metrics):
             line = f"**{html.escape(e.label, quote=False)}**: " + (f"error: {html.escape(u.error, quote=False)}" if u.error else
                                                       f"answer {u.answer or '—'}, {len(u.cells)} cells")
@@ -527,7 +614,26 @@ class Runner:
             "summary": summary,
             "engines": [result_json(u, m, e.id) for e, u, m in zip(engines, latest, metrics)],
         }
-        yield (*out, summary, "\n\n".join(lines), result)
+        downloads, problem = self._compare_downloads(engines, latest, metrics, prep, painters, files.owner,
+                                                     time.perf_counter() - t0)
+        if problem:
+            lines.append(f"⚠ {html.escape(problem, quote=False)}")
+        yield (*out, summary, "\n\n".join(lines), result, downloads)
+
+    def _compare_downloads(self, engines: list[Engine], updates: list[Update], metrics: list, prep: Prepared,
+                           painters: list[OverlayPainter], owner: str | None,
+                           elapsed: float) -> tuple[list[str] | None, str | None]:
+        """Each engine's record (JSON) and overlay (PNG), named like a single inspection's downloads."""
+        paths: list[str] = []
+        for e, u, m, painter in zip(engines, updates, metrics, painters, strict=True):
+            record = build_record(prep.request, u, engine_label=e.label, truth=_truth(m, prep), names=prep.names,
+                                  elapsed_s=elapsed)
+            try:
+                paths += write_outputs(record, painter.full_size(u.cells), folder=self.records_dir, owner=owner,
+                                       stem=download_stem(prep.names.get("query"), e.id))
+            except RecordWriteError as err:
+                return None, str(err)
+        return paths, None
 
 
 def public(updates: Iterator[Update]) -> Iterator[Update]:

@@ -53,6 +53,18 @@ def test_api_has_named_inspect_and_compare_endpoints(client):
     assert tuple(names) == INSPECT_API
 
 
+def test_inspect_needs_only_the_images_the_rest_has_defaults(client):
+    from gradio_client import handle_file
+
+    params = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/inspect"]["parameters"]
+    required = [p["parameter_name"] for p in params if not p["parameter_has_default"]]
+    assert required == ["query", "template"], "mask and expected (ground truth) are optional"
+    defaults = {p["parameter_name"]: p["parameter_default"] for p in params}
+    assert parse_options(defaults["options"]) == {"A": "Yes.", "B": "No."}  # one line: the API page's snippet
+    result = client.predict(query=handle_file(str(QUERY)), template=handle_file(str(TEMPLATE)), api_name="/inspect")
+    assert result[5]["done"] and result[5]["error"] is None and result[6].endswith(".json")
+
+
 def test_inspect_streams_in_order_and_records(client):
     from gradio_client import handle_file
 
@@ -169,3 +181,82 @@ def test_unknown_engine_is_a_clear_message(client):
     with pytest.raises(AppError, match="not in the list of choices"):
         client.predict(*inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), engine="judo-xl"),
                        api_name="/inspect")
+
+
+def test_the_token_slider_shows_the_engines_cap(app, tiny_model_dir):
+    import urllib.request
+
+    from judo.ui import token_slider
+
+    config = json.loads(urllib.request.urlopen(app.url + "config", timeout=30).read())
+    (slider,) = [c["props"] for c in config["components"] if c["props"].get("elem_id") == "judo-max-new-tokens"]
+    assert slider["maximum"] == 48 and slider["value"] <= 48, "configs/tiny.yaml caps the tiny engine at 48"
+    assert "48 tokens" in slider["info"]
+    from judo.engines import build_engines, load_config
+    from tests.app_server import REPO
+
+    env = {"JUDO_ENGINES": "tiny,comparator", "JUDO_ENGINE_TINY_CHECKPOINT": str(tiny_model_dir)}
+    engines = {e.id: e for e in build_engines(load_config(REPO / "configs" / "tiny.yaml", env=env))}
+    assert token_slider(engines["tiny"], 2048)["value"] == 48  # a longer budget is not offered, nor cut silently
+    assert "Not used" in token_slider(engines["comparator"], 100)["info"]
+
+
+def test_public_visitors_see_no_server_configuration(app):
+    import urllib.request
+
+    page_config = urllib.request.urlopen(app.url + "config", timeout=30).read().decode()
+    assert "JUDO_ENGINES" not in page_config and "tiny.yaml" not in page_config
+    assert "shown when signed in, or on the server itself" in page_config
+
+
+@pytest.mark.parametrize(
+    "client, headers, operator",
+    [
+        (("127.0.0.1", 50000), {"host": "127.0.0.1:7860"}, True),
+        (("::1", 50000), {"host": "[::1]:7860"}, True),
+        (("10.1.2.3", 50000), {"host": "inspector.lab.example:7860"}, False),
+        (("127.0.0.1", 50000), {"host": "inspector.lab.example", "x-forwarded-for": "203.0.113.9"}, False),
+        (("127.0.0.1", 50000), {"host": "localhost:7860", "x-forwarded-for": "203.0.113.9"}, False),
+    ],
+)
+def test_who_counts_as_the_operator(client, headers, operator):
+    import gradio as gr
+    from starlette.requests import Request
+
+    from judo.engines import load_config
+    from judo.ui import is_operator
+    from tests.app_server import REPO
+
+    scope = {"type": "http", "method": "GET", "path": "/", "client": client,
+             "headers": [(k.encode(), v.encode()) for k, v in headers.items()]}
+    config = load_config(REPO / "configs" / "tiny.yaml", env={})
+    assert is_operator(gr.Request(request=Request(scope)), config) is operator
+    config.auth = "lab:secret"  # with a login, every visitor has signed in
+    assert is_operator(gr.Request(request=Request(scope)), config)
+
+
+def test_compare_gives_each_engines_record_and_overlay(client):
+    from gradio_client import handle_file
+
+    outputs = _run(client, handle_file(str(QUERY)), handle_file(str(TEMPLATE)), "Is there any defect in the object?",
+                   "A. Yes.\nB. No.", ["tiny", "comparator"], "bottle", api_name="/compare")
+    files = outputs[-1][12]
+    names = sorted(Path(f).name for f in files)
+    assert len(names) == 4 and all(n.startswith("bottle-contamination-000-") for n in names)
+    assert [n for n in names if "-comparator-" in n and n.endswith(".json")]
+    assert [n for n in names if "-tiny-" in n and n.endswith("-overlay.png")]
+    record = json.loads(Path(next(f for f in files if "-comparator-" in f and f.endswith(".json"))).read_text())
+    assert record["engine"]["label"].startswith("Comparator") and record["cells"]
+
+
+def test_compare_with_one_engine_says_why_and_how_to_add_one(tiny_model_dir):
+    import urllib.request
+
+    with serve_tiny_app(tiny_model_dir, JUDO_ENGINES="comparator") as served:
+        page_config = json.loads(urllib.request.urlopen(served.url + "config", timeout=30).read())
+    props = {c["props"].get("elem_id"): c["props"] for c in page_config["components"]}
+    why = props["judo-compare-why"]
+    assert why["visible"] is True and "only **Comparator" in why["value"] and "`engines:`" in why["value"]
+    assert props["judo-run-compare"]["visible"] is True  # inside a hidden column
+    hidden = [c for c in page_config["components"] if c["type"] == "column" and c["props"].get("visible") is False]
+    assert hidden, "the compare controls and panels are hidden"

@@ -123,7 +123,10 @@ def test_template_of_another_size_is_inspected_with_a_note(client, tmp_path):
     Image.open(TEMPLATE).resize((180, 120)).save(small)
     final = _inspect(client, QUERY, small, engine="comparator")
     assert final[5]["done"] and final[5]["error"] is None
-    assert "differ in size" in final[4]
+    assert "different aspect ratios" in final[4]
+    assert "for the model" not in final[4], "the comparator registers the images itself: no model resizes them"
+    final = _inspect(client, QUERY, small, engine="tiny")
+    assert final[5]["done"] and "differ in size" in final[4] and "resized to 448x448 for the model" in final[4]
 
 
 def test_empty_question_is_refused(client):

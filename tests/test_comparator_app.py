@@ -79,3 +79,17 @@ def test_a_bad_sensitivity_is_refused_with_a_sentence(client, golden):
     for bad in ("abc", float("nan")):
         first = next(iter(runner.inspect(*args, bad)))
         assert first[5]["error"].startswith("The sensitivity must be a number above 0"), bad
+
+
+def test_a_wrong_product_pair_shows_one_warning_headline(client, golden, tmp_path):
+    """A wood board against the can's gallery: one headline, every warning folded under it, none of them
+    repeated in the text, and no language-model facts (first-token time, resizing for a model)."""
+    wood = tmp_path / "wood.png"
+    make_product("wood", 448, np.random.default_rng(9)).save(wood)
+    final = _inspect(client, wood, golden[0] / "can" / "good_0.png")
+    status, text = final[4], final[2]
+    assert final[5]["answer"] is None and final[5]["comparator"]["valid"] is False
+    assert status.count("⚠") == 1 and "⚠ No meaningful comparison: the template may not show the same product." in status
+    assert "<details><summary>All warnings (" in status and status.count("<li>") >= 2
+    assert "low similarity" not in text, "the warnings are listed once, under the headline"
+    assert "first token" not in status and "for the model" not in status

@@ -22,12 +22,26 @@ if TYPE_CHECKING:
 LABEL = "[Comparator measurement — no language model]"
 
 
-def _answer_note(answer: str | None, options: dict[str, str] | None) -> str:
-    """One sentence on the answer, or plainly why there is none."""
+def _not_meaningful(result: Any) -> str:
+    """The one sentence that heads an invalid comparison's warnings (each of them is listed apart)."""
+    if any("same product" in w for w in result.warnings):
+        return "No meaningful comparison: the template may not show the same product."
+    return "No meaningful comparison was possible for this pair (see the warnings)."
+
+
+def _answer_note(answer: str | None, options: dict[str, str] | None, result: Any) -> str:
+    """One sentence on the answer, or plainly why there is none (the real reason, not a guess)."""
+    from judo.comparator.describe import parse_position
+
     if answer is not None:
         return f"Answer {answer} ({(options or {}).get(answer, '')}), from the measured differences."
     if not options:
         return "No free-text answer: that needs a language model."
+    if not result.valid:
+        return ("No answer: the comparison was judged not meaningful for this pair (see the warning), so the "
+                "measurement does not answer; use a normal template of the same product.")
+    if len(options) >= 2 and all(parse_position(v) is not None for v in options.values()):
+        return "No answer: no difference stands out from the template, so there is no position to point at."
     return ("No answer: a measurement answers only defect detection (Yes/No) and position questions; "
             "this one needs a language-model engine.")
 
@@ -84,7 +98,8 @@ class ComparatorEngine(Engine):
         text = ""
         cells = set(result.cells)
         # Stream line by line (the same rhythm as a language model); the cells are shown at once.
-        lines = [LABEL, *describe(result).splitlines(), _answer_note(answer, request.options)]
+        account = describe(result) if result.valid else _not_meaningful(result)  # the warnings say the rest
+        lines = [LABEL, *account.splitlines(), _answer_note(answer, request.options, result)]
         if answer is not None and result.borderline_decision:
             lines.append(borderline_note(result))
         for line in lines:
@@ -95,7 +110,7 @@ class ComparatorEngine(Engine):
         final_meta = {
             **meta,
             "warnings": list(result.warnings),
-            "first_token_s": round(time.perf_counter() - t0, 4),
+            **({} if result.valid else {"headline": _not_meaningful(result)}),
             "total_s": round(time.perf_counter() - t0, 4),
             "comparator": {
                 "valid": result.valid,

@@ -236,6 +236,8 @@ class QwenEngine(Engine):
         """The last update: full parse, MMAD answer extraction, warnings and timing."""
         final = parser.finish()
         text = final.text
+        if stopped:  # a stop can cut a character's bytes: its decoded half is a replacement character
+            text = text.rstrip("\ufffd")
         answer = final.answer
         warnings = list(warnings)
         if stopped:
