@@ -69,8 +69,9 @@ def no_early_stop(model, processor, tokens: int, style: str) -> None:
     model.generation_config.eos_token_id = None
     inputs = encode(processor, build_prompt(style)).to(model.device)
     with torch.inference_mode():
-        out = model.generate(**inputs, max_new_tokens=tokens, do_sample=False,
-                             pad_token_id=processor.tokenizer.pad_token_id)
+        out = model.generate(
+            **inputs, max_new_tokens=tokens, do_sample=False, pad_token_id=processor.tokenizer.pad_token_id
+        )
     made = out.shape[1] - inputs["input_ids"].shape[1]
     if made != tokens:
         raise SystemExit(f"the tiny model stopped after {made} of {tokens} tokens")
@@ -87,17 +88,30 @@ def raw_run(engine, tokens: int) -> dict:
         first = first or time.perf_counter()
         parts.append(delta)
     end = time.perf_counter()
-    return {"total": end - t0, "first_update": first - t0, "first_text": first - t0, "span": end - first,
-            "final": 0.0, "text": "".join(parts), "updates": len(parts)}
+    return {
+        "total": end - t0,
+        "first_update": first - t0,
+        "first_text": first - t0,
+        "span": end - first,
+        "final": 0.0,
+        "text": "".join(parts),
+        "updates": len(parts),
+    }
 
 
 def _timeline(t0: float, events: list[tuple[float, str | None, bool]]) -> dict:
     """events: (arrival time, text or None when skipped, is the final update) per update, in order."""
     texts = [t for t, x, final in events if x and not final] or [events[-1][0]]
     end = events[-1][0]
-    return {"total": end - t0, "first_update": events[0][0] - t0, "first_text": texts[0] - t0,
-            "span": texts[-1] - texts[0], "final": end - texts[-1], "text": events[-1][1],
-            "updates": len(events)}
+    return {
+        "total": end - t0,
+        "first_update": events[0][0] - t0,
+        "first_text": texts[0] - t0,
+        "span": texts[-1] - texts[0],
+        "final": end - texts[-1],
+        "text": events[-1][1],
+        "updates": len(events),
+    }
 
 
 def _event(out) -> tuple[float, str | None, bool]:
@@ -108,8 +122,24 @@ def _event(out) -> tuple[float, str | None, bool]:
 def inprocess_run(runner, tokens: int) -> dict:
     """The UI handler's generator consumed directly: everything the app does except HTTP."""
     t0 = time.perf_counter()
-    events = [_event(out) for out in runner.inspect(str(QUERY), str(TEMPLATE), QUESTION, OPTIONS_TEXT, "tiny",
-                                                     "bottle", None, "", False, tokens, False, 0.7, 0.9)]
+    events = [
+        _event(out)
+        for out in runner.inspect(
+            str(QUERY),
+            str(TEMPLATE),
+            QUESTION,
+            OPTIONS_TEXT,
+            "tiny",
+            "bottle",
+            None,
+            "",
+            False,
+            tokens,
+            False,
+            0.7,
+            0.9,
+        )
+    ]
     return _timeline(t0, events)
 
 
@@ -118,8 +148,22 @@ def e2e_run(client, tokens: int) -> dict:
     from gradio_client import handle_file
 
     t0 = time.perf_counter()
-    job = client.submit(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), QUESTION, OPTIONS_TEXT, "tiny",
-                        "bottle", None, "", False, tokens, False, 0.7, 0.9, api_name="/inspect")
+    job = client.submit(
+        handle_file(str(QUERY)),
+        handle_file(str(TEMPLATE)),
+        QUESTION,
+        OPTIONS_TEXT,
+        "tiny",
+        "bottle",
+        None,
+        "",
+        False,
+        tokens,
+        False,
+        0.7,
+        0.9,
+        api_name="/inspect",
+    )
     return _timeline(t0, [_event(out) for out in job])
 
 
@@ -128,8 +172,11 @@ def tiny_engines(tiny: Path, tokens: int):
     """The tiny config's engine with the bench's token budget and no end tokens; (config, engines)."""
     from judo.engines import build_engines, load_config
 
-    env = {"JUDO_ENGINES": "tiny", "JUDO_ENGINE_TINY_CHECKPOINT": str(tiny),
-           "JUDO_ENGINE_TINY_MAX_NEW_TOKENS": str(tokens)}
+    env = {
+        "JUDO_ENGINES": "tiny",
+        "JUDO_ENGINE_TINY_CHECKPOINT": str(tiny),
+        "JUDO_ENGINE_TINY_MAX_NEW_TOKENS": str(tokens),
+    }
     config = load_config(REPO / "configs" / "tiny.yaml", env=env)
     engines = build_engines(config)
     engines[0].model.generation_config.eos_token_id = None
@@ -145,10 +192,26 @@ def floor_app():
         yield (None, None, "done", "", "done", {"done": True}, None, None)
 
     with gr.Blocks() as demo:
-        inputs = [gr.Image(type="filepath"), gr.Image(type="filepath"), *(gr.Textbox() for _ in range(6)),
-                  gr.Checkbox(), gr.Number(), gr.Checkbox(), gr.Number(), gr.Number()]
-        outputs = [gr.Image(type="pil"), gr.Image(type="pil"), gr.Textbox(), gr.HTML(), gr.Markdown(),
-                   gr.JSON(), gr.File(), gr.File()]
+        inputs = [
+            gr.Image(type="filepath"),
+            gr.Image(type="filepath"),
+            *(gr.Textbox() for _ in range(6)),
+            gr.Checkbox(),
+            gr.Number(),
+            gr.Checkbox(),
+            gr.Number(),
+            gr.Number(),
+        ]
+        outputs = [
+            gr.Image(type="pil"),
+            gr.Image(type="pil"),
+            gr.Textbox(),
+            gr.HTML(),
+            gr.Markdown(),
+            gr.JSON(),
+            gr.File(),
+            gr.File(),
+        ]
         gr.Button().click(handler, inputs, outputs, api_name="inspect")
     return demo.queue()
 
@@ -177,8 +240,17 @@ def server_process(tiny: Path | None, tokens: int, threads: int, log: Path):
     port = free_port()
     what = ["--serve", str(tiny)] if tiny else ["--serve-floor"]
     with open(log, "w") as err:
-        command = [sys.executable, __file__, *what, "--tokens", str(tokens), "--port", str(port),
-                   "--threads", str(threads)]
+        command = [
+            sys.executable,
+            __file__,
+            *what,
+            "--tokens",
+            str(tokens),
+            "--port",
+            str(port),
+            "--threads",
+            str(threads),
+        ]
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True)
     try:
         for line in proc.stdout:
@@ -195,8 +267,10 @@ def server_process(tiny: Path | None, tokens: int, threads: int, log: Path):
 @contextlib.contextmanager
 def served(tiny: Path, tokens: int, threads: int):
     """The app and the floor app, each in its own process; yield (app URL, floor URL, app pid)."""
-    with server_process(tiny, tokens, threads, tiny.parent / "app.log") as (app_url, pid), \
-            server_process(None, tokens, threads, tiny.parent / "floor.log") as (floor_url, _):
+    with (
+        server_process(tiny, tokens, threads, tiny.parent / "app.log") as (app_url, pid),
+        server_process(None, tokens, threads, tiny.parent / "floor.log") as (floor_url, _),
+    ):
         yield app_url, floor_url, pid
 
 
@@ -235,8 +309,9 @@ def measured(run, server_pid: int, server_idle: float) -> dict:
     return row
 
 
-def report(rows: dict[str, list[dict]], n: int, rounds: int, threads: int, loads: list[str],
-           idle: float) -> list[str]:
+def report(
+    rows: dict[str, list[dict]], n: int, rounds: int, threads: int, loads: list[str], idle: float
+) -> list[str]:
     """Print the figures; return the target-checked figures that miss the target, described."""
     raw = rows["raw"]
     ms = 1000
@@ -260,35 +335,53 @@ def report(rows: dict[str, list[dict]], n: int, rounds: int, threads: int, loads
         return f"{text} ({verdict} the 5% target)"
 
     gen, gen_cpu = med("raw", "total"), med("raw", "cpu_here")
-    print(f"tiny model, {n} new tokens (end tokens off), {rounds} interleaved rounds, medians, torch threads "
-          f"{threads}; load average (1/5/15 min) before {loads[0]}, after {loads[1]} ({os.cpu_count()} CPUs)")
-    print(f"  raw (images + prompt + stream_generate): {gen * ms:.0f} ms wall = {gen / n * ms:.2f} ms/token, "
-          f"{gen_cpu * ms:.0f} ms CPU; first delta at {med('raw', 'first_text') * ms:.0f} ms, "
-          f"{med('raw', 'updates'):.0f} deltas")
+    print(
+        f"tiny model, {n} new tokens (end tokens off), {rounds} interleaved rounds, medians, torch threads "
+        f"{threads}; load average (1/5/15 min) before {loads[0]}, after {loads[1]} ({os.cpu_count()} CPUs)"
+    )
+    print(
+        f"  raw (images + prompt + stream_generate): {gen * ms:.0f} ms wall = {gen / n * ms:.2f} ms/token, "
+        f"{gen_cpu * ms:.0f} ms CPU; first delta at {med('raw', 'first_text') * ms:.0f} ms, "
+        f"{med('raw', 'updates'):.0f} deltas"
+    )
     print("  (a) request -> first streamed update")
-    print(f"      gradio_client, served app    {med('e2e', 'first_update') * ms:6.1f} ms "
-          f"(first text {med('e2e', 'first_text') * ms:.1f} ms)")
-    print(f"      Gradio floor (bare app)      {med('floor', 'first_update') * ms:6.1f} ms "
-          f"(whole request {med('floor', 'total') * ms:.1f} ms)")
-    print(f"      in-process handler           {med('inproc', 'first_update') * ms:6.1f} ms "
-          f"(first text {med('inproc', 'first_text') * ms:.1f} ms)")
+    print(
+        f"      gradio_client, served app    {med('e2e', 'first_update') * ms:6.1f} ms "
+        f"(first text {med('e2e', 'first_text') * ms:.1f} ms)"
+    )
+    print(
+        f"      Gradio floor (bare app)      {med('floor', 'first_update') * ms:6.1f} ms "
+        f"(whole request {med('floor', 'total') * ms:.1f} ms)"
+    )
+    print(
+        f"      in-process handler           {med('inproc', 'first_update') * ms:6.1f} ms "
+        f"(first text {med('inproc', 'first_text') * ms:.1f} ms)"
+    )
     print("  (b) app overhead over raw streaming (same prompt, same tokens), per generated token")
     print("      wall-clock (includes waiting for the shared CPU):")
     for name, label in (("inproc", "in-process (no network)  "), ("e2e", "end-to-end (gradio_client)")):
-        print(f"        {label} total     {share(over(name, 'total'), gen, diffs(name, 'total'))}; "
-              f"{med(name, 'updates'):.0f} updates")
-        print(f"        {' ' * len(label)} streaming {share(over(name, 'span'), gen)} "
-              f"(first text {over(name, 'first_text') * ms:+.0f} ms, "
-              f"final update {med(name, 'final') * ms:.0f} ms)")
+        print(
+            f"        {label} total     {share(over(name, 'total'), gen, diffs(name, 'total'))}; "
+            f"{med(name, 'updates'):.0f} updates"
+        )
+        print(
+            f"        {' ' * len(label)} streaming {share(over(name, 'span'), gen)} "
+            f"(first text {over(name, 'first_text') * ms:+.0f} ms, "
+            f"final update {med(name, 'final') * ms:.0f} ms)"
+        )
     floor = over("e2e", "total") - med("floor", "total")
     print(f"        end-to-end less the Gradio floor {share(floor, gen)}")
-    print(f"      CPU time (the work itself; other users' load does not inflate it; the idle server's "
-          f"{idle * 100:.0f}% of a core for Gradio's background loops is taken out):")
+    print(
+        f"      CPU time (the work itself; other users' load does not inflate it; the idle server's "
+        f"{idle * 100:.0f}% of a core for Gradio's background loops is taken out):"
+    )
     cpu_in = diffs("inproc", "cpu_here")
     print(f"        in-process                 {share(statistics.median(cpu_in), gen_cpu, cpu_in)}")
     cpu_e2e = diffs("e2e", "cpu_server", "cpu_here")
-    print(f"        end-to-end, server process {share(statistics.median(cpu_e2e), gen_cpu, cpu_e2e)}; "
-          f"the client used {med('e2e', 'cpu_here') * ms:.0f} ms CPU per request")
+    print(
+        f"        end-to-end, server process {share(statistics.median(cpu_e2e), gen_cpu, cpu_e2e)}; "
+        f"the client used {med('e2e', 'cpu_here') * ms:.0f} ms CPU per request"
+    )
     checked = {
         "in-process total": over("inproc", "total"),
         "served total (gradio_client)": over("e2e", "total"),
@@ -302,8 +395,9 @@ def report(rows: dict[str, list[dict]], n: int, rounds: int, threads: int, loads
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tokens", type=int, default=256,
-                    help="new tokens per run (the tiny config's cap is raised to it)")
+    ap.add_argument(
+        "--tokens", type=int, default=256, help="new tokens per run (the tiny config's cap is raised to it)"
+    )
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--threads", type=int, default=1, help="torch threads in every process")
     ap.add_argument("--serve", type=Path, help=argparse.SUPPRESS)  # the app's process: a tiny checkpoint
@@ -347,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
             order = list(paths)
             loads = [load_average()]
             for r in range(args.rounds):  # interleaved, order rotated: load bursts hit every path alike
-                for name in order[r % len(order):] + order[: r % len(order)]:
+                for name in order[r % len(order) :] + order[: r % len(order)]:
                     rows[name].append(measured(paths[name], server_pid, idle))
             loads.append(load_average())
 

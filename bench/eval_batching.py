@@ -58,8 +58,13 @@ def main() -> int:
         ckpt = build_tiny(Path(tmp) / "tiny", seed=0)
         mmad = load_mmad(make_mmad_root(Path(tmp) / "MMAD", seed=0))
         items, _ = select_items(mmad, limit=args.questions)
-        engine = QwenEngine("model", "tiny", load_model(ckpt, device="cpu"), load_processor(ckpt),
-                            defaults=decoding(args.max_new_tokens))
+        engine = QwenEngine(
+            "model",
+            "tiny",
+            load_model(ckpt, device="cpu"),
+            load_processor(ckpt),
+            defaults=decoding(args.max_new_tokens),
+        )
         load_before = os.getloadavg()[0]
         run_round(items[: args.batch], engine, args.batch)  # warm-up (allocations, imports)
         rates: dict[int, list[float]] = {1: [], args.batch: []}
@@ -71,9 +76,11 @@ def main() -> int:
         load_after = os.getloadavg()[0]
 
     one, many = max(rates[1]), max(rates[args.batch])
-    print(f"{len(items)} questions, {args.max_new_tokens} new tokens max, greedy, best of {args.rounds} "
-          f"interleaved rounds, {torch.get_num_threads()} torch threads; load average {load_before:.2f} -> "
-          f"{load_after:.2f} on {os.cpu_count()} cores")
+    print(
+        f"{len(items)} questions, {args.max_new_tokens} new tokens max, greedy, best of {args.rounds} "
+        f"interleaved rounds, {torch.get_num_threads()} torch threads; load average {load_before:.2f} -> "
+        f"{load_after:.2f} on {os.cpu_count()} cores"
+    )
     for batch, runs in rates.items():
         print(f"  batch {batch:>2}: {max(runs):5.2f} q/s (rounds: {', '.join(f'{r:.2f}' for r in runs)})")
     same = answers[1] == answers[args.batch]

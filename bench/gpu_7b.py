@@ -116,9 +116,15 @@ def serve(model_dir: Path, device: str, quantization: str | None, tokens: int) -
     weights_type = quantization or str(model.dtype).removeprefix("torch.")
     del model
     release_memory()
-    return {"quantization": weights_type, "load_s": load_s, "weights": weights, "peak": memory.peak,
-            "ttft_s": (first or end) - start, "tokens_per_s": (tokens - 1) / max(end - (first or end), 1e-9),
-            "deltas": pieces}
+    return {
+        "quantization": weights_type,
+        "load_s": load_s,
+        "weights": weights,
+        "peak": memory.peak,
+        "ttft_s": (first or end) - start,
+        "tokens_per_s": (tokens - 1) / max(end - (first or end), 1e-9),
+        "deltas": pieces,
+    }
 
 
 def evaluate(model_dir: Path, device: str, tokens: int, batch: int) -> dict:
@@ -128,7 +134,9 @@ def evaluate(model_dir: Path, device: str, tokens: int, batch: int) -> dict:
 
     model, processor = load_model(model_dir, device=device), load_processor(model_dir)
     exact_length(model, processor)
-    prompts = [inspection_prompt(QUERY, TEMPLATE, f"{QUESTION} ({i})", OPTIONS, style="judo") for i in range(batch)]
+    prompts = [
+        inspection_prompt(QUERY, TEMPLATE, f"{QUESTION} ({i})", OPTIONS, style="judo") for i in range(batch)
+    ]
     generate_batch(model, processor, prompts[:1], decoding(4))  # warm-up
     memory, rates = Memory(device), {}
     for size in sorted({1, batch}):
@@ -154,8 +162,19 @@ def build_data(work: Path) -> Path:
     root = make_mmad_root(work / "MMAD", seed=0)
     with TeacherServer(reply=teacher_reply) as server:
         for stage, extra in (("stage1", []), ("stage3", ["--stage1", str(data / "stage1")])):
-            code = data_main([stage, "--mmad", str(root), "--out", str(data / stage), "--limit", "16", *extra,
-                              *teacher_args(server)])
+            code = data_main(
+                [
+                    stage,
+                    "--mmad",
+                    str(root),
+                    "--out",
+                    str(data / stage),
+                    "--limit",
+                    "16",
+                    *extra,
+                    *teacher_args(server),
+                ]
+            )
             if code != 0:
                 raise SystemExit(f"judo data {stage} failed with exit code {code}")
     return data
@@ -170,9 +189,26 @@ def train(model_dir: Path, work: Path, steps: int, recipes: str, parts: set[str]
     for script, stage in (TRAIN_PARTS[part] for part in TRAIN_PARTS if part in parts):
         out = work / f"train-{stage}"
         recipe = REPO / "train" / "recipes" / recipes / f"{stage}.yaml"
-        args = [sys.executable, str(REPO / "train" / script), "--config", str(recipe),
-                "--model_name_or_path", str(model_dir), "--data_dir", str(data / stage), "--output_dir", str(out),
-                "--max_steps", str(steps), "--logging_steps", "1", "--save_strategy", "no", "--merge_lora", "false"]
+        args = [
+            sys.executable,
+            str(REPO / "train" / script),
+            "--config",
+            str(recipe),
+            "--model_name_or_path",
+            str(model_dir),
+            "--data_dir",
+            str(data / stage),
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            str(steps),
+            "--logging_steps",
+            "1",
+            "--save_strategy",
+            "no",
+            "--merge_lora",
+            "false",
+        ]
         env = {**os.environ, "PYTHONPATH": str(REPO), "TOKENIZERS_PARALLELISM": "false"}
         t = time.perf_counter()
         proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True)
@@ -183,10 +219,17 @@ def train(model_dir: Path, work: Path, steps: int, recipes: str, parts: set[str]
         logs = [json.loads(line) for line in (out / "judo_log.jsonl").read_text().splitlines()]
         steps_logged = [entry for entry in logs if "loss" in entry]
         final = next(entry for entry in logs if "train_runtime" in entry)
-        rows.append({"stage": stage, "wall_s": wall, "runtime_s": final["train_runtime"], "steps": len(steps_logged),
-                     "step_s": final["train_runtime"] / max(len(steps_logged), 1),
-                     "tokens": steps_logged[-1].get("num_tokens", 0) if steps_logged else 0,
-                     "peak_gib": max((e.get("peak_memory_gib", 0.0) for e in logs), default=0.0)})
+        rows.append(
+            {
+                "stage": stage,
+                "wall_s": wall,
+                "runtime_s": final["train_runtime"],
+                "steps": len(steps_logged),
+                "step_s": final["train_runtime"] / max(len(steps_logged), 1),
+                "tokens": steps_logged[-1].get("num_tokens", 0) if steps_logged else 0,
+                "peak_gib": max((e.get("peak_memory_gib", 0.0) for e in logs), default=0.0),
+            }
+        )
     return rows
 
 
@@ -199,20 +242,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=256, help="new tokens per answer")
     parser.add_argument("--batch", type=int, default=16, help="evaluation batch size compared with 1")
     parser.add_argument("--steps", type=int, default=2, help="optimizer steps per training stage")
-    parser.add_argument("--recipes", default="workstation", help="recipe folder under train/recipes for training")
+    parser.add_argument(
+        "--recipes", default="workstation", help="recipe folder under train/recipes for training"
+    )
     parser.add_argument("--work", type=Path, default=None, help="where to build the model and data")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
     if parts - {"serve", "eval", *TRAIN_PARTS}:
-        parser.error(f"unknown part(s) {sorted(parts - {'serve', 'eval', *TRAIN_PARTS})}; use serve, eval, sft, grpo")
+        parser.error(
+            f"unknown part(s) {sorted(parts - {'serve', 'eval', *TRAIN_PARTS})}; use serve, eval, sft, grpo"
+        )
     work = args.work or Path(tempfile.mkdtemp(prefix="judo-gpu-"))
     work.mkdir(parents=True, exist_ok=True)
 
     import torch
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("skipped: no CUDA GPU visible; this benchmark measures the 7B model on a GPU "
-              "(--size tiny --device cpu checks the script itself)")
+        print(
+            "skipped: no CUDA GPU visible; this benchmark measures the 7B model on a GPU "
+            "(--size tiny --device cpu checks the script itself)"
+        )
         return 0
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
     model_dir = args.model or work / f"random-{args.size}"
@@ -227,14 +276,18 @@ def main(argv: list[str] | None = None) -> int:
     if "serve" in parts:
         for quantization in (None, "4bit") if args.device.startswith("cuda") else (None,):
             r = serve(model_dir, args.device, quantization, args.tokens)
-            print(f"serve {r['quantization']:7s}: load {r['load_s']:.1f} s, weights {gib(r['weights'])}, peak "
-                  f"{gib(r['peak'])}; first text after {r['ttft_s'] * 1000:.0f} ms, decode {r['tokens_per_s']:.1f} "
-                  f"tokens/s ({r['deltas']} streamed deltas)")
+            print(
+                f"serve {r['quantization']:7s}: load {r['load_s']:.1f} s, weights {gib(r['weights'])}, peak "
+                f"{gib(r['peak'])}; first text after {r['ttft_s'] * 1000:.0f} ms, decode {r['tokens_per_s']:.1f} "
+                f"tokens/s ({r['deltas']} streamed deltas)"
+            )
     if "eval" in parts:
         rates = evaluate(model_dir, args.device, args.tokens, args.batch)
         for size, (rate, peak) in rates.items():
-            print(f"eval batch {size:3d}: {rate:.2f} questions/s, peak {gib(peak)}; MMAD's {MMAD_QUESTIONS:,} "
-                  f"questions in {MMAD_QUESTIONS / rate / 3600:.1f} h")
+            print(
+                f"eval batch {size:3d}: {rate:.2f} questions/s, peak {gib(peak)}; MMAD's {MMAD_QUESTIONS:,} "
+                f"questions in {MMAD_QUESTIONS / rate / 3600:.1f} h"
+            )
         if len(rates) == 2:
             print(f"eval batch {args.batch} vs 1: {rates[args.batch][0] / rates[1][0]:.1f}x")
     if parts & set(TRAIN_PARTS):
@@ -242,9 +295,11 @@ def main(argv: list[str] | None = None) -> int:
             if "error" in row:
                 print(f"train {row['stage']}: FAILED\n{row['error']}")
                 continue
-            print(f"train {row['stage']} ({args.recipes} recipe): {row['steps']} steps, {row['step_s']:.1f} s/step, "
-                  f"{row['tokens'] / max(row['runtime_s'], 1e-9):,.0f} tokens/s, peak {row['peak_gib']:.1f} GiB "
-                  f"(process wall {row['wall_s']:.0f} s)")
+            print(
+                f"train {row['stage']} ({args.recipes} recipe): {row['steps']} steps, {row['step_s']:.1f} s/step, "
+                f"{row['tokens'] / max(row['runtime_s'], 1e-9):,.0f} tokens/s, peak {row['peak_gib']:.1f} GiB "
+                f"(process wall {row['wall_s']:.0f} s)"
+            )
     return 0
 
 

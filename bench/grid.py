@@ -76,8 +76,12 @@ THINK = (
 
 def response_for(seg_text: str, rng: random.Random) -> str:
     """A JUDO-shaped response of realistic length around a seg string."""
-    think = "".join(THINK.format(kind=rng.choice(["scratch", "dent", "stain"]),
-                                 where=rng.choice(["top left", "centre", "edge"])) for _ in range(rng.randint(3, 8)))
+    think = "".join(
+        THINK.format(
+            kind=rng.choice(["scratch", "dent", "stain"]), where=rng.choice(["top left", "centre", "edge"])
+        )
+        for _ in range(rng.randint(3, 8))
+    )
     return f"{seg_text}\n<think> {think}</think>\n<answer>{rng.choice('ABCD')}</answer>"
 
 
@@ -100,7 +104,7 @@ def mask_for(cells: set[tuple[int, int]], size: int, rng: random.Random) -> Imag
     step = size / GRID_SIZE
     for r, c in cells:
         y, x = int((r + rng.random()) * step), int((c + rng.random()) * step)
-        arr[y:y + max(1, int(step // 2)), x:x + max(1, int(step // 2))] = (255, 255, 255)
+        arr[y : y + max(1, int(step // 2)), x : x + max(1, int(step // 2))] = (255, 255, 255)
     return Image.fromarray(arr)
 
 
@@ -120,8 +124,10 @@ def main(argv: list[str] | None = None) -> int:
 
     mean_cells = sum(map(len, cell_sets)) / len(cell_sets)
     mean_chars = sum(map(len, written)) / len(written)
-    print(f"{args.n} seg strings: {mean_cells:.1f} cells, {mean_chars:.0f} chars on average (max cells "
-          f"{max(sizes)})")
+    print(
+        f"{args.n} seg strings: {mean_cells:.1f} cells, {mean_chars:.0f} chars on average (max cells "
+        f"{max(sizes)})"
+    )
     per_string = {
         "format_seg": timed(format_seg, cell_sets),
         "parse_seg (lenient)": timed(parse_seg, written),
@@ -133,14 +139,18 @@ def main(argv: list[str] | None = None) -> int:
 
     responses = [response_for(written[i], rng) for i in range(200)]
     mean_len = sum(map(len, responses)) / len(responses)
-    print(f"  parse_response (full)     {timed(parse_response, responses):7.2f} us/response "
-          f"({mean_len:.0f} chars)")
-    chunked = [[text[i:i + 4] for i in range(0, len(text), 4)] for text in responses]
+    print(
+        f"  parse_response (full)     {timed(parse_response, responses):7.2f} us/response "
+        f"({mean_len:.0f} chars)"
+    )
+    chunked = [[text[i : i + 4] for i in range(0, len(text), 4)] for text in responses]
     n_tokens = sum(map(len, chunked))
     stream_us = timed(stream_all, chunked, 1) * len(chunked) / n_tokens
     naive_us = timed(reparse_all, chunked[:40], 1) * 40 / sum(map(len, chunked[:40]))
-    print(f"  StreamParser.feed         {stream_us:7.2f} us/token   (re-parsing the prefix per token: "
-          f"{naive_us:.2f} us/token)")
+    print(
+        f"  StreamParser.feed         {stream_us:7.2f} us/token   (re-parsing the prefix per token: "
+        f"{naive_us:.2f} us/token)"
+    )
 
     for size in (448, 2048):
         masks = [mask_for(cell_sets[i], size, rng) for i in range(args.masks)]
@@ -148,8 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  mask_to_cells {size:4d}px PIL  {timed(mask_to_cells, masks, 1) / 1000:7.3f} ms/mask")
         print(f"  mask_to_cells {size:4d}px array {timed(mask_to_cells, arrays, 1) / 1000:7.3f} ms/mask")
     load = os.getloadavg()
-    print(f"load average (1/5/15 min) {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs "
-          "(figures are CPU time of this process)")
+    print(
+        f"load average (1/5/15 min) {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs "
+        "(figures are CPU time of this process)"
+    )
     missed = [name for name, us in per_string.items() if us >= TARGET_US]
     if missed:
         print(f"target missed (< {TARGET_US:g} us per string): {', '.join(missed)}")

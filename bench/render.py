@@ -51,8 +51,10 @@ def main() -> int:
             f"   green outline: {outline_ms:6.2f} ms   heat map: {heat_ms:6.2f} ms"
         )
     load = os.getloadavg()
-    print(f"wall-clock medians; load average (1/5/15 min) {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
-          f"on {os.cpu_count()} CPUs")
+    print(
+        f"wall-clock medians; load average (1/5/15 min) {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+        f"on {os.cpu_count()} CPUs"
+    )
     for miss in missed:
         print(f"target missed: {miss}")
     return 1 if missed else 0

@@ -37,10 +37,31 @@ TARGET_S = 1.5
 PROMPTS, GENERATIONS = 8, 16
 LETTERS = "ABCD"
 
-OBJECTS = ["bottle cap", "cable insulation", "hazelnut shell", "metal nut", "screw thread", "transistor leg",
-           "capsule print", "wood surface", "carpet weave", "leather grain", "pill coating", "zipper teeth"]
+OBJECTS = [
+    "bottle cap",
+    "cable insulation",
+    "hazelnut shell",
+    "metal nut",
+    "screw thread",
+    "transistor leg",
+    "capsule print",
+    "wood surface",
+    "carpet weave",
+    "leather grain",
+    "pill coating",
+    "zipper teeth",
+]
 DEFECTS = ["scratch", "crack", "hole", "stain", "missing part", "contamination", "bent lead", "cut", "fold"]
-PLACES = ["upper left", "upper right", "centre", "lower left", "lower right", "left edge", "rim", "middle band"]
+PLACES = [
+    "upper left",
+    "upper right",
+    "centre",
+    "lower left",
+    "lower right",
+    "left edge",
+    "rim",
+    "middle band",
+]
 SENTENCES = [
     "Comparing the query with the normal template, the {obj} in the query shows a {defect} near the {place}.",
     "In the template the surface of the {obj} is uniform, with even texture and consistent colour.",
@@ -123,8 +144,15 @@ def score_batch(completions: list, columns: dict) -> dict[str, float]:
     for name in rewards.JUDO_REWARDS:
         fn = rewards.REWARDS[name]
         t = time.perf_counter()
-        values = fn(prompts=[None] * len(completions), completions=completions, completion_ids=None,
-                    trainer_state=None, log_metric=None, log_extra=None, **columns)
+        values = fn(
+            prompts=[None] * len(completions),
+            completions=completions,
+            completion_ids=None,
+            trainer_state=None,
+            log_metric=None,
+            log_extra=None,
+            **columns,
+        )
         times[name] = time.perf_counter() - t
         assert len(values) == len(completions)
     return times
@@ -178,9 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     completions, columns = make_batch()
     texts = [c[0]["content"] for c in completions]
     tokens = [len(ids) for ids in model.tokenizer(texts, verbose=False)["input_ids"]]
-    print(f"MiniLM on {args.device} (torch threads {torch.get_num_threads()}), loaded in {load_s:.1f} s; "
-          f"batch: {len(completions)} completions, {statistics.mean(tokens):.0f} tokens on average "
-          f"(MiniLM word pieces), {len(set(columns['rationale']))} rationales")
+    print(
+        f"MiniLM on {args.device} (torch threads {torch.get_num_threads()}), loaded in {load_s:.1f} s; "
+        f"batch: {len(completions)} completions, {statistics.mean(tokens):.0f} tokens on average "
+        f"(MiniLM word pieces), {len(set(columns['rationale']))} rationales"
+    )
 
     score_batch(completions, columns)  # warm-up
     runs = [score_batch(completions, columns) for _ in range(args.repeat)]
@@ -191,27 +221,41 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:18s} {seconds * 1000:9.1f} ms")
     thinks = [p.think for p in map(rewards._parse_text, texts) if p.think and p.think_closed]
     encoded = thinks + sorted(set(columns["rationale"]))
-    lengths = [min(len(ids), model.max_seq_length) for ids in model.tokenizer(encoded, verbose=False)["input_ids"]]
+    lengths = [
+        min(len(ids), model.max_seq_length) for ids in model.tokenizer(encoded, verbose=False)["input_ids"]
+    ]
     pieces = sum(lengths)
-    print(f"  (domain_reward encodes {len(encoded)} texts, {pieces} word pieces: "
-          f"{pieces / per['domain_reward']:,.0f} word pieces/s)")
+    print(
+        f"  (domain_reward encodes {len(encoded)} texts, {pieces} word pieces: "
+        f"{pieces / per['domain_reward']:,.0f} word pieces/s)"
+    )
     floor = None
     if model.device.type == "cpu":
         work, rate = encode_gflop(model[0].auto_model.config, lengths), matmul_gflops()
         floor = work / rate
-        print(f"  (MiniLM work {work:.0f} GFLOP; best fp32 matmul here {rate:.0f} GFLOP/s -> floor {floor:.2f} s; "
-              f"measured {work / per['domain_reward']:.0f} GFLOP/s, {floor / per['domain_reward']:.0%} of the floor rate)")
+        print(
+            f"  (MiniLM work {work:.0f} GFLOP; best fp32 matmul here {rate:.0f} GFLOP/s -> floor {floor:.2f} s; "
+            f"measured {work / per['domain_reward']:.0f} GFLOP/s, {floor / per['domain_reward']:.0%} of the floor rate)"
+        )
     verdict = "ok" if total < TARGET_S else "SLOW"
-    print(f"  {'total':18s} {total * 1000:9.1f} ms  (median of {args.repeat}; target < {TARGET_S:g} s, {verdict})")
+    print(
+        f"  {'total':18s} {total * 1000:9.1f} ms  (median of {args.repeat}; target < {TARGET_S:g} s, {verdict})"
+    )
     if floor is not None and floor > TARGET_S:
-        print(f"  the target is below this CPU's floor ({floor:.2f} s) for exact fp32 MiniLM: only a GPU "
-              f"(--device cuda, where training runs it) can meet it")
+        print(
+            f"  the target is below this CPU's floor ({floor:.2f} s) for exact fp32 MiniLM: only a GPU "
+            f"(--device cuda, where training runs it) can meet it"
+        )
 
     share = rank_share()
     part = {k: v[:share] for k, v in columns.items()}
-    rank_s = statistics.median(sum(score_batch(completions[:share], part).values()) for _ in range(args.repeat))
-    print(f"  per rank in the 4-GPU stage-3 recipe: {share} of the {len(completions)} completions "
-          f"(each rank scores only its own): {rank_s * 1000:.1f} ms")
+    rank_s = statistics.median(
+        sum(score_batch(completions[:share], part).values()) for _ in range(args.repeat)
+    )
+    print(
+        f"  per rank in the 4-GPU stage-3 recipe: {share} of the {len(completions)} completions "
+        f"(each rank scores only its own): {rank_s * 1000:.1f} ms"
+    )
     load = os.getloadavg()
     print(f"load average (1/5/15 min) {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
     if total >= TARGET_S:

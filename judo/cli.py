@@ -12,7 +12,10 @@ import sys
 # name -> (module, one-line help). Order is the order shown by `judo --help`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "app": ("judo.ui", "serve the inspection app (Gradio)"),
-    "tiny": ("judo.synthetic.tiny_model", "build a tiny random Qwen2.5-VL checkpoint offline (tests, plumbing demos)"),
+    "tiny": (
+        "judo.synthetic.tiny_model",
+        "build a tiny random Qwen2.5-VL checkpoint offline (tests, plumbing demos)",
+    ),
     "synth": ("judo.synthetic.cli", "write a small synthetic dataset in MMAD's on-disk layout"),
     "data": ("judo.data.cli", "build the stage 1/2/3 training datasets with a teacher model"),
     "eval": ("judo.evaluate.run", "run an engine over an MMAD root with the 1-shot protocol"),

@@ -113,7 +113,10 @@ def embed(texts: Sequence[str], embedder: Embedder | None = None) -> np.ndarray:
     unique = list(dict.fromkeys(texts))
     model = embedder if embedder is not None else get_embedder()
     vectors = model.encode(
-        unique, batch_size=batch_size(model), convert_to_numpy=True, normalize_embeddings=True,
+        unique,
+        batch_size=batch_size(model),
+        convert_to_numpy=True,
+        normalize_embeddings=True,
         show_progress_bar=False,
     )
     vectors = np.asarray(vectors, dtype=np.float32)

@@ -61,8 +61,11 @@ def decoding(
         raise GenerationError(f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS}, got {max_new_tokens}")
     if repetition_penalty is not None and not repetition_penalty > 0:
         raise GenerationError(f"repetition_penalty must be > 0, got {repetition_penalty}")
-    fields: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": bool(do_sample),
-                              "repetition_penalty": repetition_penalty}
+    fields: dict[str, Any] = {
+        "max_new_tokens": max_new_tokens,
+        "do_sample": bool(do_sample),
+        "repetition_penalty": repetition_penalty,
+    }
     if do_sample:
         temperature = 1.0 if temperature is None else temperature
         top_p = 1.0 if top_p is None else top_p
@@ -218,7 +221,9 @@ def stream_generate(
         raise failure[0]
 
 
-def generate_batch(model, processor, prompts: Sequence[Prompt], config: GenerationConfig | None = None) -> list[str]:
+def generate_batch(
+    model, processor, prompts: Sequence[Prompt], config: GenerationConfig | None = None
+) -> list[str]:
     """Generate for several prompts in one batch (left padding); return the decoded completions only."""
     import torch
 

@@ -30,7 +30,9 @@ def check_question(text: object) -> str:
     if not question:
         raise InputError("The question is empty: type a question or pick a preset.")
     if len(question) > MAX_QUESTION_CHARS:
-        raise InputError(f"The question is too long ({len(question)} characters, at most {MAX_QUESTION_CHARS}).")
+        raise InputError(
+            f"The question is too long ({len(question)} characters, at most {MAX_QUESTION_CHARS})."
+        )
     return question
 
 
@@ -48,7 +50,9 @@ def check_options(options: Mapping[object, object] | None) -> dict[str, str] | N
         if len(key) != 1 or key not in "ABCDE":
             raise OptionsError(f"Option letter {key[:5]!r}: MMAD-style options use the letters A-E.")
         if len(value) > MAX_OPTION_CHARS:
-            raise OptionsError(f"Option {key} is too long ({len(value)} characters, at most {MAX_OPTION_CHARS}).")
+            raise OptionsError(
+                f"Option {key} is too long ({len(value)} characters, at most {MAX_OPTION_CHARS})."
+            )
     return dict(sorted(cleaned.items()))
 
 
@@ -90,7 +94,9 @@ def parse_options(text: str | None) -> dict[str, str] | None:
         if key in out:
             raise OptionsError(f"Option {key} appears twice (line {i + 1}): give each option its own letter.")
         if key not in "ABCDE":
-            raise OptionsError(f"Option letter {key} on line {i + 1}: MMAD-style options use the letters A-E.")
+            raise OptionsError(
+                f"Option letter {key} on line {i + 1}: MMAD-style options use the letters A-E."
+            )
         out[key] = value
     if len(out) == 1:
         raise OptionsError("A single option is not a choice: give at least two, or clear the options.")

@@ -38,24 +38,35 @@ def _templates(paths: list[str]) -> list:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="judo inspect", description=__doc__.splitlines()[0])
     parser.add_argument("query", help="query image")
-    parser.add_argument("templates", nargs="+", metavar="template", help="normal template image(s) of the same product")
+    parser.add_argument(
+        "templates", nargs="+", metavar="template", help="normal template image(s) of the same product"
+    )
     parser.add_argument("--question", required=True)
-    parser.add_argument("--options", default="", help="options, one per line or ';'-separated, e.g. 'A. Yes.;B. No.'")
+    parser.add_argument(
+        "--options", default="", help="options, one per line or ';'-separated, e.g. 'A. Yes.;B. No.'"
+    )
     parser.add_argument("--engine", help="engine id from the config (default: the app's default engine)")
     parser.add_argument("--category", help="product category (oracle domain knowledge for RAG engines)")
     parser.add_argument("--config", help="YAML file (default: $JUDO_CONFIG or configs/app.yaml)")
     parser.add_argument("--record", help="write the inspection record JSON here")
     parser.add_argument("--sensitivity", type=float, help="comparator: threshold divided by this (default 1)")
     parser.add_argument(
-        "--false-alarm-rate", type=float, help="comparator, 3+ templates: false cells per good part (default 0.05)"
+        "--false-alarm-rate",
+        type=float,
+        help="comparator, 3+ templates: false cells per good part (default 0.05)",
     )
     args = parser.parse_args(argv)
     try:
         options = parse_options(args.options.replace(";", "\n"))
         query = load_image(args.query)
         request = InspectionRequest(
-            query, _templates(args.templates), args.question, options, category=args.category,
-            sensitivity=args.sensitivity, false_alarm_rate=args.false_alarm_rate,
+            query,
+            _templates(args.templates),
+            args.question,
+            options,
+            category=args.category,
+            sensitivity=args.sensitivity,
+            false_alarm_rate=args.false_alarm_rate,
         )
         config = load_config(args.config)
         if args.engine:

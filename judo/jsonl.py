@@ -69,7 +69,9 @@ def read_jsonl(path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
         raise JsonlError(f"{path} does not exist") from exc
     rows, tail = _split(raw, path)
     if tail:
-        warnings.warn(f"{path}: ignoring a torn last line ({len(tail)} bytes, an interrupted write)", stacklevel=2)
+        warnings.warn(
+            f"{path}: ignoring a torn last line ({len(tail)} bytes, an interrupted write)", stacklevel=2
+        )
     return rows
 
 

@@ -79,7 +79,9 @@ def save_processor(processor: Any, out_dir: str | os.PathLike) -> list[str]:
         tokenizer.chat_template = processor.chat_template
     written = [str(p) for p in tokenizer.save_pretrained(out, save_jinja_files=False)]
     image_config = processor.image_processor.to_dict()
-    image_config.update(image_processor_type=STOCK_IMAGE_PROCESSOR_CLASS, processor_class=STOCK_PROCESSOR_CLASS)
+    image_config.update(
+        image_processor_type=STOCK_IMAGE_PROCESSOR_CLASS, processor_class=STOCK_PROCESSOR_CLASS
+    )
     files = {
         "preprocessor_config.json": image_config,
         "chat_template.json": {"chat_template": processor.chat_template},
@@ -333,7 +335,9 @@ def check_processor(processor: Any, model_config: Any) -> None:
     """
     tokenizer = getattr(processor, "tokenizer", None)
     if tokenizer is None:
-        raise ModelLoadError("the checkpoint's processor has no tokenizer; save the processor with the model.")
+        raise ModelLoadError(
+            "the checkpoint's processor has no tokenizer; save the processor with the model."
+        )
     template = getattr(processor, "chat_template", None) or getattr(tokenizer, "chat_template", None)
     if not template:
         raise ModelLoadError(

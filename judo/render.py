@@ -102,7 +102,10 @@ def outline_mask(
 
 
 def outline_edges(
-    size: tuple[int, int], mask_or_cells: np.ndarray | Image.Image | Iterable[Cell], *, width: int | None = None
+    size: tuple[int, int],
+    mask_or_cells: np.ndarray | Image.Image | Iterable[Cell],
+    *,
+    width: int | None = None,
 ) -> Image.Image | None:
     """The outline of a region as an 'L' stencil at ``size`` (None for an empty region).
 
@@ -117,13 +120,19 @@ def outline_edges(
     # upsampled ring so the line still never covers the region itself.
     scale = min(1.0, OUTLINE_WORK_SIDE / max(size))
     small_w = max(1, round(width * scale))
-    small = mask if scale == 1.0 else mask.resize(
-        (max(1, round(size[0] * scale)), max(1, round(size[1] * scale))), Image.Resampling.BOX
-    ).point(lambda v: 255 if v else 0)
+    small = (
+        mask
+        if scale == 1.0
+        else mask.resize(
+            (max(1, round(size[0] * scale)), max(1, round(size[1] * scale))), Image.Resampling.BOX
+        ).point(lambda v: 255 if v else 0)
+    )
     ring = ImageChops.subtract(_dilate(small, small_w), small)
     if ring.getbbox() is None:  # the region fills the image: inner border
         ring = ImageChops.subtract(small, ImageChops.invert(_dilate(ImageChops.invert(small), small_w)))
-        return ring if scale == 1.0 else ImageChops.multiply(ring.resize(size, Image.Resampling.NEAREST), mask)
+        return (
+            ring if scale == 1.0 else ImageChops.multiply(ring.resize(size, Image.Resampling.NEAREST), mask)
+        )
     return ring if scale == 1.0 else ImageChops.subtract(ring.resize(size, Image.Resampling.NEAREST), mask)
 
 

@@ -67,7 +67,9 @@ def _normalise_options(options: Mapping[str, str] | Sequence[str] | None) -> tup
     elif isinstance(options, Sequence) and not isinstance(options, (str, bytes)):
         pairs = [(chr(ord("A") + i), str(v)) for i, v in enumerate(options)]
     else:
-        raise TypeError(f"options must be a dict of letter -> text (or a list of texts), got {type(options).__name__}")
+        raise TypeError(
+            f"options must be a dict of letter -> text (or a list of texts), got {type(options).__name__}"
+        )
     return frozenset(k for k, _ in pairs), pairs
 
 

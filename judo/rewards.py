@@ -78,7 +78,9 @@ def _content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # multimodal content parts
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+        return "".join(
+            p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
     return ""
 
 
@@ -125,7 +127,9 @@ def truth_cells(value: Any) -> set[grid.Cell]:
     cells = set()
     for pair in pairs:
         if len(pair) != 2 or not all(_is_index(v) for v in pair):
-            raise RewardInputError(f"seg cell {pair!r} is not [row, col] with integers 0..{grid.GRID_SIZE - 1}")
+            raise RewardInputError(
+                f"seg cell {pair!r} is not [row, col] with integers 0..{grid.GRID_SIZE - 1}"
+            )
         cells.add((int(pair[0]), int(pair[1])))
     return cells
 
@@ -198,7 +202,9 @@ def _domain_scores(
     return scores
 
 
-def domain_reward(completions: Sequence[Any], rationale: Sequence[str] | None = None, **kwargs: Any) -> list[float]:
+def domain_reward(
+    completions: Sequence[Any], rationale: Sequence[str] | None = None, **kwargs: Any
+) -> list[float]:
     """Domain reasoning: r = cos(e(think), e(rationale)) if that is >= 0.5, else 0.
 
     e() is all-MiniLM-L6-v2 with normalised embeddings; think is the text inside a closed
@@ -212,7 +218,9 @@ def domain_reward(completions: Sequence[Any], rationale: Sequence[str] | None = 
 def make_domain_reward(embedder: Embedder) -> RewardFn:
     """`domain_reward` bound to a given embedder (for tests or a shared model); same name in TRL logs."""
 
-    def bound(completions: Sequence[Any], rationale: Sequence[str] | None = None, **kwargs: Any) -> list[float]:
+    def bound(
+        completions: Sequence[Any], rationale: Sequence[str] | None = None, **kwargs: Any
+    ) -> list[float]:
         return _domain_scores(completions, rationale, embedder, kwargs.get("log_metric"))
 
     functools.update_wrapper(bound, domain_reward)
@@ -259,7 +267,9 @@ def _answer_scores(completions: Sequence[Any], answer: Any, reward: str) -> list
     return [1.0 if tagged_answer(p) == t else 0.0 for p, t in zip(_parse(completions), truths)]
 
 
-def choice_reward(completions: Sequence[Any], answer: Sequence[str] | None = None, **kwargs: Any) -> list[float]:
+def choice_reward(
+    completions: Sequence[Any], answer: Sequence[str] | None = None, **kwargs: Any
+) -> list[float]:
     """Choice: r = 1 if the option letter inside `<answer>..</answer>` equals the true letter, else 0.
     Only a closed tag counts: a letter merely mentioned in the reasoning earns nothing. Inside the tag
     `judo.response` reads "B", "B.", "(B)", "B. Scratch", "Answer: B"."""
@@ -272,7 +282,9 @@ def format_reward(completions: Sequence[Any], **kwargs: Any) -> list[float]:
     return [1.0 if p.format_ok else 0.0 for p in _parse(completions)]
 
 
-_BASE_FORMAT = re.compile(r"\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*", re.DOTALL)
+_BASE_FORMAT = re.compile(
+    r"\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*", re.DOTALL
+)
 _ANY_TAG = re.compile(r"</?(?:seg|think|answer)>")
 
 
@@ -293,7 +305,9 @@ def base_format_reward(completions: Sequence[Any], **kwargs: Any) -> list[float]
     return scores
 
 
-def base_answer_reward(completions: Sequence[Any], answer: Sequence[str] | None = None, **kwargs: Any) -> list[float]:
+def base_answer_reward(
+    completions: Sequence[Any], answer: Sequence[str] | None = None, **kwargs: Any
+) -> list[float]:
     """Base GRPO accuracy (AnomalyR1): r = 1 if the letter inside `<answer>` is the true letter, else 0.
     Same rule as `choice_reward`, kept under its own name so the ablation's logs read as its recipe."""
     return _answer_scores(completions, answer, "base_answer_reward")
@@ -325,7 +339,9 @@ def _commitment_patterns(letters: str) -> tuple[re.Pattern, ...]:
 def letter_commitments(think: str, letters: str = DEFAULT_LETTERS) -> list[tuple[int, str]]:
     """(position, letter) of every option letter the reasoning commits to, sorted by position (the
     letter's own index, so "the answer is B" sits where "B" is)."""
-    found = {m.start(1): m.group(1) for pattern in _commitment_patterns(letters) for m in pattern.finditer(think)}
+    found = {
+        m.start(1): m.group(1) for pattern in _commitment_patterns(letters) for m in pattern.finditer(think)
+    }
     return sorted(found.items())
 
 
@@ -378,7 +394,10 @@ def structure_score(parsed: ParsedResponse, truth: str, options: dict[str, str] 
 
 
 def structure_reward(
-    completions: Sequence[Any], answer: Sequence[str] | None = None, options: Sequence[Any] | None = None, **kwargs: Any
+    completions: Sequence[Any],
+    answer: Sequence[str] | None = None,
+    options: Sequence[Any] | None = None,
+    **kwargs: Any,
 ) -> list[float]:
     """Reasoning structure: r = 0.5*agree + 0.5*(agree and correct) - 0.5*early, in [-0.5, 1].
 
@@ -395,7 +414,9 @@ def structure_reward(
     truths = [truth_letter(v) for v in _column(answer, "answer", len(completions), "structure_reward")]
     opts = [_options(v) for v in options] if options is not None else [None] * len(completions)
     if len(opts) != len(completions):
-        raise RewardInputError(f"structure_reward: column 'options' has {len(opts)} values for {len(completions)}")
+        raise RewardInputError(
+            f"structure_reward: column 'options' has {len(opts)} values for {len(completions)}"
+        )
     return [structure_score(p, t, o) for p, t, o in zip(_parse(completions), truths, opts)]
 
 
@@ -424,8 +445,10 @@ def get_rewards(names: Sequence[str]) -> list[RewardFn]:
         names = [names]
     unknown = [n for n in names if n not in REWARDS and ":" not in n]
     if unknown:
-        raise KeyError(f"unknown reward(s) {', '.join(map(repr, unknown))}; known: {', '.join(REWARDS)} "
-                       f"(or package.module:function)")
+        raise KeyError(
+            f"unknown reward(s) {', '.join(map(repr, unknown))}; known: {', '.join(REWARDS)} "
+            f"(or package.module:function)"
+        )
     return [REWARDS[n] if n in REWARDS else _import_reward(n) for n in names]
 
 

@@ -38,10 +38,36 @@ from judo.ui_run import MAX_COMPARE, STOPS, Runner, session_of
 
 log = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
-INSPECT_API = ("query", "template", "question", "options", "engine", "category", "mask", "expected",
-               "visual_prior", "max_new_tokens", "do_sample", "temperature", "top_p", "sensitivity")
-COMPARE_API = ("query", "template", "question", "options", "engines", "category", "mask", "expected",
-               "max_new_tokens", "do_sample", "temperature", "top_p")
+INSPECT_API = (
+    "query",
+    "template",
+    "question",
+    "options",
+    "engine",
+    "category",
+    "mask",
+    "expected",
+    "visual_prior",
+    "max_new_tokens",
+    "do_sample",
+    "temperature",
+    "top_p",
+    "sensitivity",
+)
+COMPARE_API = (
+    "query",
+    "template",
+    "question",
+    "options",
+    "engines",
+    "category",
+    "mask",
+    "expected",
+    "max_new_tokens",
+    "do_sample",
+    "temperature",
+    "top_p",
+)
 GPU_CONCURRENCY_ID = "gpu"
 #: The product choice after an own upload: no gallery, no product knowledge, generic presets.
 CUSTOM_PRODUCT = ("Custom product (pick one to use its gallery)", "")
@@ -71,10 +97,9 @@ class AppState:
     @classmethod
     def load(cls, config: AppConfig, engines: list[Engine] | None = None) -> AppState:
         library = TemplateLibrary.from_config(config.templates)
-        if not config.knowledge:
+        if not config.knowledge and library.knowledge_files:
             # Fall back to the knowledge that came with the template sources (MMAD root, examples).
-            if library.knowledge_files:
-                config.knowledge = str(library.knowledge_files[0])
+            config.knowledge = str(library.knowledge_files[0])
         records_problem = check_records_dir(config.records_folder)
         if records_problem:
             log.warning("%s", records_problem)
@@ -99,7 +124,9 @@ def _defect_titles(path: str | None) -> dict[str, list[str]]:
         if e.defect == "good":
             continue
         m = re.search(r"<([^>]+)>", e.text)
-        out.setdefault(e.category, []).append(m.group(1).strip() if m else e.defect.replace("_", " ").capitalize())
+        out.setdefault(e.category, []).append(
+            m.group(1).strip() if m else e.defect.replace("_", " ").capitalize()
+        )
     return out
 
 
@@ -141,11 +168,19 @@ def token_slider(engine: Engine | None, value: Any = None) -> dict[str, Any]:
         wanted = DEFAULT_MAX_NEW_TOKENS
     cap = getattr(engine, "max_new_tokens", None)
     if not isinstance(cap, int) or cap <= 0:
-        return {"minimum": 16, "maximum": SLIDER_MAX_TOKENS, "value": min(max(wanted, 16), SLIDER_MAX_TOKENS),
-                "info": "Not used by this engine: it generates no text." if engine is not None else None}
+        return {
+            "minimum": 16,
+            "maximum": SLIDER_MAX_TOKENS,
+            "value": min(max(wanted, 16), SLIDER_MAX_TOKENS),
+            "info": "Not used by this engine: it generates no text." if engine is not None else None,
+        }
     label = getattr(engine, "label", "this engine")
-    return {"minimum": min(16, cap), "maximum": cap, "value": min(max(wanted, 1), cap),
-            "info": f"{label} stops at {cap} tokens (its configured limit)."}
+    return {
+        "minimum": min(16, cap),
+        "maximum": cap,
+        "value": min(max(wanted, 1), cap),
+        "info": f"{label} stops at {cap} tokens (its configured limit).",
+    }
 
 
 def compare_needs_two(available: list[Engine]) -> str:
@@ -177,7 +212,10 @@ def engines_markdown(state: AppState, private: bool = False) -> str:
     if state.library.notes:
         lines += ["", "**Template library:**"] + [f"- {shown(n)}" for n in state.library.notes]
     if not private:
-        lines += ["", "The server's configuration is shown when signed in, or on the server itself (localhost)."]
+        lines += [
+            "",
+            "The server's configuration is shown when signed in, or on the server itself (localhost).",
+        ]
         return "\n".join(lines)
     lines += ["", "**Configuration** (`" + (state.config.source or "") + "`), environment overrides:"]
     lines += [f"- `{k}`: {v}" for k, v in ENV_HELP.items()]
@@ -207,8 +245,12 @@ def is_operator(request: gr.Request | None, config: AppConfig) -> bool:
 # ------------------------------------------------------------------------------------- build
 def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = None) -> gr.Blocks:
     """The Blocks page. ``gpu`` decorates the GPU handlers (``spaces.GPU`` on ZeroGPU Spaces)."""
-    runner = Runner(state.engines, state.config.stream_interval_s, state.config.records_folder,
-                    gallery=state.library.templates_for)
+    runner = Runner(
+        state.engines,
+        state.config.stream_interval_s,
+        state.config.records_folder,
+        gallery=state.library.templates_for,
+    )
     wrap = gpu or (lambda f: f)
     default = default_engine(state.engines, state.config.default_engine)
     available = [e for e in state.engines if e.available]
@@ -272,51 +314,105 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
             f"# {state.config.title}\n"
             "Compare a **query** image with a **normal template** of the same product: the engine marks the "
             "differing cells of a 16x16 grid in red, reasons, and answers the question."
-            + ("\n\n**No language-model checkpoint is loaded:** the comparator (a measurement) answers detection "
-               "and localization questions. See the Engines tab for how to add a model." if no_lm else ""),
+            + (
+                "\n\n**No language-model checkpoint is loaded:** the comparator (a measurement) answers detection "
+                "and localization questions. See the Engines tab for how to add a model."
+                if no_lm
+                else ""
+            ),
             elem_id="judo-header",
         )
         example_id = gr.Textbox(visible="hidden", elem_id="judo-example-id")
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, min_width=360):
                 with gr.Row():
-                    query = accept_raw_upload(gr.Image(label="Query (drop a photo)", type="filepath",
-                                                       sources=["upload", "clipboard"], height=300,
-                                                       elem_id="judo-query"))
-                    template = accept_raw_upload(gr.Image(label="Normal template", type="filepath",
-                                                          sources=["upload", "clipboard"], height=300,
-                                                          elem_id="judo-template"))
-                product = gr.Dropdown([CUSTOM_PRODUCT, *products], value=first_product, label="Product (category)",
-                                      allow_custom_value=True, elem_id="judo-product",
-                                      info="Picks the template gallery and the domain knowledge.")
-                gallery = gr.Gallery(value=show_templates(first_product), label="Golden samples: click to use as template",
-                                     columns=6, height=130, allow_preview=False, show_label=True,
-                                     elem_id="judo-gallery")
-                subtask = gr.Dropdown(preset_choices(), value="Anomaly Detection", label="Question type",
-                                      elem_id="judo-subtask")
+                    query = accept_raw_upload(
+                        gr.Image(
+                            label="Query (drop a photo)",
+                            type="filepath",
+                            sources=["upload", "clipboard"],
+                            height=300,
+                            elem_id="judo-query",
+                        )
+                    )
+                    template = accept_raw_upload(
+                        gr.Image(
+                            label="Normal template",
+                            type="filepath",
+                            sources=["upload", "clipboard"],
+                            height=300,
+                            elem_id="judo-template",
+                        )
+                    )
+                product = gr.Dropdown(
+                    [CUSTOM_PRODUCT, *products],
+                    value=first_product,
+                    label="Product (category)",
+                    allow_custom_value=True,
+                    elem_id="judo-product",
+                    info="Picks the template gallery and the domain knowledge.",
+                )
+                gallery = gr.Gallery(
+                    value=show_templates(first_product),
+                    label="Golden samples: click to use as template",
+                    columns=6,
+                    height=130,
+                    allow_preview=False,
+                    show_label=True,
+                    elem_id="judo-gallery",
+                )
+                subtask = gr.Dropdown(
+                    preset_choices(), value="Anomaly Detection", label="Question type", elem_id="judo-subtask"
+                )
                 q0, o0 = preset("Anomaly Detection")
                 question = gr.Textbox(q0, label="Question", lines=2, max_lines=6, elem_id="judo-question")
                 # The page opens with the options one per line (demo.load below); the first value, which the
                 # "Use via API" page shows as the default, is their one-line form: that page writes a
                 # string's line breaks into its Python snippet unescaped.
-                options = gr.Textbox(" ".join(o0.splitlines()), label="Options: one per line, 'A. text' (empty = free question)",
-                                     lines=4, max_lines=8, elem_id="judo-options")
+                options = gr.Textbox(
+                    " ".join(o0.splitlines()),
+                    label="Options: one per line, 'A. text' (empty = free question)",
+                    lines=4,
+                    max_lines=8,
+                    elem_id="judo-options",
+                )
                 with gr.Accordion("Ground truth (optional)", open=False):
-                    mask = accept_raw_upload(gr.Image(label="Defect mask (white = defect)", type="filepath",
-                                                      sources=["upload"], height=160, elem_id="judo-mask"))
+                    mask = accept_raw_upload(
+                        gr.Image(
+                            label="Defect mask (white = defect)",
+                            type="filepath",
+                            sources=["upload"],
+                            height=160,
+                            elem_id="judo-mask",
+                        )
+                    )
                     expected = gr.Textbox(label="Correct option letter", max_lines=1, elem_id="judo-expected")
                 with gr.Accordion("Generation settings", open=False):
-                    max_new_tokens = accept_raw_value(gr.Slider(step=16, label="Max new tokens",
-                                                                elem_id="judo-max-new-tokens",
-                                                                **token_slider(default)))
+                    max_new_tokens = accept_raw_value(
+                        gr.Slider(
+                            step=16,
+                            label="Max new tokens",
+                            elem_id="judo-max-new-tokens",
+                            **token_slider(default),
+                        )
+                    )
                     do_sample = gr.Checkbox(False, label="Sample (greedy when off)")
-                    temperature = accept_raw_value(gr.Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature"))
+                    temperature = accept_raw_value(
+                        gr.Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature")
+                    )
                     top_p = accept_raw_value(gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p"))
                 with gr.Accordion("Comparator settings", open=False):
-                    sensitivity = accept_raw_value(gr.Slider(
-                        0.25, 4.0, value=1.0, step=0.05, elem_id="judo-sensitivity",
-                        label="Sensitivity (the threshold is divided by it)",
-                        info="Judged against the product's whole gallery; the chosen template is the one shown."))
+                    sensitivity = accept_raw_value(
+                        gr.Slider(
+                            0.25,
+                            4.0,
+                            value=1.0,
+                            step=0.05,
+                            elem_id="judo-sensitivity",
+                            label="Sensitivity (the threshold is divided by it)",
+                            info="Judged against the product's whole gallery; the chosen template is the one shown.",
+                        )
+                    )
                 if library.examples:
                     gr.Examples(
                         examples=[[str(e.query), str(e.template), e.id] for e in library.examples],
@@ -331,36 +427,72 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
                 with gr.Tabs():
                     with gr.Tab("Inspect", id="inspect"):
                         with gr.Row():
-                            engine = gr.Dropdown(engine_choices(state.engines), value=default.id if default else None,
-                                                 label="Engine", elem_id="judo-engine", scale=3)
-                            prior = gr.Checkbox(False, label="Visual prior (comparator heat map)", scale=2,
-                                                elem_id="judo-prior")
+                            engine = gr.Dropdown(
+                                engine_choices(state.engines),
+                                value=default.id if default else None,
+                                label="Engine",
+                                elem_id="judo-engine",
+                                scale=3,
+                            )
+                            prior = gr.Checkbox(
+                                False,
+                                label="Visual prior (comparator heat map)",
+                                scale=2,
+                                elem_id="judo-prior",
+                            )
                         with gr.Row():
                             run = gr.Button("Inspect", variant="primary", elem_id="judo-run")
                             stop_btn = gr.Button("Stop", variant="stop", elem_id="judo-stop")
                         with gr.Row():
-                            overlay = gr.Image(label="Red: model cells · green: truth", type="pil",
-                                               format="png", interactive=False, height=360, elem_id="judo-overlay")
-                            prior_img = gr.Image(label="Visual prior", type="pil", format="png", interactive=False,
-                                                 height=360, elem_id="judo-prior-img")
+                            overlay = gr.Image(
+                                label="Red: model cells · green: truth",
+                                type="pil",
+                                format="png",
+                                interactive=False,
+                                height=360,
+                                elem_id="judo-overlay",
+                            )
+                            prior_img = gr.Image(
+                                label="Visual prior",
+                                type="pil",
+                                format="png",
+                                interactive=False,
+                                height=360,
+                                elem_id="judo-prior-img",
+                            )
                         answer = gr.HTML(label="Answer", elem_id="judo-answer")
                         status = gr.Markdown(label="Status", elem_id="judo-status")
-                        reasoning = gr.Textbox(label="Model output (streaming)", lines=8, max_lines=20,
-                                               interactive=False, elem_id="judo-reasoning")
+                        reasoning = gr.Textbox(
+                            label="Model output (streaming)",
+                            lines=8,
+                            max_lines=20,
+                            interactive=False,
+                            elem_id="judo-reasoning",
+                        )
                         with gr.Row():
-                            record = gr.File(label="Inspection record (JSON)", interactive=False,
-                                             elem_id="judo-record")
-                            overlay_png = gr.File(label="Overlay (PNG)", interactive=False, elem_id="judo-overlay-png")
+                            record = gr.File(
+                                label="Inspection record (JSON)", interactive=False, elem_id="judo-record"
+                            )
+                            overlay_png = gr.File(
+                                label="Overlay (PNG)", interactive=False, elem_id="judo-overlay-png"
+                            )
                         with gr.Accordion("Result (JSON)", open=False):
                             result = gr.JSON(label="Result", elem_id="judo-result")
                     with gr.Tab("Compare", id="compare"):
                         can_compare = len(available) >= 2
-                        gr.Markdown(compare_needs_two(available) if not can_compare else "", visible=not can_compare, elem_id="judo-compare-why")
+                        gr.Markdown(
+                            compare_needs_two(available) if not can_compare else "",
+                            visible=not can_compare,
+                            elem_id="judo-compare-why",
+                        )
                         with gr.Column(visible=can_compare):
                             default_cmp = [e.id for e in available][:2]
-                            engines_cmp = gr.CheckboxGroup(engine_choices(available), value=default_cmp,
-                                                           label="Engines (two or three)",
-                                                           elem_id="judo-compare-engines")
+                            engines_cmp = gr.CheckboxGroup(
+                                engine_choices(available),
+                                value=default_cmp,
+                                label="Engines (two or three)",
+                                elem_id="judo-compare-engines",
+                            )
                             with gr.Row():
                                 run_cmp = gr.Button("Compare", variant="primary", elem_id="judo-run-compare")
                                 stop_cmp = gr.Button("Stop", variant="stop")
@@ -368,17 +500,31 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
                             with gr.Row():
                                 for i in range(MAX_COMPARE):  # as many panels as engines can take part
                                     with gr.Column(min_width=200, visible=i < max(2, len(available))):
-                                        img = gr.Image(type="pil", format="png", interactive=False, height=260,
-                                                       show_label=False, elem_id=f"judo-cmp-img-{i}")
+                                        img = gr.Image(
+                                            type="pil",
+                                            format="png",
+                                            interactive=False,
+                                            height=260,
+                                            show_label=False,
+                                            elem_id=f"judo-cmp-img-{i}",
+                                        )
                                         ans = gr.HTML(elem_id=f"judo-cmp-answer-{i}")
-                                        txt = gr.Textbox(lines=6, max_lines=14, interactive=False, show_label=False,
-                                                         elem_id=f"judo-cmp-text-{i}")
+                                        txt = gr.Textbox(
+                                            lines=6,
+                                            max_lines=14,
+                                            interactive=False,
+                                            show_label=False,
+                                            elem_id=f"judo-cmp-text-{i}",
+                                        )
                                         panels += [img, txt, ans]
                             summary = gr.Markdown(label="Summary", elem_id="judo-compare-summary")
                             cmp_status = gr.Markdown(label="Status", elem_id="judo-compare-status")
-                            cmp_files = gr.File(label="Each engine's record (JSON) and overlay (PNG)",
-                                                file_count="multiple", interactive=False,
-                                                elem_id="judo-compare-files")
+                            cmp_files = gr.File(
+                                label="Each engine's record (JSON) and overlay (PNG)",
+                                file_count="multiple",
+                                interactive=False,
+                                elem_id="judo-compare-files",
+                            )
                             with gr.Accordion("Result (JSON)", open=False):
                                 cmp_result = gr.JSON(label="Result")
                     with gr.Tab("Engines", id="engines"):
@@ -387,25 +533,61 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
         # ---- wiring: inputs
         demo.load(lambda: o0, None, options, queue=False, api_name=False)
         demo.load(engines_for, None, engines_md, queue=False, api_name=False)
-        engine.change(lambda engine_id, value: gr.Slider(**token_slider(runner.engines.get(engine_id), value)),
-                      [engine, max_new_tokens], max_new_tokens, queue=False, api_name=False)
+        engine.change(
+            lambda engine_id, value: gr.Slider(**token_slider(runner.engines.get(engine_id), value)),
+            [engine, max_new_tokens],
+            max_new_tokens,
+            queue=False,
+            api_name=False,
+        )
         product.change(show_templates, product, gallery, api_name=False, queue=False)
         gallery.select(pick_template, product, template, api_name=False, queue=False)
-        subtask.input(apply_preset, [subtask, product, example_id], [question, options, expected],
-                      api_name=False, queue=False)
-        example_id.change(load_example, [example_id, subtask],
-                          [product, gallery, subtask, question, options, mask, expected],
-                          api_name=False, queue=False)
+        subtask.input(
+            apply_preset,
+            [subtask, product, example_id],
+            [question, options, expected],
+            api_name=False,
+            queue=False,
+        )
+        example_id.change(
+            load_example,
+            [example_id, subtask],
+            [product, gallery, subtask, question, options, mask, expected],
+            api_name=False,
+            queue=False,
+        )
         for own in (query, template):
-            own.upload(to_custom_product, subtask, [mask, expected, example_id, product, gallery, question, options],
-                       api_name=False, queue=False)
+            own.upload(
+                to_custom_product,
+                subtask,
+                [mask, expected, example_id, product, gallery, question, options],
+                api_name=False,
+                queue=False,
+            )
 
         # ---- wiring: GPU work
-        common = dict(concurrency_id=GPU_CONCURRENCY_ID, concurrency_limit=state.config.queue.concurrency_limit)
+        common = {
+            "concurrency_id": GPU_CONCURRENCY_ID,
+            "concurrency_limit": state.config.queue.concurrency_limit,
+        }
         run.click(arm, None, None, queue=False, api_name=False).then(
             wrap(runner.inspect),
-            [query, template, question, options, engine, product, mask, expected, prior,
-             max_new_tokens, do_sample, temperature, top_p, sensitivity],
+            [
+                query,
+                template,
+                question,
+                options,
+                engine,
+                product,
+                mask,
+                expected,
+                prior,
+                max_new_tokens,
+                do_sample,
+                temperature,
+                top_p,
+                sensitivity,
+            ],
             [overlay, prior_img, reasoning, answer, status, result, record, overlay_png],
             api_name="inspect",
             api_description=INSPECT_DESCRIPTION,
@@ -413,8 +595,20 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
         )
         run_cmp.click(arm, None, None, queue=False, api_name=False).then(
             wrap(runner.compare),
-            [query, template, question, options, engines_cmp, product, mask, expected,
-             max_new_tokens, do_sample, temperature, top_p],
+            [
+                query,
+                template,
+                question,
+                options,
+                engines_cmp,
+                product,
+                mask,
+                expected,
+                max_new_tokens,
+                do_sample,
+                temperature,
+                top_p,
+            ],
             [*panels, summary, cmp_status, cmp_result, cmp_files],
             api_name="compare",
             api_description=COMPARE_DESCRIPTION,
@@ -425,7 +619,9 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
         # event would end with none, and leave its last streamed update on screen).
         stop_btn.click(stop, None, None, queue=False, api_name=False)
         stop_cmp.click(stop, None, None, queue=False, api_name=False)
-    demo.queue(max_size=state.config.queue.max_size, default_concurrency_limit=state.config.queue.concurrency_limit)
+    demo.queue(
+        max_size=state.config.queue.max_size, default_concurrency_limit=state.config.queue.concurrency_limit
+    )
     return demo
 
 
@@ -451,8 +647,16 @@ def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
 def launch_kwargs(config: AppConfig) -> dict[str, Any]:
     """Arguments for demo.launch(): upload cap, auth, css, narrow allowed paths, the abuse limits
     (`judo.ui_guard`, as middleware of Gradio's own FastAPI app)."""
-    allowed = [p for p in (config.templates.examples_dir, config.templates.golden_dir, config.templates.mmad_root,
-                           *config.templates.golden.values()) if p]
+    allowed = [
+        p
+        for p in (
+            config.templates.examples_dir,
+            config.templates.golden_dir,
+            config.templates.mmad_root,
+            *config.templates.golden.values(),
+        )
+        if p
+    ]
     css_path = ASSETS / "judo.css"
     kwargs: dict[str, Any] = {
         "max_file_size": config.queue.max_file_size,
@@ -470,8 +674,9 @@ def launch_kwargs(config: AppConfig) -> dict[str, Any]:
     return kwargs
 
 
-def create_app(config: AppConfig | None = None, gpu: Callable | None = None,
-               engines: list[Engine] | None = None) -> tuple[gr.Blocks, dict[str, Any]]:
+def create_app(
+    config: AppConfig | None = None, gpu: Callable | None = None, engines: list[Engine] | None = None
+) -> tuple[gr.Blocks, dict[str, Any]]:
     """Load the configuration and the models, build the page; return (demo, launch kwargs)."""
     config = config or load_config()
     state = AppState.load(config, engines)
@@ -502,8 +707,10 @@ def port_problem(host: str, port: int) -> str | None:
             s.bind((host, port))
         except OSError as err:
             if err.errno == 98:  # EADDRINUSE
-                return (f"port {port} on {host} is already in use: stop the other server or choose another "
-                        "port (GRADIO_SERVER_PORT, or judo app --port).")
+                return (
+                    f"port {port} on {host} is already in use: stop the other server or choose another "
+                    "port (GRADIO_SERVER_PORT, or judo app --port)."
+                )
             return f"cannot serve on {host}:{port} ({err.strerror or err})."
     return None
 

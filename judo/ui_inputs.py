@@ -60,7 +60,8 @@ def load_input_image(value: Any, what: str) -> Image.Image:
     if value is None or value == "":
         raise InputProblem(
             f"No {what} image: upload one (drag and drop) or pick an example."
-            if what == "query" else f"No {what} image: pick a normal sample from the gallery or upload one."
+            if what == "query"
+            else f"No {what} image: pick a normal sample from the gallery or upload one."
         )
     path = _path_of(value)
     try:
@@ -106,8 +107,10 @@ def size_note(prep: Prepared) -> str | None:
     q, t = prep.request.query, prep.request.template
     if q.size == t.size:
         return None
-    return (f"The template ({t.width}x{t.height}) and the query ({q.width}x{q.height}) differ in size: both "
-            "are resized to 448x448 for the model, so compare like with like when you can.")
+    return (
+        f"The template ({t.width}x{t.height}) and the query ({q.width}x{q.height}) differ in size: both "
+        "are resized to 448x448 for the model, so compare like with like when you can."
+    )
 
 
 def settings_from(max_new_tokens, do_sample, temperature, top_p) -> GenerationConfig:

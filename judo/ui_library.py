@@ -119,8 +119,13 @@ class TemplateLibrary:
                     dataset=sample.dataset,
                     defect=sample.defect,
                     questions=[
-                        {"type": q.type, "subtask": q.subtask, "text": q.text, "options": dict(q.options),
-                         "answer": q.answer}
+                        {
+                            "type": q.type,
+                            "subtask": q.subtask,
+                            "text": q.text,
+                            "options": dict(q.options),
+                            "answer": q.answer,
+                        }
                         for q in sample.questions
                     ],
                 )

@@ -23,15 +23,22 @@ FREE = "Free question"
 PRESETS: dict[str, tuple[str, list[str]]] = {
     "Anomaly Detection": (AD_QUESTION, ["Yes.", "No."]),
     "Defect Classification": (CLASSIFY_QUESTION, ["Scratch.", "Hole.", "Stain.", "Crack."]),
-    "Defect Localization": (LOCATE_QUESTION, ["Top left.", "Top right.", "Center.", "Bottom left.", "Bottom right."]),
+    "Defect Localization": (
+        LOCATE_QUESTION,
+        ["Top left.", "Top right.", "Center.", "Bottom left.", "Bottom right."],
+    ),
     "Defect Description": (
         DESCRIBE_QUESTION,
         ["A thin dark line.", "A round hole.", "A discoloured patch.", "A missing part."],
     ),
     "Defect Analysis": (
         ANALYSE_QUESTION,
-        ["Only cosmetic, no effect on function.", "It weakens the part and may cause failure.",
-         "It contaminates the product.", "It prevents assembly."],
+        [
+            "Only cosmetic, no effect on function.",
+            "It weakens the part and may cause failure.",
+            "It contaminates the product.",
+            "It prevents assembly.",
+        ],
     ),
     "Object Classification": (OBJECT_QUESTION, ["Bottle.", "Screw.", "Carpet.", "Pill."]),
     "Object Analysis": ("How many objects are in the image?", ["One.", "Two.", "Three.", "None."]),
@@ -51,8 +58,9 @@ def lettered(texts: list[str]) -> dict[str, str]:
     return {chr(ord("A") + i): t for i, t in enumerate(texts[:MAX_OPTIONS])}
 
 
-def preset(subtask: str, defect_titles: list[str] | None = None, products: list[str] | None = None
-           ) -> tuple[str, str]:
+def preset(
+    subtask: str, defect_titles: list[str] | None = None, products: list[str] | None = None
+) -> tuple[str, str]:
     """(question, option lines) for a subtask; defect and product names fill in where known."""
     if subtask not in PRESETS:
         return "", ""

@@ -102,9 +102,11 @@ def check_records_dir(folder: Path) -> str | None:
         probe = Path(tempfile.mkdtemp(prefix="judo-check-", dir=folder))
         probe.rmdir()
     except OSError as err:
-        return f"records folder {folder} is not writable ({err.strerror or type(err).__name__}): " \
-               "inspections still run, but no record or overlay can be downloaded; set records_dir " \
-               "(or JUDO_RECORDS_DIR) to a writable folder."
+        return (
+            f"records folder {folder} is not writable ({err.strerror or type(err).__name__}): "
+            "inspections still run, but no record or overlay can be downloaded; set records_dir "
+            "(or JUDO_RECORDS_DIR) to a writable folder."
+        )
     return None
 
 
@@ -126,8 +128,14 @@ def download_stem(part_name: str | None, engine_id: str, when: float | None = No
     return f"{part}-{engine_id}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(when or time.time()))}"
 
 
-def write_outputs(record: dict[str, Any], overlay: Image.Image, stem: str = "inspection", *,
-                  folder: Path | None = None, owner: str | None = None) -> tuple[str, str]:
+def write_outputs(
+    record: dict[str, Any],
+    overlay: Image.Image,
+    stem: str = "inspection",
+    *,
+    folder: Path | None = None,
+    owner: str | None = None,
+) -> tuple[str, str]:
     """Write record JSON and overlay PNG into a fresh folder under ``folder``; return both paths.
 
     The file names carry a random token and are claimed for ``owner`` (`judo.ui_owner`), so only the
@@ -142,14 +150,20 @@ def write_outputs(record: dict[str, Any], overlay: Image.Image, stem: str = "ins
         out = Path(tempfile.mkdtemp(prefix="judo-", dir=root))
         json_path = out / f"{safe}-{token}.json"
         png_path = out / f"{safe}-{token}-overlay.png"
-        json_path.write_text(json.dumps(record, indent=1, ensure_ascii=False, default=_jsonable), encoding="utf-8")
+        json_path.write_text(
+            json.dumps(record, indent=1, ensure_ascii=False, default=_jsonable), encoding="utf-8"
+        )
         buf = io.BytesIO()
-        overlay.save(buf, format="PNG", compress_level=1)  # ~2.5x faster than the default; size barely matters
+        overlay.save(
+            buf, format="PNG", compress_level=1
+        )  # ~2.5x faster than the default; size barely matters
         png_path.write_bytes(buf.getvalue())
     except OSError as err:
         reason = err.strerror or type(err).__name__
-        raise RecordWriteError(f"The record and overlay could not be saved on the server ({reason}); "
-                               "the result above is complete, copy it from the Result panel.") from None
+        raise RecordWriteError(
+            f"The record and overlay could not be saved on the server ({reason}); "
+            "the result above is complete, copy it from the Result panel."
+        ) from None
     OWNERS.claim(json_path.name, owner)
     OWNERS.claim(png_path.name, owner)
     return str(json_path), str(png_path)

@@ -44,8 +44,16 @@ UPDATE_BUDGET = 0.05
 #: How often the status clock moves while the engine is silent (loading, prefill).
 TICK_S = 0.5
 #: What each /inspect yield holds, in order (the final yield always carries every value).
-INSPECT_OUTPUTS = ("overlay", "visual_prior", "output_text", "answer_html", "status", "result", "record",
-                   "overlay_png")
+INSPECT_OUTPUTS = (
+    "overlay",
+    "visual_prior",
+    "output_text",
+    "answer_html",
+    "status",
+    "result",
+    "record",
+    "overlay_png",
+)
 
 
 # ----------------------------------------------------------------------------------------- stops
@@ -100,8 +108,12 @@ def session_of(request: gr.Request | None) -> str:
 
 
 # ----------------------------------------------------------------------------------------- views
-def answer_html(update: Update | None, options: dict[str, str] | None, expected: str | None = None,
-                title: str | None = None) -> str:
+def answer_html(
+    update: Update | None,
+    options: dict[str, str] | None,
+    expected: str | None = None,
+    title: str | None = None,
+) -> str:
     """The options as a list with the chosen one highlighted (and the expected one marked, if known)."""
     head = f"<div class='judo-answer-title'>{html.escape(title, quote=False)}</div>" if title else ""
     if update is None:
@@ -122,7 +134,9 @@ def answer_html(update: Update | None, options: dict[str, str] | None, expected:
                 mark = " ✓ correct" if letter == chosen else " (correct)"
             elif letter == chosen:
                 mark = " ✗"
-        rows.append(f"<li class='{' '.join(cls)}'><b>{letter}.</b> {html.escape(text, quote=False)}{mark}</li>")
+        rows.append(
+            f"<li class='{' '.join(cls)}'><b>{letter}.</b> {html.escape(text, quote=False)}{mark}</li>"
+        )
     status = ""
     if update.done and chosen is None:
         status = "<div class='judo-pending'>No option chosen.</div>"
@@ -202,8 +216,13 @@ class OverlayPainter:
     the current picture, so an unchanged overlay is re-sent as the same value (see `ShownFiles`).
     """
 
-    def __init__(self, query: Image.Image, truth_mask: Any = None, files: ShownFiles | None = None,
-                 stem: str = "overlay") -> None:
+    def __init__(
+        self,
+        query: Image.Image,
+        truth_mask: Any = None,
+        files: ShownFiles | None = None,
+        stem: str = "overlay",
+    ) -> None:
         self.query = query
         self.truth_mask = truth_mask
         self.base = fit_within(query, DISPLAY_SIDE)
@@ -237,8 +256,12 @@ class OverlayPainter:
 def truth_metrics(cells: set[Cell], truth: set[Cell] | None) -> dict[str, float] | None:
     if truth is None:
         return None
-    return {"patch_f1": round(seg_f1(cells, truth), 4), "patch_iou": round(seg_iou(cells, truth), 4),
-            "truth_cells": len(truth), "predicted_cells": len(cells)}
+    return {
+        "patch_f1": round(seg_f1(cells, truth), 4),
+        "patch_iou": round(seg_iou(cells, truth), 4),
+        "truth_cells": len(truth),
+        "predicted_cells": len(cells),
+    }
 
 
 def prior_heatmap(request: InspectionRequest) -> tuple[Image.Image | None, str | None]:
@@ -289,16 +312,28 @@ def ticking(updates: Iterator[Update], every_s: float) -> Iterator[Update | None
 
 def stopped_before_start() -> Update:
     """The final update of a run that Stop ended before its engine began."""
-    return Update(done=True, meta={"stopped": True, "warnings": ["Stopped by the user before the engine started."]})
+    return Update(
+        done=True, meta={"stopped": True, "warnings": ["Stopped by the user before the engine started."]}
+    )
 
 
-def status_markdown(engine_label: str, update: Update | None, notes: list[str], metrics: dict | None,
-                    elapsed: float, running: bool, stopping: bool = False) -> str:
+def status_markdown(
+    engine_label: str,
+    update: Update | None,
+    notes: list[str],
+    metrics: dict | None,
+    elapsed: float,
+    running: bool,
+    stopping: bool = False,
+) -> str:
     lines = []
     label = html.escape(engine_label, quote=False)
     if running:
-        lines.append(f"**{label}** is stopping… {elapsed:.1f} s" if stopping else
-                     f"**{label}** is running… {elapsed:.1f} s")
+        lines.append(
+            f"**{label}** is stopping… {elapsed:.1f} s"
+            if stopping
+            else f"**{label}** is running… {elapsed:.1f} s"
+        )
     elif update is not None and update.error:
         lines.append(f"**Error:** {html.escape(update.error, quote=False)}")
     else:
@@ -354,8 +389,13 @@ def result_json(update: Update, metrics: dict | None, engine: str) -> dict[str, 
 class Runner:
     """The app's handlers, bound to its engines."""
 
-    def __init__(self, engines: list[Engine], stream_interval_s: float = 0.05, records_dir=None,
-                 gallery: Callable[[str | None], list] | None = None) -> None:
+    def __init__(
+        self,
+        engines: list[Engine],
+        stream_interval_s: float = 0.05,
+        records_dir=None,
+        gallery: Callable[[str | None], list] | None = None,
+    ) -> None:
         self.engines = {e.id: e for e in engines}
         self.interval = stream_interval_s
         self.records_dir = records_dir  # None: judo.ui_record.RECORDS_DIR
@@ -371,9 +411,24 @@ class Runner:
             raise InputProblem(f"{e.label} is unavailable: {e.reason}")
         return e
 
-    def inspect(self, query, template, question, options, engine, category, mask=None, expected=None,
-                visual_prior=False, max_new_tokens=768, do_sample=False, temperature=0.7, top_p=0.9,
-                sensitivity=1.0, request: gr.Request = None) -> Iterator[tuple]:
+    def inspect(
+        self,
+        query,
+        template,
+        question,
+        options,
+        engine,
+        category,
+        mask=None,
+        expected=None,
+        visual_prior=False,
+        max_new_tokens=768,
+        do_sample=False,
+        temperature=0.7,
+        top_p=0.9,
+        sensitivity=1.0,
+        request: gr.Request = None,
+    ) -> Iterator[tuple]:
         """One engine on one input, streamed; see INSPECT_OUTPUTS for what each yield holds."""
         options_text, engine_id = options, engine
         t0 = time.perf_counter()
@@ -390,9 +445,16 @@ class Runner:
                     prep.notes.append(note)
             except InputProblem as err:
                 gr.Warning(str(err))
-                yield (None, None, "", answer_html(None, None),
-                       f"**Cannot inspect:** {html.escape(str(err), quote=False)}",
-                       {"error": str(err), "done": True}, None, None)
+                yield (
+                    None,
+                    None,
+                    "",
+                    answer_html(None, None),
+                    f"**Cannot inspect:** {html.escape(str(err), quote=False)}",
+                    {"error": str(err), "done": True},
+                    None,
+                    None,
+                )
                 return
             files = ShownFiles(owner_of_request(request))
             try:
@@ -412,14 +474,24 @@ class Runner:
         except (TypeError, ValueError):
             value = float("nan")
         if not 0 < value <= 100:  # NaN fails too
-            raise InputProblem(f"The sensitivity must be a number above 0 and at most 100 (1 = default), got {sensitivity!r}.")
+            raise InputProblem(
+                f"The sensitivity must be a number above 0 and at most 100 (1 = default), got {sensitivity!r}."
+            )
         prep.request.sensitivity = value
         if self.gallery is not None and category:
             prep.request, notes = gallery_bank(prep.request, self.gallery(category))
             prep.notes += notes
 
-    def _stream(self, engine: Engine, prep: Prepared, files: ShownFiles, prior_on: bool, t0: float,
-                stop: threading.Event, settings: GenerationConfig) -> Iterator[tuple]:
+    def _stream(
+        self,
+        engine: Engine,
+        prep: Prepared,
+        files: ShownFiles,
+        prior_on: bool,
+        t0: float,
+        stop: threading.Event,
+        settings: GenerationConfig,
+    ) -> Iterator[tuple]:
         """The run itself: a first update at once, throttled streaming updates, then the final one.
 
         Every yield carries a value for every output (unchanged ones repeat, which Gradio turns into
@@ -442,8 +514,9 @@ class Runner:
         pacer = Pacer(self.interval)
 
         def status() -> str:
-            return status_markdown(engine.label, None, notes, None, time.perf_counter() - t0, True,
-                                   stopping=stop.is_set())
+            return status_markdown(
+                engine.label, None, notes, None, time.perf_counter() - t0, True, stopping=stop.is_set()
+            )
 
         yield (painter.show(set()), prior_path, "", answer, status(), None, None, None)
         if stop.is_set():  # Stop was pressed before the run began: the engine is not started at all
@@ -470,20 +543,47 @@ class Runner:
             pacer.sent(now)
         yield self._final(engine, prep, painter, last, notes, t0, first_update_s, prior_path)
 
-    def _final(self, engine, prep: Prepared, painter: OverlayPainter, last: Update, notes, t0, first_update_s,
-               prior_path):
+    def _final(
+        self,
+        engine,
+        prep: Prepared,
+        painter: OverlayPainter,
+        last: Update,
+        notes,
+        t0,
+        first_update_s,
+        prior_path,
+    ):
         req = prep.request
         if not last.done:  # the stream ended without a final update (should not happen): say so
-            last = Update(text=last.text, cells=last.cells, answer=None, done=True,
-                          error="The engine stopped without a final answer.", meta=last.meta)
+            last = Update(
+                text=last.text,
+                cells=last.cells,
+                answer=None,
+                done=True,
+                error="The engine stopped without a final answer.",
+                meta=last.meta,
+            )
         metrics = truth_metrics(last.cells, prep.truth_cells)
         elapsed = time.perf_counter() - t0
-        record = build_record(req, last, engine_label=engine.label, truth=_truth(metrics, prep),
-                              names=prep.names, elapsed_s=elapsed, first_update_s=first_update_s)
+        record = build_record(
+            req,
+            last,
+            engine_label=engine.label,
+            truth=_truth(metrics, prep),
+            names=prep.names,
+            elapsed_s=elapsed,
+            first_update_s=first_update_s,
+        )
         full = painter.full_size(last.cells)
         try:
-            record_path, png_path = write_outputs(record, full, stem=download_stem(prep.names.get("query"), engine.id), folder=self.records_dir,
-                                                  owner=painter.files.owner)
+            record_path, png_path = write_outputs(
+                record,
+                full,
+                stem=download_stem(prep.names.get("query"), engine.id),
+                folder=self.records_dir,
+                owner=painter.files.owner,
+            )
         except RecordWriteError as err:  # the analysis is done: show it, say the download is missing
             record_path = png_path = None
             notes = [*notes, str(err)]
@@ -502,9 +602,22 @@ class Runner:
         )
 
     # ---------------------------------------------------------------------------------- compare
-    def compare(self, query, template, question, options, engines, category, mask=None, expected=None,
-                max_new_tokens=768, do_sample=False, temperature=0.7, top_p=0.9,
-                request: gr.Request = None) -> Iterator[tuple]:
+    def compare(
+        self,
+        query,
+        template,
+        question,
+        options,
+        engines,
+        category,
+        mask=None,
+        expected=None,
+        max_new_tokens=768,
+        do_sample=False,
+        temperature=0.7,
+        top_p=0.9,
+        request: gr.Request = None,
+    ) -> Iterator[tuple]:
         """2-3 engines on the same input, streaming side by side; outputs: 3 x (overlay, text, answer),
         summary, status, result, downloads (each engine's record and overlay)."""
         t0 = time.perf_counter()
@@ -519,8 +632,13 @@ class Runner:
         except InputProblem as err:
             gr.Warning(str(err))
             blank = [None, "", answer_html(None, None)] * MAX_COMPARE
-            yield (*blank, "", f"**Cannot compare:** {html.escape(str(err), quote=False)}",
-                   {"error": str(err), "done": True}, None)
+            yield (
+                *blank,
+                "",
+                f"**Cannot compare:** {html.escape(str(err), quote=False)}",
+                {"error": str(err), "done": True},
+                None,
+            )
             return
         files = ShownFiles(owner_of_request(request))
         try:
@@ -528,12 +646,20 @@ class Runner:
         finally:  # after the final yield (Gradio has copied the pictures), or when the client went away
             files.close()
 
-    def _compare_stream(self, engines: list[Engine], prep: Prepared, files: ShownFiles, t0: float,
-                        request: gr.Request | None, settings: GenerationConfig) -> Iterator[tuple]:
+    def _compare_stream(
+        self,
+        engines: list[Engine],
+        prep: Prepared,
+        files: ShownFiles,
+        t0: float,
+        request: gr.Request | None,
+        settings: GenerationConfig,
+    ) -> Iterator[tuple]:
         """The engines run in threads; their updates are merged into one throttled stream of panels."""
         req = prep.request
-        painters = [OverlayPainter(req.query, prep.truth_mask, files, stem=f"panel{i}")
-                    for i in range(len(engines))]
+        painters = [
+            OverlayPainter(req.query, prep.truth_mask, files, stem=f"panel{i}") for i in range(len(engines))
+        ]
         latest: list[Update] = [Update() for _ in engines]
         session = session_of(request)
         stop = STOPS.start(session)
@@ -544,8 +670,10 @@ class Runner:
                 events.put((i, update))
             events.put((i, None))
 
-        threads = [threading.Thread(target=run, args=(i, e), daemon=True, name=f"judo-compare-{e.id}")
-                   for i, e in enumerate(engines)]
+        threads = [
+            threading.Thread(target=run, args=(i, e), daemon=True, name=f"judo-compare-{e.id}")
+            for i, e in enumerate(engines)
+        ]
         answers = [answer_html(None, req.options, prep.expected, e.label) for e in engines]
         shown = [(None, False)] * len(engines)  # (answer, done) behind each panel's answer box
         unused = [None, "", ""] * (MAX_COMPARE - len(engines))
@@ -560,8 +688,9 @@ class Runner:
             for j, e in enumerate(engines):
                 u = latest[j]
                 if (u.answer, u.done) != shown[j]:
-                    answers[j] = answer_html(u if u.done or u.answer else None, req.options, prep.expected,
-                                             e.label)
+                    answers[j] = answer_html(
+                        u if u.done or u.answer else None, req.options, prep.expected, e.label
+                    )
                     shown[j] = (u.answer, u.done)
                 out += [painters[j].show(u.cells), u.text, answers[j]]
             return out + unused
@@ -583,9 +712,13 @@ class Runner:
                 else:
                     latest[i] = update
                 now = time.perf_counter()
-                if running and not pacer.due(now) and not (
-                    update is not None and (update.done or update.answer != shown[i][0]
-                                            or painters[i].changed(update.cells))
+                if (
+                    running
+                    and not pacer.due(now)
+                    and not (
+                        update is not None
+                        and (update.done or update.answer != shown[i][0] or painters[i].changed(update.cells))
+                    )
                 ):
                     continue
                 yield (*panels(), "", status(), None, None)
@@ -603,10 +736,15 @@ class Runner:
             out += [painters[j].show(u.cells), u.text, answer_html(u, req.options, prep.expected, e.label)]
         out += unused
         stopped = any(u.meta.get("stopped") for u in latest)
-        lines = [f"{'Stopped by the user after' if stopped else 'Compared in'} {time.perf_counter() - t0:.2f} s."]
+        lines = [
+            f"{'Stopped by the user after' if stopped else 'Compared in'} {time.perf_counter() - t0:.2f} s."
+        ]
         for e, u, m in zip(engines, latest, metrics):
-            line = f"**{html.escape(e.label, quote=False)}**: " + (f"error: {html.escape(u.error, quote=False)}" if u.error else
-                                                      f"answer {u.answer or '—'}, {len(u.cells)} cells")
+            line = f"**{html.escape(e.label, quote=False)}**: " + (
+                f"error: {html.escape(u.error, quote=False)}"
+                if u.error
+                else f"answer {u.answer or '—'}, {len(u.cells)} cells"
+            )
             if m:
                 line += f", patch F1 {m['patch_f1']:.2f}, IoU {m['patch_iou']:.2f}"
             lines.append(line)
@@ -614,23 +752,42 @@ class Runner:
             "summary": summary,
             "engines": [result_json(u, m, e.id) for e, u, m in zip(engines, latest, metrics)],
         }
-        downloads, problem = self._compare_downloads(engines, latest, metrics, prep, painters, files.owner,
-                                                     time.perf_counter() - t0)
+        downloads, problem = self._compare_downloads(
+            engines, latest, metrics, prep, painters, files.owner, time.perf_counter() - t0
+        )
         if problem:
             lines.append(f"⚠ {html.escape(problem, quote=False)}")
         yield (*out, summary, "\n\n".join(lines), result, downloads)
 
-    def _compare_downloads(self, engines: list[Engine], updates: list[Update], metrics: list, prep: Prepared,
-                           painters: list[OverlayPainter], owner: str | None,
-                           elapsed: float) -> tuple[list[str] | None, str | None]:
+    def _compare_downloads(
+        self,
+        engines: list[Engine],
+        updates: list[Update],
+        metrics: list,
+        prep: Prepared,
+        painters: list[OverlayPainter],
+        owner: str | None,
+        elapsed: float,
+    ) -> tuple[list[str] | None, str | None]:
         """Each engine's record (JSON) and overlay (PNG), named like a single inspection's downloads."""
         paths: list[str] = []
         for e, u, m, painter in zip(engines, updates, metrics, painters, strict=True):
-            record = build_record(prep.request, u, engine_label=e.label, truth=_truth(m, prep), names=prep.names,
-                                  elapsed_s=elapsed)
+            record = build_record(
+                prep.request,
+                u,
+                engine_label=e.label,
+                truth=_truth(m, prep),
+                names=prep.names,
+                elapsed_s=elapsed,
+            )
             try:
-                paths += write_outputs(record, painter.full_size(u.cells), folder=self.records_dir, owner=owner,
-                                       stem=download_stem(prep.names.get("query"), e.id))
+                paths += write_outputs(
+                    record,
+                    painter.full_size(u.cells),
+                    folder=self.records_dir,
+                    owner=owner,
+                    stem=download_stem(prep.names.get("query"), e.id),
+                )
             except RecordWriteError as err:
                 return None, str(err)
         return paths, None

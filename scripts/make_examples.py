@@ -45,12 +45,23 @@ def build(out: Path, seed: int = 0) -> dict:
         elif old.suffix in {".png", ".json"}:
             old.unlink()
     with tempfile.TemporaryDirectory() as tmp:
-        root = make_mmad_root(Path(tmp) / "MMAD", seed=seed, categories=tuple(SPECS), per_defect=1, normals=1,
-                              templates=TEMPLATES_PER_CATEGORY)
+        root = make_mmad_root(
+            Path(tmp) / "MMAD",
+            seed=seed,
+            categories=tuple(SPECS),
+            per_defect=1,
+            normals=1,
+            templates=TEMPLATES_PER_CATEGORY,
+        )
         data = load_mmad(root)
         shutil.copyfile(root / "domain_knowledge.json", out / "domain_knowledge.json")
-        index: dict = {"version": 1, "seed": seed, "knowledge": "domain_knowledge.json", "templates": {},
-                       "examples": []}
+        index: dict = {
+            "version": 1,
+            "seed": seed,
+            "knowledge": "domain_knowledge.json",
+            "templates": {},
+            "examples": [],
+        }
         by_category: dict[str, list] = {}
         for sample in data.samples.values():
             by_category.setdefault(sample.category, []).append(sample)
@@ -68,24 +79,34 @@ def build(out: Path, seed: int = 0) -> dict:
                 query = Path(_save(s.image_path, out / category / f"{stem}.png")).relative_to(out).as_posix()
                 mask = None
                 if s.mask_path is not None:
-                    mask = Path(_save(s.mask_path, out / category / f"{stem}_mask.png", mask=True)).relative_to(
-                        out).as_posix()
+                    mask = (
+                        Path(_save(s.mask_path, out / category / f"{stem}_mask.png", mask=True))
+                        .relative_to(out)
+                        .as_posix()
+                    )
                 template = rel_templates[templates.index(s.random_templates[0])]
-                index["examples"].append({
-                    "id": stem,
-                    "title": f"{category}: {s.defect.replace('_', ' ')}",
-                    "dataset": s.dataset,
-                    "category": category,
-                    "defect": s.defect,
-                    "query": query,
-                    "template": template,
-                    "mask": mask,
-                    "questions": [
-                        {"type": q.type, "subtask": q.subtask, "text": q.text, "options": q.options,
-                         "answer": q.answer}
-                        for q in s.questions
-                    ],
-                })
+                index["examples"].append(
+                    {
+                        "id": stem,
+                        "title": f"{category}: {s.defect.replace('_', ' ')}",
+                        "dataset": s.dataset,
+                        "category": category,
+                        "defect": s.defect,
+                        "query": query,
+                        "template": template,
+                        "mask": mask,
+                        "questions": [
+                            {
+                                "type": q.type,
+                                "subtask": q.subtask,
+                                "text": q.text,
+                                "options": q.options,
+                                "answer": q.answer,
+                            }
+                            for q in s.questions
+                        ],
+                    }
+                )
     (out / "index.json").write_text(json.dumps(index, indent=1), encoding="utf-8")
     return index
 
@@ -97,8 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     index = build(args.out, args.seed)
     total = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
-    print(f"{len(index['examples'])} examples, {sum(map(len, index['templates'].values()))} templates, "
-          f"{total / 1024:.0f} kB in {args.out}")
+    print(
+        f"{len(index['examples'])} examples, {sum(map(len, index['templates'].values()))} templates, "
+        f"{total / 1024:.0f} kB in {args.out}"
+    )
     if total > SIZE_LIMIT_BYTES:
         print(f"examples are larger than {SIZE_LIMIT_BYTES // 1024 // 1024} MB", file=sys.stderr)
         return 1

@@ -30,8 +30,11 @@ def serve_tiny_app(tiny_model_dir: Path, **env_overrides: str) -> Iterator[Serve
     from judo.engines import load_config
     from judo.ui import create_app
 
-    env = {"JUDO_ENGINE_TINY_CHECKPOINT": str(tiny_model_dir),
-           "JUDO_ENGINE_TINY_RAG_CHECKPOINT": str(tiny_model_dir), **env_overrides}
+    env = {
+        "JUDO_ENGINE_TINY_CHECKPOINT": str(tiny_model_dir),
+        "JUDO_ENGINE_TINY_RAG_CHECKPOINT": str(tiny_model_dir),
+        **env_overrides,
+    }
     config = load_config(REPO / "configs" / "tiny.yaml", env=env)
     demo, kwargs = create_app(config)
     port = free_port()
@@ -42,9 +45,34 @@ def serve_tiny_app(tiny_model_dir: Path, **env_overrides: str) -> Iterator[Serve
         demo.close()
 
 
-def inspect_args(query, template, *, question="Is there any defect in the object?", options="A. Yes.\nB. No.",
-                 engine="tiny", category="bottle", mask=None, expected="", prior=False, max_new_tokens=32,
-                 sensitivity=1.0):
+def inspect_args(
+    query,
+    template,
+    *,
+    question="Is there any defect in the object?",
+    options="A. Yes.\nB. No.",
+    engine="tiny",
+    category="bottle",
+    mask=None,
+    expected="",
+    prior=False,
+    max_new_tokens=32,
+    sensitivity=1.0,
+):
     """Positional arguments of /inspect (order: judo.ui.INSPECT_API)."""
-    return (query, template, question, options, engine, category, mask, expected, prior, max_new_tokens,
-            False, 0.7, 0.9, sensitivity)
+    return (
+        query,
+        template,
+        question,
+        options,
+        engine,
+        category,
+        mask,
+        expected,
+        prior,
+        max_new_tokens,
+        False,
+        0.7,
+        0.9,
+        sensitivity,
+    )

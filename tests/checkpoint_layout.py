@@ -14,8 +14,13 @@ STOCK_NAMES = {
     "tokenizer_class": {"Qwen2Tokenizer", "Qwen2TokenizerFast"},
     "model_type": {"qwen2_5_vl", "qwen2_5_vl_text", "qwen2_5_vl_vision"},
 }
-STOCK_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "preprocessor_config.json",
-               "chat_template.json")
+STOCK_FILES = (
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "preprocessor_config.json",
+    "chat_template.json",
+)
 
 
 def _names(value, found: list[tuple[str, str]]) -> None:

@@ -46,8 +46,12 @@ class Fault:
     @staticmethod
     def http(status: int, body: str | None = None, retry_after: float | str | None = None) -> Fault:
         default = json.dumps({"error": {"message": f"scripted HTTP {status}", "code": status}})
-        return Fault("status", status=status, body=default if body is None else body,
-                     retry_after=None if retry_after is None else str(retry_after))
+        return Fault(
+            "status",
+            status=status,
+            body=default if body is None else body,
+            retry_after=None if retry_after is None else str(retry_after),
+        )
 
     @staticmethod
     def timeout(seconds: float) -> Fault:
@@ -95,7 +99,11 @@ class RecordedRequest:
         for msg in self.body.get("messages", []) if isinstance(self.body, dict) else []:
             content = msg.get("content")
             if isinstance(content, list):
-                urls += [p["image_url"]["url"] for p in content if isinstance(p, dict) and p.get("type") == "image_url"]
+                urls += [
+                    p["image_url"]["url"]
+                    for p in content
+                    if isinstance(p, dict) and p.get("type") == "image_url"
+                ]
         return urls
 
     def texts(self) -> list[str]:
@@ -235,7 +243,9 @@ class _Handler(BaseHTTPRequestHandler):
         with server._lock:
             index = len(server.requests)
             server.requests.append(
-                RecordedRequest(index, "POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                RecordedRequest(
+                    index, "POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                )
             )
             server.in_flight += 1
             server.max_in_flight = max(server.max_in_flight, server.in_flight)
@@ -249,7 +259,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.rstrip("/") != PATH:
             return self._send(404, json.dumps({"error": {"message": f"no route {self.path}"}}).encode())
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            return self._send(400, json.dumps({"error": {"message": "body must be JSON with messages"}}).encode())
+            return self._send(
+                400, json.dumps({"error": {"message": "body must be JSON with messages"}}).encode()
+            )
         if server.api_key is not None and self.headers.get("Authorization") != f"Bearer {server.api_key}":
             return self._send(401, json.dumps({"error": {"message": "Incorrect API key provided"}}).encode())
         if server.delay_s:

@@ -56,19 +56,25 @@ def test_api_has_named_inspect_and_compare_endpoints(client):
 def test_inspect_needs_only_the_images_the_rest_has_defaults(client):
     from gradio_client import handle_file
 
-    params = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/inspect"]["parameters"]
+    params = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/inspect"][
+        "parameters"
+    ]
     required = [p["parameter_name"] for p in params if not p["parameter_has_default"]]
     assert required == ["query", "template"], "mask and expected (ground truth) are optional"
     defaults = {p["parameter_name"]: p["parameter_default"] for p in params}
     assert parse_options(defaults["options"]) == {"A": "Yes.", "B": "No."}  # one line: the API page's snippet
-    result = client.predict(query=handle_file(str(QUERY)), template=handle_file(str(TEMPLATE)), api_name="/inspect")
+    result = client.predict(
+        query=handle_file(str(QUERY)), template=handle_file(str(TEMPLATE)), api_name="/inspect"
+    )
     assert result[5]["done"] and result[5]["error"] is None and result[6].endswith(".json")
 
 
 def test_inspect_streams_in_order_and_records(client):
     from gradio_client import handle_file
 
-    outputs = _run(client, *inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), max_new_tokens=40))
+    outputs = _run(
+        client, *inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), max_new_tokens=40)
+    )
     assert len(outputs) >= 3, "expected a start update, streamed updates and a final update"
     texts = [o[2] for o in outputs if _is_value(o[2])]
     assert all(b.startswith(a) for a, b in zip(texts, texts[1:])), "streamed text must only grow"
@@ -93,8 +99,16 @@ def test_final_overlay_has_red_exactly_in_the_cells(client):
 
     question = "There is a defect in the object. Where is the defect?"
     options = "A. Top left.\nB. Center left.\nC. Bottom right.\nD. Top right."
-    outputs = _run(client, *inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), question=question,
-                                         options=options, engine="comparator"))
+    outputs = _run(
+        client,
+        *inspect_args(
+            handle_file(str(QUERY)),
+            handle_file(str(TEMPLATE)),
+            question=question,
+            options=options,
+            engine="comparator",
+        ),
+    )
     final = outputs[-1]
     cells = {tuple(c) for c in final[5]["cells"]}
     assert cells, "the comparator should find the contamination"
@@ -116,9 +130,17 @@ def test_truth_mask_gives_green_outline_and_metrics(client, tmp_path):
     arr[:32, :32] = 255
     mask = tmp_path / "mask.png"
     Image.fromarray(arr).save(mask)
-    outputs = _run(client, *inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)),
-                                         engine="comparator", mask=handle_file(str(mask)), expected="A",
-                                         options="A. Yes.\nB. No."))
+    outputs = _run(
+        client,
+        *inspect_args(
+            handle_file(str(QUERY)),
+            handle_file(str(TEMPLATE)),
+            engine="comparator",
+            mask=handle_file(str(mask)),
+            expected="A",
+            options="A. Yes.\nB. No.",
+        ),
+    )
     final = outputs[-1]
     truth = final[5]["truth"]
     cells = {tuple(c) for c in final[5]["cells"]}
@@ -138,8 +160,10 @@ def test_truth_mask_gives_green_outline_and_metrics(client, tmp_path):
 def test_visual_prior_next_to_a_language_model(client):
     from gradio_client import handle_file
 
-    outputs = _run(client, *inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), prior=True,
-                                         max_new_tokens=16))
+    outputs = _run(
+        client,
+        *inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), prior=True, max_new_tokens=16),
+    )
     final = outputs[-1]
     assert final[1] is not None
     with Image.open(final[1]) as prior:
@@ -150,9 +174,22 @@ def test_visual_prior_next_to_a_language_model(client):
 def test_compare_streams_two_engines_side_by_side(client):
     from gradio_client import handle_file
 
-    outputs = _run(client, handle_file(str(QUERY)), handle_file(str(TEMPLATE)), "Is there any defect in the object?",
-                   "A. Yes.\nB. No.", ["tiny", "comparator"], "bottle", None, "", 32, False, 0.7, 0.9,
-                   api_name="/compare")
+    outputs = _run(
+        client,
+        handle_file(str(QUERY)),
+        handle_file(str(TEMPLATE)),
+        "Is there any defect in the object?",
+        "A. Yes.\nB. No.",
+        ["tiny", "comparator"],
+        "bottle",
+        None,
+        "",
+        32,
+        False,
+        0.7,
+        0.9,
+        api_name="/compare",
+    )
     assert len(outputs) >= 3
     final = outputs[-1]
     result = final[11]
@@ -168,8 +205,22 @@ def test_compare_streams_two_engines_side_by_side(client):
 def test_compare_needs_two_engines(client):
     from gradio_client import handle_file
 
-    outputs = _run(client, handle_file(str(QUERY)), handle_file(str(TEMPLATE)), "Q?", "", ["tiny"], "bottle", None, "",
-                   32, False, 0.7, 0.9, api_name="/compare")
+    outputs = _run(
+        client,
+        handle_file(str(QUERY)),
+        handle_file(str(TEMPLATE)),
+        "Q?",
+        "",
+        ["tiny"],
+        "bottle",
+        None,
+        "",
+        32,
+        False,
+        0.7,
+        0.9,
+        api_name="/compare",
+    )
     assert "two or three engines" in outputs[-1][10]
 
 
@@ -179,8 +230,10 @@ def test_unknown_engine_is_a_clear_message(client):
     from gradio_client.exceptions import AppError
 
     with pytest.raises(AppError, match="not in the list of choices"):
-        client.predict(*inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), engine="judo-xl"),
-                       api_name="/inspect")
+        client.predict(
+            *inspect_args(handle_file(str(QUERY)), handle_file(str(TEMPLATE)), engine="judo-xl"),
+            api_name="/inspect",
+        )
 
 
 def test_the_token_slider_shows_the_engines_cap(app, tiny_model_dir):
@@ -189,7 +242,9 @@ def test_the_token_slider_shows_the_engines_cap(app, tiny_model_dir):
     from judo.ui import token_slider
 
     config = json.loads(urllib.request.urlopen(app.url + "config", timeout=30).read())
-    (slider,) = [c["props"] for c in config["components"] if c["props"].get("elem_id") == "judo-max-new-tokens"]
+    (slider,) = [
+        c["props"] for c in config["components"] if c["props"].get("elem_id") == "judo-max-new-tokens"
+    ]
     assert slider["maximum"] == 48 and slider["value"] <= 48, "configs/tiny.yaml caps the tiny engine at 48"
     assert "48 tokens" in slider["info"]
     from judo.engines import build_engines, load_config
@@ -197,7 +252,9 @@ def test_the_token_slider_shows_the_engines_cap(app, tiny_model_dir):
 
     env = {"JUDO_ENGINES": "tiny,comparator", "JUDO_ENGINE_TINY_CHECKPOINT": str(tiny_model_dir)}
     engines = {e.id: e for e in build_engines(load_config(REPO / "configs" / "tiny.yaml", env=env))}
-    assert token_slider(engines["tiny"], 2048)["value"] == 48  # a longer budget is not offered, nor cut silently
+    assert (
+        token_slider(engines["tiny"], 2048)["value"] == 48
+    )  # a longer budget is not offered, nor cut silently
     assert "Not used" in token_slider(engines["comparator"], 100)["info"]
 
 
@@ -227,8 +284,13 @@ def test_who_counts_as_the_operator(client, headers, operator):
     from judo.ui import is_operator
     from tests.app_server import REPO
 
-    scope = {"type": "http", "method": "GET", "path": "/", "client": client,
-             "headers": [(k.encode(), v.encode()) for k, v in headers.items()]}
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "client": client,
+        "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+    }
     config = load_config(REPO / "configs" / "tiny.yaml", env={})
     assert is_operator(gr.Request(request=Request(scope)), config) is operator
     config.auth = "lab:secret"  # with a login, every visitor has signed in
@@ -238,14 +300,24 @@ def test_who_counts_as_the_operator(client, headers, operator):
 def test_compare_gives_each_engines_record_and_overlay(client):
     from gradio_client import handle_file
 
-    outputs = _run(client, handle_file(str(QUERY)), handle_file(str(TEMPLATE)), "Is there any defect in the object?",
-                   "A. Yes.\nB. No.", ["tiny", "comparator"], "bottle", api_name="/compare")
+    outputs = _run(
+        client,
+        handle_file(str(QUERY)),
+        handle_file(str(TEMPLATE)),
+        "Is there any defect in the object?",
+        "A. Yes.\nB. No.",
+        ["tiny", "comparator"],
+        "bottle",
+        api_name="/compare",
+    )
     files = outputs[-1][12]
     names = sorted(Path(f).name for f in files)
     assert len(names) == 4 and all(n.startswith("bottle-contamination-000-") for n in names)
     assert [n for n in names if "-comparator-" in n and n.endswith(".json")]
     assert [n for n in names if "-tiny-" in n and n.endswith("-overlay.png")]
-    record = json.loads(Path(next(f for f in files if "-comparator-" in f and f.endswith(".json"))).read_text())
+    record = json.loads(
+        Path(next(f for f in files if "-comparator-" in f and f.endswith(".json"))).read_text()
+    )
     assert record["engine"]["label"].startswith("Comparator") and record["cells"]
 
 
@@ -258,5 +330,7 @@ def test_compare_with_one_engine_says_why_and_how_to_add_one(tiny_model_dir):
     why = props["judo-compare-why"]
     assert why["visible"] is True and "only **Comparator" in why["value"] and "`engines:`" in why["value"]
     assert props["judo-run-compare"]["visible"] is True  # inside a hidden column
-    hidden = [c for c in page_config["components"] if c["type"] == "column" and c["props"].get("visible") is False]
+    hidden = [
+        c for c in page_config["components"] if c["type"] == "column" and c["props"].get("visible") is False
+    ]
     assert hidden, "the compare controls and panels are hidden"

@@ -31,22 +31,30 @@ def client(tiny_model_dir):
 def _inspect(client, query: Path | str, template: Path | str = TEMPLATE, **kw):
     from gradio_client import handle_file
 
-    job = client.submit(*inspect_args(handle_file(str(query)), handle_file(str(template)), **kw), api_name="/inspect")
+    job = client.submit(
+        *inspect_args(handle_file(str(query)), handle_file(str(template)), **kw), api_name="/inspect"
+    )
     for _ in job:
         pass
     return job.outputs()[-1]
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 def _bomb_png(path: Path, side: int = 100_000) -> Path:
     """A tiny file whose header claims side x side pixels (30 GB decoded)."""
     ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 64)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat)
-                     + _png_chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -84,8 +92,10 @@ def test_upload_over_the_size_cap_is_refused(client, tmp_path):
     big = tmp_path / "huge.png"
     big.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * (26 * 1024 * 1024))
     with pytest.raises(Exception, match="(?i)file size|too large|exceed"):
-        job = client.submit(*inspect_args(handle_file(str(big)), handle_file(str(TEMPLATE)), engine="comparator"),
-                            api_name="/inspect")
+        job = client.submit(
+            *inspect_args(handle_file(str(big)), handle_file(str(TEMPLATE)), engine="comparator"),
+            api_name="/inspect",
+        )
         job.result()
 
 
@@ -96,7 +106,7 @@ def _variants(tmp_path: Path) -> dict[str, Path]:
     rgba = rgb.convert("RGBA")
     rgba.putalpha(200)
     rgba.save(out.setdefault("rgba", tmp_path / "rgba.png"))
-    arr16 = (np.asarray(rgb.convert("L")).astype(np.uint16) * 257)
+    arr16 = np.asarray(rgb.convert("L")).astype(np.uint16) * 257
     Image.fromarray(arr16).save(out.setdefault("16-bit", tmp_path / "gray16.png"))
     # stored rotated 90 degrees with EXIF orientation 6 ("rotate 90 CW to view"): upright after transpose
     rotated = rgb.resize((256, 192)).transpose(Image.Transpose.ROTATE_90)
@@ -124,9 +134,13 @@ def test_template_of_another_size_is_inspected_with_a_note(client, tmp_path):
     final = _inspect(client, QUERY, small, engine="comparator")
     assert final[5]["done"] and final[5]["error"] is None
     assert "different aspect ratios" in final[4]
-    assert "for the model" not in final[4], "the comparator registers the images itself: no model resizes them"
+    assert "for the model" not in final[4], (
+        "the comparator registers the images itself: no model resizes them"
+    )
     final = _inspect(client, QUERY, small, engine="tiny")
-    assert final[5]["done"] and "differ in size" in final[4] and "resized to 448x448 for the model" in final[4]
+    assert (
+        final[5]["done"] and "differ in size" in final[4] and "resized to 448x448 for the model" in final[4]
+    )
 
 
 def test_empty_question_is_refused(client):
@@ -201,5 +215,7 @@ def test_question_and_option_limits_hold_for_every_caller():
         InspectionRequest(picture, picture, "Which?", {k: k for k in "ABCDEF"})
     with pytest.raises(OptionsError, match="letters A-E"):
         InspectionRequest(picture, picture, "Which?", {"A": "x", "Z": "y"})
-    assert InspectionRequest(picture, picture, " Q? ", {"b": " No. ", "a": "Yes."}).options == {"A": "Yes.",
-                                                                                             "B": "No."}
+    assert InspectionRequest(picture, picture, " Q? ", {"b": " No. ", "a": "Yes."}).options == {
+        "A": "Yes.",
+        "B": "No.",
+    }

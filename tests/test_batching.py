@@ -82,14 +82,20 @@ def test_engine_batch_resizes_each_picture_once_and_answers_like_run(tiny, monke
         return real(image, size)
 
     monkeypatch.setattr(judo.images, "to_model_size", counting)
-    requests = [InspectionRequest(query, template, q, {"A": "Yes.", "B": "No."})
-                for q in ("Any defect?", "Is it normal?", "Any defect?")]
+    requests = [
+        InspectionRequest(query, template, q, {"A": "Yes.", "B": "No."})
+        for q in ("Any defect?", "Is it normal?", "Any defect?")
+    ]
     batch = engine.answer_batch(requests)
     assert sorted(resized) == [(256, 256), (320, 256)]
     monkeypatch.setattr(judo.images, "to_model_size", real)
     for request, update in zip(requests, batch, strict=True):
         alone = engine.answer(request)
-        assert update.done and (update.text, update.cells, update.answer) == (alone.text, alone.cells, alone.answer)
+        assert update.done and (update.text, update.cells, update.answer) == (
+            alone.text,
+            alone.cells,
+            alone.answer,
+        )
 
 
 def test_eval_threads_option(tiny_model_dir, mmad_root, tmp_path, capsys):

@@ -99,8 +99,10 @@ READ_PIXELS = """(img) => {
 
 def test_inspection_shows_the_records_cells_in_red(sync_playwright, page_url, artifacts_dir):
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM),
-                                    args=["--no-sandbox", "--disable-gpu", "--force-color-profile=srgb"])
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--force-color-profile=srgb"],
+        )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             page.goto(page_url, wait_until="networkidle", timeout=60_000)
@@ -129,8 +131,11 @@ def test_inspection_shows_the_records_cells_in_red(sync_playwright, page_url, ar
 
             overlay_img = page.locator("#judo-overlay img").first
             overlay_img.wait_for(timeout=10_000)
-            page.wait_for_function("(img) => img.complete && img.naturalWidth > 0",
-                                   arg=overlay_img.element_handle(), timeout=10_000)
+            page.wait_for_function(
+                "(img) => img.complete && img.naturalWidth > 0",
+                arg=overlay_img.element_handle(),
+                timeout=10_000,
+            )
             data_url = overlay_img.evaluate(READ_PIXELS)
             shown = Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGB")
 
@@ -149,7 +154,9 @@ def test_inspection_shows_the_records_cells_in_red(sync_playwright, page_url, ar
 @pytest.fixture(scope="module")
 def lm_page_url(sync_playwright, tiny_model_dir):
     # The tiny language model with room for a long answer: Stop lands while it runs (or before).
-    with serve_tiny_app(tiny_model_dir, JUDO_DEFAULT_ENGINE="tiny", JUDO_ENGINE_TINY_MAX_NEW_TOKENS="4096") as served:
+    with serve_tiny_app(
+        tiny_model_dir, JUDO_DEFAULT_ENGINE="tiny", JUDO_ENGINE_TINY_MAX_NEW_TOKENS="4096"
+    ) as served:
         yield served.url
 
 
@@ -166,8 +173,9 @@ def test_an_early_stop_ends_with_a_stopped_record(sync_playwright, lm_page_url, 
             page.locator("#judo-run").click()
             page.wait_for_timeout(delay_ms)
             page.locator("#judo-stop").click()
-            page.wait_for_function(f"() => /stopped by the user|finished in|Error/.test(({status})())",
-                                   timeout=60_000)
+            page.wait_for_function(
+                f"() => /stopped by the user|finished in|Error/.test(({status})())", timeout=60_000
+            )
             page.wait_for_timeout(1000)  # a late reply of the Stop handler must not change the status
             shown = page.evaluate(status)
             assert "stopped by the user" in shown and "stopping" not in shown.lower(), shown
@@ -191,7 +199,9 @@ def test_the_use_via_api_snippet_runs(sync_playwright, lm_page_url, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             page.goto(lm_page_url, wait_until="networkidle", timeout=60_000)
-            assert "\n" in page.locator("#judo-options textarea").input_value(), "the page shows one option a line"
+            assert "\n" in page.locator("#judo-options textarea").input_value(), (
+                "the page shows one option a line"
+            )
             page.get_by_text("Use via API").first.click()
             snippet = page.locator("code", has_text='api_name="/inspect"').first
             snippet.wait_for(timeout=30_000)
@@ -199,17 +209,26 @@ def test_the_use_via_api_snippet_runs(sync_playwright, lm_page_url, tmp_path):
             docs = page.locator("body").inner_text()
         finally:
             browser.close()
-    assert "INSPECT_OUTPUTS" not in docs and "INSPECT_API" not in docs, "the API page names no internal constant"
+    assert "INSPECT_OUTPUTS" not in docs and "INSPECT_API" not in docs, (
+        "the API page names no internal constant"
+    )
     compile(code, "snippet", "exec")  # valid Python as shown
     # The snippet's example images are on the internet, which this machine cannot reach: use local ones.
     query, template = _example_query(), EXAMPLES / "templates" / "bottle" / "00.png"
     query.save(tmp_path / "query.png")
     lines = [ln for ln in code.splitlines() if "handle_file('http" in ln]
-    assert [ln.split("=")[0].strip() for ln in lines] == ["query", "template"], "mask and expected are optional"
+    assert [ln.split("=")[0].strip() for ln in lines] == ["query", "template"], (
+        "mask and expected are optional"
+    )
     code = code.replace(lines[0], f"\tquery=handle_file({str(tmp_path / 'query.png')!r}),")
     code = code.replace(lines[1], f"\ttemplate=handle_file({str(template)!r}),")
-    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    ran = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert "'done': True" in ran.stdout and "'error': None" in ran.stdout and ".json" in ran.stdout
 
@@ -225,7 +244,9 @@ def test_an_own_upload_switches_to_a_custom_product(sync_playwright, lm_page_url
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             page.goto(lm_page_url, wait_until="networkidle", timeout=60_000)
             page.get_by_text("carpet: hole", exact=True).first.click()
-            page.wait_for_function(f"() => ({product})() === 'carpet' && ({gallery_images})() > 0", timeout=30_000)
+            page.wait_for_function(
+                f"() => ({product})() === 'carpet' && ({gallery_images})() > 0", timeout=30_000
+            )
             page.locator("#judo-query input[type=file]").set_input_files(str(own))
             page.wait_for_function(f"() => ({product})().startsWith('Custom product')", timeout=30_000)
             page.wait_for_function(f"() => ({gallery_images})() === 0", timeout=30_000)
@@ -240,17 +261,22 @@ def test_the_engines_tab_on_the_server_itself(sync_playwright, lm_page_url):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
         try:
-            page = browser.new_page(viewport={"width": 900, "height": 900})  # a narrow window squeezes the table
+            page = browser.new_page(
+                viewport={"width": 900, "height": 900}
+            )  # a narrow window squeezes the table
             page.goto(lm_page_url, wait_until="networkidle", timeout=60_000)
             page.get_by_role("tab", name="Engines").click()
             table = page.locator("#judo-engines table")
             table.wait_for(timeout=10_000)
-            assert "JUDO_ENGINES" in page.locator("#judo-engines").inner_text(), "localhost sees the configuration"
+            assert "JUDO_ENGINES" in page.locator("#judo-engines").inner_text(), (
+                "localhost sees the configuration"
+            )
             cells = page.locator("#judo-engines td:nth-child(2)")
             for i in range(cells.count()):
                 lines = cells.nth(i).evaluate(
                     "(td) => { const r = document.createRange(); r.selectNodeContents(td);"
-                    " return new Set([...r.getClientRects()].map((x) => Math.round(x.top))).size; }")
+                    " return new Set([...r.getClientRects()].map((x) => Math.round(x.top))).size; }"
+                )
                 assert lines == 1, f"the status {cells.nth(i).inner_text()!r} is broken over {lines} lines"
         finally:
             browser.close()

@@ -89,7 +89,10 @@ def test_a_wrong_product_pair_shows_one_warning_headline(client, golden, tmp_pat
     final = _inspect(client, wood, golden[0] / "can" / "good_0.png")
     status, text = final[4], final[2]
     assert final[5]["answer"] is None and final[5]["comparator"]["valid"] is False
-    assert status.count("⚠") == 1 and "⚠ No meaningful comparison: the template may not show the same product." in status
+    assert (
+        status.count("⚠") == 1
+        and "⚠ No meaningful comparison: the template may not show the same product." in status
+    )
     assert "<details><summary>All warnings (" in status and status.count("<li>") >= 2
     assert "low similarity" not in text, "the warnings are listed once, under the headline"
     assert "first token" not in status and "for the model" not in status

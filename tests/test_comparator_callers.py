@@ -132,12 +132,16 @@ def test_the_abstain_text_says_the_real_reason() -> None:
     rng = np.random.default_rng(5)
     query, other = make_product("drink_can", 256, rng), make_product("wood", 256, rng)
     yes_no = {"A": "Yes.", "B": "No."}
-    update = ComparatorEngine().answer(InspectionRequest(query, other, "Is there any defect in the object?", yes_no))
+    update = ComparatorEngine().answer(
+        InspectionRequest(query, other, "Is there any defect in the object?", yes_no)
+    )
     assert update.answer is None and not update.meta["comparator"]["valid"]
     note = update.text.strip().splitlines()[-1]
     assert "not meaningful" in note and "same product" in note and "Yes/No" not in note
     where = {"A": "Top left.", "B": "Bottom right."}
     same = ComparatorEngine().answer(InspectionRequest(query, query, "Where is the defect?", where))
     assert same.answer is None and "no difference stands out" in same.text
-    other_question = ComparatorEngine().answer(InspectionRequest(query, query, "What is it?", {"A": "Can.", "B": "Nut."}))
+    other_question = ComparatorEngine().answer(
+        InspectionRequest(query, query, "What is it?", {"A": "Can.", "B": "Nut."})
+    )
     assert "needs a language-model engine" in other_question.text

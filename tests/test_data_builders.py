@@ -32,10 +32,14 @@ from judo.prompts import IMAGE_SIZE, inspection_prompt, stage1_prompt
 from tests.teacher_server import Fault, RecordedRequest, TeacherServer
 
 REPO = Path(__file__).resolve().parents[1]
-EXPLANATION = ("Compared with the template, the query shows an irregular dark mark on the upper part of the "
-               "surface where the template is uniform, which is a typical sign of this defect.")
-RATIONALE = ("The query differs from the template in one region whose texture is disrupted; the domain "
-             "knowledge describes this appearance as a defect, so the conclusion is the option naming it.")
+EXPLANATION = (
+    "Compared with the template, the query shows an irregular dark mark on the upper part of the "
+    "surface where the template is uniform, which is a typical sign of this defect."
+)
+RATIONALE = (
+    "The query differs from the template in one region whose texture is disrupted; the domain "
+    "knowledge describes this appearance as a defect, so the conclusion is the option naming it."
+)
 
 
 def _texts(request: dict) -> str:
@@ -47,25 +51,58 @@ def teacher_reply(request: dict) -> str:
     text = _texts(request)
     if "Paraphrase each question-answer pair" in text:
         pairs = json.loads(text.split("Pairs:\n", 1)[1])
-        return json.dumps([{"id": p["id"], "paraphrases": [
-            {"question": f"In other words, {p['question']}", "answer": f"Put differently: {p['answer']}"},
-            {"question": f"Could you explain: {p['question']}", "answer": f"Namely, {p['answer']}"},
-        ]} for p in pairs])
+        return json.dumps(
+            [
+                {
+                    "id": p["id"],
+                    "paraphrases": [
+                        {
+                            "question": f"In other words, {p['question']}",
+                            "answer": f"Put differently: {p['answer']}",
+                        },
+                        {
+                            "question": f"Could you explain: {p['question']}",
+                            "answer": f"Namely, {p['answer']}",
+                        },
+                    ],
+                }
+                for p in pairs
+            ]
+        )
     if "question-answer pairs" in text:
         count = int(re.search(r"Write exactly (\d+)", text).group(1))
         topic = re.search(r'topic: "([^"]+)"', text).group(1)
-        return "```json\n" + json.dumps([
-            {"question": f"What sign number {i} marks {topic} on this product?",
-             "answer": f"Sign {i} of {topic} is a visible change.", "style": "criteria"} for i in range(count)
-        ]) + "\n```"
+        return (
+            "```json\n"
+            + json.dumps(
+                [
+                    {
+                        "question": f"What sign number {i} marks {topic} on this product?",
+                        "answer": f"Sign {i} of {topic} is a visible change.",
+                        "style": "criteria",
+                    }
+                    for i in range(count)
+                ]
+            )
+            + "\n```"
+        )
     if "Inspection question" in text:
         return RATIONALE
     return EXPLANATION
 
 
 def teacher_args(server: TeacherServer, *extra: str) -> list[str]:
-    return ["--base-url", server.base_url, "--model", "fake-teacher", "--max-retries", "0",
-            "--max-concurrency", "2", *extra]
+    return [
+        "--base-url",
+        server.base_url,
+        "--model",
+        "fake-teacher",
+        "--max-retries",
+        "0",
+        "--max-concurrency",
+        "2",
+        *extra,
+    ]
 
 
 def rows_of(folder: Path) -> list[dict]:
@@ -77,13 +114,48 @@ def built(mmad_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """All three stages built once (small: every stage-1 image, 3 snippets, 10 questions)."""
     out = tmp_path_factory.mktemp("built")
     with TeacherServer(reply=teacher_reply) as server:
-        assert data_main(["stage1", "--mmad", str(mmad_root), "--out", str(out / "s1"), *teacher_args(server)]) == 0
+        assert (
+            data_main(["stage1", "--mmad", str(mmad_root), "--out", str(out / "s1"), *teacher_args(server)])
+            == 0
+        )
         calls1 = server.calls
-        assert data_main(["stage2", "--mmad", str(mmad_root), "--out", str(out / "s2"), "--count", "4",
-                          "--paraphrase-chunk", "3", "--limit", "3", *teacher_args(server)]) == 0
+        assert (
+            data_main(
+                [
+                    "stage2",
+                    "--mmad",
+                    str(mmad_root),
+                    "--out",
+                    str(out / "s2"),
+                    "--count",
+                    "4",
+                    "--paraphrase-chunk",
+                    "3",
+                    "--limit",
+                    "3",
+                    *teacher_args(server),
+                ]
+            )
+            == 0
+        )
         calls2 = server.calls - calls1
-        assert data_main(["stage3", "--mmad", str(mmad_root), "--stage1", str(out / "s1"), "--out",
-                          str(out / "s3"), "--limit", "10", *teacher_args(server)]) == 0
+        assert (
+            data_main(
+                [
+                    "stage3",
+                    "--mmad",
+                    str(mmad_root),
+                    "--stage1",
+                    str(out / "s1"),
+                    "--out",
+                    str(out / "s3"),
+                    "--limit",
+                    "10",
+                    *teacher_args(server),
+                ]
+            )
+            == 0
+        )
         requests = list(server.requests)
     return {"out": out, "calls1": calls1, "calls2": calls2, "requests": requests}
 
@@ -131,8 +203,12 @@ def test_stage1_teacher_sees_template_and_red_outlined_query(built: dict) -> Non
 
 def test_stage1_is_reproducible_for_a_seed(built: dict, mmad_root: Path, tmp_path: Path) -> None:
     with TeacherServer(reply=teacher_reply) as server:
-        assert data_main(["stage1", "--mmad", str(mmad_root), "--out", str(tmp_path / "again"),
-                          *teacher_args(server)]) == 0
+        assert (
+            data_main(
+                ["stage1", "--mmad", str(mmad_root), "--out", str(tmp_path / "again"), *teacher_args(server)]
+            )
+            == 0
+        )
     first = {r["mmad_key"]: (r["template"], r["images"]) for r in rows_of(built["out"] / "s1")}
     second = {r["mmad_key"]: (r["template"], r["images"]) for r in rows_of(tmp_path / "again")}
     assert first == second
@@ -163,16 +239,40 @@ def test_stage2_repairs_malformed_json_then_skips_with_a_reason(mmad_root: Path,
         return teacher_reply(request)
 
     with TeacherServer(reply=broken_first) as server:
-        code = data_main(["stage2", "--mmad", str(mmad_root), "--out", str(tmp_path / "ok"), "--count", "2",
-                          "--limit", "1", *teacher_args(server)])
+        code = data_main(
+            [
+                "stage2",
+                "--mmad",
+                str(mmad_root),
+                "--out",
+                str(tmp_path / "ok"),
+                "--count",
+                "2",
+                "--limit",
+                "1",
+                *teacher_args(server),
+            ]
+        )
         assert code == 0
         repair = [r for r in server.requests if "could not be used" in _texts(r.body)]
         assert len(repair) == 1 and "malformed" in _texts(repair[0].body)
     assert len(rows_of(tmp_path / "ok")) == 2 * 3
 
     with TeacherServer(reply=lambda req: "I cannot help with that.") as server:
-        code = data_main(["stage2", "--mmad", str(mmad_root), "--out", str(tmp_path / "bad"), "--count", "2",
-                          "--limit", "1", *teacher_args(server)])
+        code = data_main(
+            [
+                "stage2",
+                "--mmad",
+                str(mmad_root),
+                "--out",
+                str(tmp_path / "bad"),
+                "--count",
+                "2",
+                "--limit",
+                "1",
+                *teacher_args(server),
+            ]
+        )
         assert code == 1 and server.calls == 2  # the request and one repair, then skipped
     failures = [json.loads(x) for x in (tmp_path / "bad" / FAILURES_FILE).read_text().splitlines()]
     assert len(failures) == 1 and "no JSON array" in failures[0]["reason"]
@@ -185,25 +285,44 @@ def test_reply_validation() -> None:
     for bad in ("", "no json here", "[{'single': 'quotes'}]", '{"a": 1}'):
         with pytest.raises(ReplyFormatError):
             parse_json_array(bad)
-    checked = validate_qa_pairs([
-        {"question": "What does a crack look like?", "answer": "A thin dark line."},
-        {"question": "what does a CRACK look like", "answer": "Duplicate."},
-        {"question": "According to the text, what is a hole?", "answer": "An opening."},
-        {"question": "Why does the snippet matter?", "answer": "x"},
-        {"question": "", "answer": "no question"},
-        "not an object",
-    ])
+    checked = validate_qa_pairs(
+        [
+            {"question": "What does a crack look like?", "answer": "A thin dark line."},
+            {"question": "what does a CRACK look like", "answer": "Duplicate."},
+            {"question": "According to the text, what is a hole?", "answer": "An opening."},
+            {"question": "Why does the snippet matter?", "answer": "x"},
+            {"question": "", "answer": "no question"},
+            "not an object",
+        ]
+    )
     assert [p["question"] for p in checked.pairs] == ["What does a crack look like?"]
     assert len(checked.problems) == 5
     originals = [{"question": "What is a hole?", "answer": "An opening."}]
     found, problems = validate_paraphrases(
-        [{"id": 1, "paraphrases": [{"question": "What is a hole?", "answer": "same as original"},
-                                   {"question": "Define a hole.", "answer": "An opening."}]}], originals)
+        [
+            {
+                "id": 1,
+                "paraphrases": [
+                    {"question": "What is a hole?", "answer": "same as original"},
+                    {"question": "Define a hole.", "answer": "An opening."},
+                ],
+            }
+        ],
+        originals,
+    )
     assert found == {} and problems  # the first "paraphrase" repeats the question: only one usable
     found, _ = validate_paraphrases(
-        [{"id": "1", "paraphrases": [{"question": "Define a hole.", "answer": "An opening."},
-                                     {"question": "How is a hole described?", "answer": "As an opening."}]}],
-        originals)
+        [
+            {
+                "id": "1",
+                "paraphrases": [
+                    {"question": "Define a hole.", "answer": "An opening."},
+                    {"question": "How is a hole described?", "answer": "As an opening."},
+                ],
+            }
+        ],
+        originals,
+    )
     assert len(found[1]) == 2
 
 
@@ -222,8 +341,9 @@ def test_stage3_questions_of_stage1_images_with_truth_columns(built: dict, mmad_
         assert row["answer"] == question.answer and row["rationale"] == RATIONALE
         assert row["seg"] == stage1[row["mmad_key"]]["seg"]
         assert json.loads(row["options"]) == question.options
-        probe = inspection_prompt(Image.new("RGB", (8, 8)), Image.new("RGB", (8, 8)), question.text,
-                                  question.options, style="judo")
+        probe = inspection_prompt(
+            Image.new("RGB", (8, 8)), Image.new("RGB", (8, 8)), question.text, question.options, style="judo"
+        )
         assert row["prompt"] == probe.messages
     request = next(r for r in built["requests"] if "Inspection question" in _texts(r.body))
     text = _texts(request.body)
@@ -233,8 +353,19 @@ def test_stage3_questions_of_stage1_images_with_truth_columns(built: dict, mmad_
 
 
 def test_stage3_needs_a_stage1_folder(mmad_root: Path, tmp_path: Path, capsys) -> None:
-    code = data_main(["stage3", "--mmad", str(mmad_root), "--stage1", str(tmp_path / "none"), "--out",
-                      str(tmp_path / "s3"), "--base-url", "http://127.0.0.1:9/v1"])
+    code = data_main(
+        [
+            "stage3",
+            "--mmad",
+            str(mmad_root),
+            "--stage1",
+            str(tmp_path / "none"),
+            "--out",
+            str(tmp_path / "s3"),
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+        ]
+    )
     assert code == 2 and "build stage 1 first" in capsys.readouterr().err
 
 
@@ -261,7 +392,10 @@ def test_outputs_load_as_trl_datasets(built: dict) -> None:
 def test_rows_missing_fields_are_named_before_loading(built: dict, tmp_path: Path) -> None:
     from judo.data.build import DataBuildError
 
-    for stage, field, load in (("s3", "rationale", load_grpo_dataset), ("s1", "completion", load_sft_dataset)):
+    for stage, field, load in (
+        ("s3", "rationale", load_grpo_dataset),
+        ("s1", "completion", load_sft_dataset),
+    ):
         copy = tmp_path / stage
         shutil.copytree(built["out"] / stage, copy)
         rows = read_rows(copy / DATA_FILE)
@@ -277,8 +411,12 @@ def test_rows_missing_fields_are_named_before_loading(built: dict, tmp_path: Pat
 def test_rerun_skips_finished_items(built: dict, mmad_root: Path) -> None:
     before = (built["out"] / "s1" / DATA_FILE).read_bytes()
     with TeacherServer(reply=teacher_reply) as server:
-        assert data_main(["stage1", "--mmad", str(mmad_root), "--out", str(built["out"] / "s1"),
-                          *teacher_args(server)]) == 0
+        assert (
+            data_main(
+                ["stage1", "--mmad", str(mmad_root), "--out", str(built["out"] / "s1"), *teacher_args(server)]
+            )
+            == 0
+        )
         assert server.calls == 0
     assert (built["out"] / "s1" / DATA_FILE).read_bytes() == before
 
@@ -288,9 +426,23 @@ def test_killed_build_resumes_without_duplicates_or_losses(mmad_root: Path, tmp_
     with TeacherServer(reply=teacher_reply, delay_s=0.4) as server:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "judo.data.cli", "stage1", "--mmad", str(mmad_root), "--out", str(out),
-             *teacher_args(server), "--max-concurrency", "1"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "judo.data.cli",
+                "stage1",
+                "--mmad",
+                str(mmad_root),
+                "--out",
+                str(out),
+                *teacher_args(server),
+                "--max-concurrency",
+                "1",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
@@ -336,23 +488,56 @@ def test_store_repairs_torn_lines_and_incomplete_items(tmp_path: Path) -> None:
 
 def test_failing_endpoint_records_failures_and_exits_1(mmad_root: Path, tmp_path: Path, capsys) -> None:
     with TeacherServer(faults=lambda i, body: Fault.http(503)) as server:
-        code = data_main(["stage1", "--mmad", str(mmad_root), "--out", str(tmp_path / "s1"), "--limit", "2",
-                          *teacher_args(server)])
+        code = data_main(
+            [
+                "stage1",
+                "--mmad",
+                str(mmad_root),
+                "--out",
+                str(tmp_path / "s1"),
+                "--limit",
+                "2",
+                *teacher_args(server),
+            ]
+        )
     assert code == 1
     failures = [json.loads(x) for x in (tmp_path / "s1" / FAILURES_FILE).read_text().splitlines()]
     assert len(failures) == 2 and all("HTTP 503" in f["reason"] for f in failures)
     assert "rerun the same command" in capsys.readouterr().out
     # the next run retries exactly those items
     with TeacherServer(reply=teacher_reply) as server:
-        assert data_main(["stage1", "--mmad", str(mmad_root), "--out", str(tmp_path / "s1"), "--limit", "2",
-                          *teacher_args(server)]) == 0
+        assert (
+            data_main(
+                [
+                    "stage1",
+                    "--mmad",
+                    str(mmad_root),
+                    "--out",
+                    str(tmp_path / "s1"),
+                    "--limit",
+                    "2",
+                    *teacher_args(server),
+                ]
+            )
+            == 0
+        )
         assert server.calls == 2
 
 
 def test_empty_teacher_reply_is_a_logged_failure(mmad_root: Path, tmp_path: Path) -> None:
     with TeacherServer(faults=lambda i, body: Fault.empty_content()) as server:
-        code = data_main(["stage1", "--mmad", str(mmad_root), "--out", str(tmp_path / "s1"), "--limit", "1",
-                          *teacher_args(server)])
+        code = data_main(
+            [
+                "stage1",
+                "--mmad",
+                str(mmad_root),
+                "--out",
+                str(tmp_path / "s1"),
+                "--limit",
+                "1",
+                *teacher_args(server),
+            ]
+        )
     assert code == 1
     reason = json.loads((tmp_path / "s1" / FAILURES_FILE).read_text().splitlines()[0])["reason"]
     assert "empty" in reason
@@ -361,8 +546,18 @@ def test_empty_teacher_reply_is_a_logged_failure(mmad_root: Path, tmp_path: Path
 def test_auth_failure_stops_at_once(mmad_root: Path, tmp_path: Path, capsys) -> None:
     with TeacherServer(reply=teacher_reply, api_key="right") as server:
         os.environ["JUDO_TEST_BAD_KEY"] = "wrong"
-        code = data_main(["stage1", "--mmad", str(mmad_root), "--out", str(tmp_path / "s1"),
-                          *teacher_args(server), "--api-key-env", "JUDO_TEST_BAD_KEY"])
+        code = data_main(
+            [
+                "stage1",
+                "--mmad",
+                str(mmad_root),
+                "--out",
+                str(tmp_path / "s1"),
+                *teacher_args(server),
+                "--api-key-env",
+                "JUDO_TEST_BAD_KEY",
+            ]
+        )
         assert server.calls <= 2  # the two requests already in flight at most
     assert code == 3 and "JUDO_TEST_BAD_KEY" in capsys.readouterr().err
 
@@ -378,15 +573,32 @@ def test_missing_image_is_a_clear_error_or_skipped(mmad_root: Path, tmp_path: Pa
     victim = next(s for s in load_mmad(root).samples.values() if not s.is_normal)
     # remove every image of the victim's defect group so that whatever is chosen is missing
     for sample in load_mmad(root).samples.values():
-        if (sample.dataset, sample.category, sample.defect) == (victim.dataset, victim.category, victim.defect):
+        if (sample.dataset, sample.category, sample.defect) == (
+            victim.dataset,
+            victim.category,
+            victim.defect,
+        ):
             sample.image_path.unlink()
-    code = data_main(["stage1", "--mmad", str(root), "--out", str(tmp_path / "s1"), "--base-url",
-                      "http://127.0.0.1:9/v1"])
+    code = data_main(
+        ["stage1", "--mmad", str(root), "--out", str(tmp_path / "s1"), "--base-url", "http://127.0.0.1:9/v1"]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "missing file" in err and victim.category in err and "--skip-bad" in err
     with TeacherServer(reply=teacher_reply) as server:
-        assert data_main(["stage1", "--mmad", str(root), "--out", str(tmp_path / "s1"), "--skip-bad",
-                          *teacher_args(server)]) == 0
+        assert (
+            data_main(
+                [
+                    "stage1",
+                    "--mmad",
+                    str(root),
+                    "--out",
+                    str(tmp_path / "s1"),
+                    "--skip-bad",
+                    *teacher_args(server),
+                ]
+            )
+            == 0
+        )
     assert len(rows_of(tmp_path / "s1")) == 11
 
 
@@ -397,15 +609,35 @@ def test_mask_that_does_not_match_its_image_is_a_clear_error(mmad_root: Path, tm
         if sample.mask_path:
             mask = np.array(Image.open(sample.mask_path))
             Image.fromarray(mask[: mask.shape[0] // 2]).save(sample.mask_path)
-    code = data_main(["stage1", "--mmad", str(root), "--out", str(tmp_path / "s1"), "--limit", "1",
-                      "--base-url", "http://127.0.0.1:9/v1"])
+    code = data_main(
+        [
+            "stage1",
+            "--mmad",
+            str(root),
+            "--out",
+            str(tmp_path / "s1"),
+            "--limit",
+            "1",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and re.search(r"mask .* is \d+x\d+ but its image .* is \d+x\d+", err)
 
 
 def test_missing_mmad_root_is_a_clear_error(tmp_path: Path, capsys) -> None:
-    code = data_main(["stage2", "--mmad", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"),
-                      "--base-url", "http://127.0.0.1:9/v1"])
+    code = data_main(
+        [
+            "stage2",
+            "--mmad",
+            str(tmp_path / "nowhere"),
+            "--out",
+            str(tmp_path / "o"),
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+        ]
+    )
     assert code == 2 and "nowhere" in capsys.readouterr().err
 
 
@@ -414,8 +646,22 @@ def test_missing_mmad_root_is_a_clear_error(tmp_path: Path, capsys) -> None:
 
 def test_dry_run_prints_exact_requests_and_sends_nothing(mmad_root: Path, tmp_path: Path, capsys) -> None:
     with TeacherServer(reply=teacher_reply) as server:
-        assert data_main(["stage1", "--mmad", str(mmad_root), "--out", str(tmp_path / "s1"), "--dry-run",
-                          "--limit", "1", *teacher_args(server)]) == 0
+        assert (
+            data_main(
+                [
+                    "stage1",
+                    "--mmad",
+                    str(mmad_root),
+                    "--out",
+                    str(tmp_path / "s1"),
+                    "--dry-run",
+                    "--limit",
+                    "1",
+                    *teacher_args(server),
+                ]
+            )
+            == 0
+        )
         assert server.calls == 0
         endpoint = server.base_url + "/chat/completions"
     out = capsys.readouterr().out
@@ -427,11 +673,28 @@ def test_dry_run_prints_exact_requests_and_sends_nothing(mmad_root: Path, tmp_pa
 
 
 def test_elide_images_keeps_everything_else() -> None:
-    body = {"messages": [{"content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
-                                      {"type": "text", "text": "hi"}]}], "model": "m"}
-    assert elide_images(body) == {"messages": [{"content": [
-        {"type": "image_url", "image_url": {"url": "<image/png data URL, 3 bytes>"}},
-        {"type": "text", "text": "hi"}]}], "model": "m"}
+    body = {
+        "messages": [
+            {
+                "content": [
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                    {"type": "text", "text": "hi"},
+                ]
+            }
+        ],
+        "model": "m",
+    }
+    assert elide_images(body) == {
+        "messages": [
+            {
+                "content": [
+                    {"type": "image_url", "image_url": {"url": "<image/png data URL, 3 bytes>"}},
+                    {"type": "text", "text": "hi"},
+                ]
+            }
+        ],
+        "model": "m",
+    }
 
 
 # --------------------------------------------------------------------------------------- Real-IAD
@@ -459,8 +722,23 @@ def _realiad_root(tmp_path: Path) -> Path:
 def test_stage1_with_realiad(mmad_root: Path, tmp_path: Path) -> None:
     realiad = _realiad_root(tmp_path)
     with TeacherServer(reply=teacher_reply) as server:
-        assert data_main(["stage1", "--mmad", str(mmad_root), "--out", str(tmp_path / "s1"), "--realiad",
-                          str(realiad), "--realiad-per-category", "2", *teacher_args(server)]) == 0
+        assert (
+            data_main(
+                [
+                    "stage1",
+                    "--mmad",
+                    str(mmad_root),
+                    "--out",
+                    str(tmp_path / "s1"),
+                    "--realiad",
+                    str(realiad),
+                    "--realiad-per-category",
+                    "2",
+                    *teacher_args(server),
+                ]
+            )
+            == 0
+        )
     rows = rows_of(tmp_path / "s1")
     extra = [r for r in rows if r["source"] == "realiad"]
     assert len(extra) == 4 and {r["defect"] for r in extra} == {"scratch"}
@@ -474,8 +752,9 @@ def test_a_second_build_into_the_same_folder_is_refused(mmad_root: Path, tmp_pat
     store = JsonlStore(out / DATA_FILE)  # the first build, still writing
     try:
         with TeacherServer() as server:
-            code = data_main(["stage1", "--mmad", str(mmad_root), "--out", str(out), "--limit", "2",
-                              *teacher_args(server)])
+            code = data_main(
+                ["stage1", "--mmad", str(mmad_root), "--out", str(out), "--limit", "2", *teacher_args(server)]
+            )
             assert code == 2 and server.requests == []
     finally:
         store.close()

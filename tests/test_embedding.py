@@ -40,7 +40,10 @@ def test_embeddings_are_normalised_and_duplicates_identical(model):
 
 def test_cosine_separates_paraphrases_from_unrelated_text(model):
     sims = cosine(
-        ["The bottle cap has a deep scratch near the rim.", "The bottle cap has a deep scratch near the rim."],
+        [
+            "The bottle cap has a deep scratch near the rim.",
+            "The bottle cap has a deep scratch near the rim.",
+        ],
         ["A scratch is visible on the edge of the bottle cap.", "Stock markets fell sharply today."],
         embedder=model,
     )

@@ -53,7 +53,11 @@ def test_default_config_names_the_paper_engines_and_the_comparator():
     assert labels[:3] == ["JUDO", "Base GRPO + RAG", "Base GRPO"]
     assert any(e.kind == "comparator" for e in cfg.engines)
     assert cfg.engine("judo").checkpoint == str(REPO / "outputs" / "judo-stage3")
-    assert cfg.engine("base-grpo").checkpoint == cfg.engine("base-grpo-rag").checkpoint == str(REPO / "outputs" / "base-grpo")
+    assert (
+        cfg.engine("base-grpo").checkpoint
+        == cfg.engine("base-grpo-rag").checkpoint
+        == str(REPO / "outputs" / "base-grpo")
+    )
     assert cfg.engine("base-grpo-rag").rag and not cfg.engine("base-grpo").rag
     assert cfg.queue.concurrency_limit == 1 and cfg.queue.max_size > 0
 
@@ -82,7 +86,10 @@ def test_env_overrides_engine_fields_and_selection(tmp_path):
         ("engines:\n  - {id: a, label: A}", "needs a checkpoint"),
         ("engines:\n  - {id: a, label: A, checkpoint: x, quantization: 3bit}", "quantization"),
         ("engines:\n  - {id: a, label: A, checkpoint: x, colour: red}", "unknown field"),
-        ("engines:\n  - {id: a, label: A, kind: comparator}\n  - {id: a, label: B, kind: comparator}", "unique"),
+        (
+            "engines:\n  - {id: a, label: A, kind: comparator}\n  - {id: a, label: B, kind: comparator}",
+            "unique",
+        ),
         ("engines: [oops", "not valid YAML"),
         ("engines:\n  - {id: a, label: A, checkpoint: x, max_new_tokens: 100000}", "max_new_tokens"),
     ],
@@ -132,15 +139,24 @@ def test_engines_sharing_a_checkpoint_share_one_model(tiny_model_dir):
     text = f"""
 engines:
   - {{id: a, label: A, checkpoint: {tiny_model_dir}}}
-  - {{id: b, label: B, checkpoint: {tiny_model_dir}, rag: true, knowledge: {EXAMPLES / 'domain_knowledge.json'}}}
+  - {{id: b, label: B, checkpoint: {tiny_model_dir}, rag: true, knowledge: {EXAMPLES / "domain_knowledge.json"}}}
   - {{id: c, label: C, checkpoint: {tiny_model_dir}, quantization: 8bit}}
 """
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(_write(Path(tmp), text), env={})
-    pool = ModelPool(loader=lambda c, q, d: loader(c, q, d) if q is None else (_ for _ in ()).throw(
-        __import__("judo.engines.pool", fromlist=["EngineLoadError"]).EngineLoadError("no bitsandbytes here")))
+    pool = ModelPool(
+        loader=lambda c, q, d: (
+            loader(c, q, d)
+            if q is None
+            else (_ for _ in ()).throw(
+                __import__("judo.engines.pool", fromlist=["EngineLoadError"]).EngineLoadError(
+                    "no bitsandbytes here"
+                )
+            )
+        )
+    )
     engines = build_engines(cfg, pool)
     assert [e.available for e in engines] == [True, True, False]
     assert engines[0].model is engines[1].model
@@ -153,8 +169,13 @@ engines:
 def tiny_engine(tiny_model_dir):
     from judo.models import load_model, load_processor
 
-    return QwenEngine("tiny", "Tiny", load_model(tiny_model_dir), load_processor(tiny_model_dir),
-                      defaults=decoding(24, temperature=0.7, top_p=0.9))
+    return QwenEngine(
+        "tiny",
+        "Tiny",
+        load_model(tiny_model_dir),
+        load_processor(tiny_model_dir),
+        defaults=decoding(24, temperature=0.7, top_p=0.9),
+    )
 
 
 def test_qwen_engine_streams_cumulative_text_and_ends_with_one_final(tiny_engine):
@@ -262,7 +283,9 @@ def test_rag_oracle_lookup_by_category():
 
 def test_rag_retrieval_when_category_unknown_names_the_entries():
     kb = KnowledgeBase.from_file(EXAMPLES / "domain_knowledge.json")
-    hit = kb.lookup(InspectionRequest(*_pair(), "Is the hazelnut shell cracked?", category="nut from supplier X"))
+    hit = kb.lookup(
+        InspectionRequest(*_pair(), "Is the hazelnut shell cracked?", category="nut from supplier X")
+    )
     assert hit.mode == "retrieval" and 1 <= len(hit.entries) <= 3
     assert all(isinstance(e["score"], float) for e in hit.entries)
     assert hit.entries[0]["category"] == "hazelnut"
@@ -286,7 +309,9 @@ def test_rag_engine_puts_knowledge_in_the_prompt(tiny_engine, monkeypatch):
     monkeypatch.setattr(judo.generation, "stream_generate", capture)
     kb = KnowledgeBase.from_file(EXAMPLES / "domain_knowledge.json")
     engine = QwenEngine("r", "RAG", tiny_engine.model, tiny_engine.processor, knowledge=kb)
-    final = list(engine.stream(InspectionRequest(*_pair(), "Defect?", {"A": "Yes.", "B": "No."}, category="pill")))[-1]
+    final = list(
+        engine.stream(InspectionRequest(*_pair(), "Defect?", {"A": "Yes.", "B": "No."}, category="pill"))
+    )[-1]
     user_text = json.dumps(prompts[0].messages)
     assert "domain knowledge" in user_text.lower()
     assert final.meta["knowledge"]["mode"] == "oracle"
@@ -304,8 +329,13 @@ def _example(name: str) -> tuple[Image.Image, Image.Image]:
 def test_comparator_engine_answers_detection_and_position():
     engine = ComparatorEngine()
     query, template = _example("bottle-contamination-000")
-    updates = list(engine.stream(InspectionRequest(query, template, "Is there any defect in the object?",
-                                                   {"A": "No.", "B": "Yes."})))
+    updates = list(
+        engine.stream(
+            InspectionRequest(
+                query, template, "Is there any defect in the object?", {"A": "No.", "B": "Yes."}
+            )
+        )
+    )
     final = updates[-1]
     assert final.done and final.answer == "B" and final.cells
     assert final.text.startswith("[Comparator measurement")
@@ -313,16 +343,30 @@ def test_comparator_engine_answers_detection_and_position():
     rows = [r for r, _ in final.cells]
     cols = [c for _, c in final.cells]
     # the options name the 3x3 region holding the cells' centre, and one far away
-    where = list(engine.stream(InspectionRequest(query, template, "Where is the defect?",
-                                                 {"A": "Bottom right.", "B": "Center left.", "C": "Top right."})))[-1]
+    where = list(
+        engine.stream(
+            InspectionRequest(
+                query,
+                template,
+                "Where is the defect?",
+                {"A": "Bottom right.", "B": "Center left.", "C": "Top right."},
+            )
+        )
+    )[-1]
     assert sum(rows) / len(rows) < 10.7 and sum(cols) / len(cols) < 5.3
     assert where.answer == "B"
 
 
 def test_comparator_engine_abstains_on_questions_it_cannot_answer():
-    final = list(ComparatorEngine().stream(InspectionRequest(*_example("bottle-contamination-000"),
-                                                             "What is the type of the defect?",
-                                                             {"A": "Scratch.", "B": "Hole."})))[-1]
+    final = list(
+        ComparatorEngine().stream(
+            InspectionRequest(
+                *_example("bottle-contamination-000"),
+                "What is the type of the defect?",
+                {"A": "Scratch.", "B": "Hole."},
+            )
+        )
+    )[-1]
     assert final.answer is None and final.meta["abstained"]
     assert "language model" in final.text
 
@@ -330,8 +374,11 @@ def test_comparator_engine_abstains_on_questions_it_cannot_answer():
 @pytest.mark.parametrize("name", ["carpet-good-000", "metal_plate-good-000", "wood-good-000"])
 def test_normal_texture_example_gives_no_cells_and_answers_no(name):
     """Shipped normal texture examples: the template is another normal sample of the product."""
-    final = list(ComparatorEngine().stream(InspectionRequest(*_example(name), "Is there any defect?",
-                                                             {"A": "Yes.", "B": "No."})))[-1]
+    final = list(
+        ComparatorEngine().stream(
+            InspectionRequest(*_example(name), "Is there any defect?", {"A": "Yes.", "B": "No."})
+        )
+    )[-1]
     assert isinstance(final, Update) and not final.cells and final.answer == "B"
 
 
@@ -344,6 +391,9 @@ def test_normal_object_against_a_perturbed_golden_sample_gives_no_cells():
 
     query, _ = _example("bottle-good-000")
     template = perturb(query, np.random.default_rng(3))
-    final = list(ComparatorEngine().stream(InspectionRequest(query, template, "Is there any defect?",
-                                                             {"A": "Yes.", "B": "No."})))[-1]
+    final = list(
+        ComparatorEngine().stream(
+            InspectionRequest(query, template, "Is there any defect?", {"A": "Yes.", "B": "No."})
+        )
+    )[-1]
     assert not final.cells and final.answer == "B"

@@ -251,9 +251,7 @@ def test_data_parallel_shards_merge(mmad_root, tiny_model_dir, loaded, tmp_path,
     limit = 10
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
-    first = run(
-        eval_args(mmad_root, out, tiny_model_dir, "--limit", str(limit), "--batch-size", "3"), loaded
-    )
+    first = run(eval_args(mmad_root, out, tiny_model_dir, "--limit", str(limit), "--batch-size", "3"), loaded)
     assert first.asked == limit // 2 and not first.merged and not out.exists()
     # Before the merge the shards are scorable with a glob.
     assert score_main([str(out.with_name("dp.rank*.jsonl"))]) == 0
@@ -296,11 +294,23 @@ def test_question_keys_match_the_data_model(mmad_root):
     bare = EvalRecord(key="k", question="q", type="t", options={}, answer="A", predicted=None)
     assert EvalRecord.from_dict(json.loads(bare.to_json())) == bare
     full = EvalRecord(
-        key="ds/bottle/test/broken/000.png", question="Is there a defect?", type="Anomaly Detection",
-        options={"A": "Yes.", "B": "Nö."}, answer="A", predicted="B", raw="<seg> (1,2) </seg>",
-        question_key="ds/bottle/test/broken/000.png#0", index=0, cells=[(1, 2), (0, 15)], latency_s=0.25,
-        engine="tiny", checkpoint="/ckpt", prompt="judo", templates=["ds/bottle/train/good/001.png"],
-        source="judo", extra={"batch_size": 8, "subtask": "Anomaly Detection"},
+        key="ds/bottle/test/broken/000.png",
+        question="Is there a defect?",
+        type="Anomaly Detection",
+        options={"A": "Yes.", "B": "Nö."},
+        answer="A",
+        predicted="B",
+        raw="<seg> (1,2) </seg>",
+        question_key="ds/bottle/test/broken/000.png#0",
+        index=0,
+        cells=[(1, 2), (0, 15)],
+        latency_s=0.25,
+        engine="tiny",
+        checkpoint="/ckpt",
+        prompt="judo",
+        templates=["ds/bottle/train/good/001.png"],
+        source="judo",
+        extra={"batch_size": 8, "subtask": "Anomaly Detection"},
     )
     back = EvalRecord.from_dict(json.loads(full.to_json()))
     assert back == EvalRecord(**{**full.__dict__, "cells": sorted(full.cells)})  # cells are stored sorted
@@ -361,8 +371,17 @@ def test_a_second_run_on_the_same_out_is_refused_and_writes_nothing(mmad_root, t
     from judo.evaluate.records import RecordWriter
 
     out = tmp_path / "comparator.jsonl"
-    args = ["--mmad-root", str(mmad_root), "--out", str(out), "--engine", "comparator", "--limit", "4",
-            "--no-progress"]
+    args = [
+        "--mmad-root",
+        str(mmad_root),
+        "--out",
+        str(out),
+        "--engine",
+        "comparator",
+        "--limit",
+        "4",
+        "--no-progress",
+    ]
     with RecordWriter(out):  # the first run, still writing
         capsys.readouterr()
         assert eval_main(args) == 2

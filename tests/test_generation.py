@@ -120,7 +120,9 @@ def test_sampling_follows_the_torch_seed(tiny, prompts):
     for _ in range(2):
         torch.manual_seed(3)
         outs.append(
-            generate_batch(model, processor, [prompts[1]], decoding(8, do_sample=True, temperature=0.9, top_p=0.95))
+            generate_batch(
+                model, processor, [prompts[1]], decoding(8, do_sample=True, temperature=0.9, top_p=0.95)
+            )
         )
     assert outs[0] == outs[1]
 

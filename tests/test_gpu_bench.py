@@ -15,8 +15,24 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_gpu_benchmark_runs_every_part_on_the_tiny_model(tmp_path: Path) -> None:
-    cmd = [sys.executable, str(REPO / "bench" / "gpu_7b.py"), "--size", "tiny", "--device", "cpu", "--tokens", "8",
-           "--batch", "2", "--steps", "1", "--recipes", "tiny", "--work", str(tmp_path)]
+    cmd = [
+        sys.executable,
+        str(REPO / "bench" / "gpu_7b.py"),
+        "--size",
+        "tiny",
+        "--device",
+        "cpu",
+        "--tokens",
+        "8",
+        "--batch",
+        "2",
+        "--steps",
+        "1",
+        "--recipes",
+        "tiny",
+        "--work",
+        str(tmp_path),
+    ]
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "2"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     out = proc.stdout
@@ -28,8 +44,14 @@ def test_gpu_benchmark_runs_every_part_on_the_tiny_model(tmp_path: Path) -> None
     assert "FAILED" not in out and "built the random tiny checkpoint" in out
 
     # one part per command (a GPU command must stay under 10 minutes): the checkpoint is built once
-    again = subprocess.run([*cmd[:cmd.index("--tokens")], "--parts", "serve", "--work", str(tmp_path)], cwd=REPO,
-                           env=env, capture_output=True, text=True, timeout=600)
+    again = subprocess.run(
+        [*cmd[: cmd.index("--tokens")], "--parts", "serve", "--work", str(tmp_path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert again.returncode == 0 and "serve float32" in again.stdout
     assert "built the random" not in again.stdout
 
@@ -39,6 +61,11 @@ def test_gpu_benchmark_without_a_gpu_says_it_skipped() -> None:
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible")
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "gpu_7b.py"), "--parts", "serve"], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "gpu_7b.py"), "--parts", "serve"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0 and "skipped: no CUDA GPU visible" in proc.stdout

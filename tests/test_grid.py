@@ -35,6 +35,7 @@ def run(row: int, c1: int, c2: int) -> set[tuple[int, int]]:
 
 # ------------------------------------------------------------------------------------------ format
 
+
 def test_format_is_canonical() -> None:
     cells = run(11, 12, 14) | {(12, 11)}
     assert format_seg(cells) == "<seg> (11,12)-(11,14), (12,11) </seg>"
@@ -73,6 +74,7 @@ def test_format_rejects_bad_cells(cells: object, error: type[Exception], message
 
 # ------------------------------------------------------------------------------------------ parse
 
+
 @settings(max_examples=300, deadline=None)
 @given(cells_st)
 def test_round_trip(cells: set[tuple[int, int]]) -> None:
@@ -95,11 +97,15 @@ def test_written_variants_read_the_same(cells: set[tuple[int, int]], dash: str, 
 
 PAPER = [
     # Figure 7 (stage 1 examples), en dashes as printed.
-    ("<seg> (3,7)\u2013(3,8), (4,7)\u2013(4,8), (5,8), (6,8) </seg>",
-     run(3, 7, 8) | run(4, 7, 8) | {(5, 8), (6, 8)}),
+    (
+        "<seg> (3,7)\u2013(3,8), (4,7)\u2013(4,8), (5,8), (6,8) </seg>",
+        run(3, 7, 8) | run(4, 7, 8) | {(5, 8), (6, 8)},
+    ),
     ("(3,7)\u2013(3,8), (4,7)\u2013(4,8), (5,8), (6,8)", run(3, 7, 8) | run(4, 7, 8) | {(5, 8), (6, 8)}),
-    ("<seg> (11,13), (12,12)\u2013(12,13), (13,10)\u2013(13,12), (14,8)\u2013(14,11) </seg>",
-     {(11, 13)} | run(12, 12, 13) | run(13, 10, 12) | run(14, 8, 11)),
+    (
+        "<seg> (11,13), (12,12)\u2013(12,13), (13,10)\u2013(13,12), (14,8)\u2013(14,11) </seg>",
+        {(11, 13)} | run(12, 12, 13) | run(13, 10, 12) | run(14, 8, 11),
+    ),
     # Appendix text (spaced hyphen) and section 3 (plain hyphen).
     ("<seg> (11,12) - (11,14), (12,11) </seg>", run(11, 12, 14) | {(12, 11)}),
     ("(11,12)-(11,14), (12,11)", run(11, 12, 14) | {(12, 11)}),
@@ -215,6 +221,7 @@ def test_locate_seg() -> None:
 
 # ------------------------------------------------------------------------------------------ streaming
 
+
 @pytest.mark.parametrize(
     ("text", "cells"),
     [
@@ -255,6 +262,7 @@ def test_scan_reports_the_unfinished_item_as_pending() -> None:
 
 
 # ------------------------------------------------------------------------------------------ geometry
+
 
 def test_cell_box_square_and_non_square() -> None:
     assert cell_box((0, 0), (448, 448)) == (0, 0, 28, 28)
@@ -353,7 +361,10 @@ MODE_CASES = [
     ("RGBA", lambda a: Image.fromarray(a).convert("RGBA")),
     ("LA", lambda a: Image.fromarray(a).convert("LA")),
     ("CMYK", lambda a: Image.fromarray(a).convert("CMYK")),  # read by its RGB look: black background
-    ("I;16 big", lambda a: Image.fromarray(np.pad(a.max(axis=2).astype(np.uint16) * 200, ((0, 600), (0, 0))))),
+    (
+        "I;16 big",
+        lambda a: Image.fromarray(np.pad(a.max(axis=2).astype(np.uint16) * 200, ((0, 600), (0, 0)))),
+    ),
 ]
 
 
@@ -433,6 +444,7 @@ def test_mask_does_not_modify_input() -> None:
 
 
 # ------------------------------------------------------------------------------------------ scores
+
 
 def test_scores() -> None:
     a, b = run(1, 0, 3), run(1, 2, 5)

@@ -74,8 +74,9 @@ def test_a_second_writer_in_the_same_process_is_refused(tmp_path: Path) -> None:
 def test_another_process_is_refused_until_the_holder_is_killed(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdout=subprocess.PIPE, text=True,
-                              env=env)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path)], stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         assert holder.stdout.readline().strip() == "holding"
         with pytest.raises(OutputInUse):

@@ -69,8 +69,9 @@ def test_a_folder_saved_by_an_older_version_still_loads(tiny_model_dir, tmp_path
     shutil.copytree(tiny_model_dir, folder)
     image_config = json.loads((folder / "preprocessor_config.json").read_text())
     image_config.pop("processor_class")
-    (folder / "processor_config.json").write_text(json.dumps(
-        {"image_processor": image_config, "processor_class": "ImageOnlyQwen2_5_VLProcessor"}))
+    (folder / "processor_config.json").write_text(
+        json.dumps({"image_processor": image_config, "processor_class": "ImageOnlyQwen2_5_VLProcessor"})
+    )
     (folder / "preprocessor_config.json").unlink()
     processor = load_processor(folder)
     assert processor.image_processor.merge_size == 2

@@ -33,8 +33,21 @@ def items(mmad_root):
 
 
 def _eval(mmad_root: Path, out: Path, tiny_model_dir: Path, engine: str) -> dict[str, object]:
-    args = ["--mmad-root", str(mmad_root), "--out", str(out), "--types", *TYPES, "--limit", "5",
-            "--no-progress", "--device", "cpu", "--max-new-tokens", str(TOKENS)]
+    args = [
+        "--mmad-root",
+        str(mmad_root),
+        "--out",
+        str(out),
+        "--types",
+        *TYPES,
+        "--limit",
+        "5",
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--max-new-tokens",
+        str(TOKENS),
+    ]
     args += ["--engine", "comparator"] if engine == "comparator" else ["--checkpoint", str(tiny_model_dir)]
     assert eval_main(args) == 0
     return {r.question_key: r for r in read_records([out])}
@@ -58,15 +71,38 @@ def test_app_cli_and_eval_agree(engine, items, mmad_root, tiny_model_dir, tmp_pa
             # comparator's bank (more templates than the CLI and the evaluator were given).
             category = ""
             record_path = tmp_path / f"cli-{n}.json"
-            assert inspect_main([str(query), str(template), "--question", item.question.text,
-                                 "--options", options.replace("\n", ";"), "--engine", engine,
-                                 "--config", str(REPO / "configs" / "tiny.yaml"),
-                                 "--record", str(record_path)]) == 0
+            assert (
+                inspect_main(
+                    [
+                        str(query),
+                        str(template),
+                        "--question",
+                        item.question.text,
+                        "--options",
+                        options.replace("\n", ";"),
+                        "--engine",
+                        engine,
+                        "--config",
+                        str(REPO / "configs" / "tiny.yaml"),
+                        "--record",
+                        str(record_path),
+                    ]
+                )
+                == 0
+            )
             cli = json.loads(record_path.read_text())
-            job = client.submit(*inspect_args(handle_file(str(query)), handle_file(str(template)),
-                                              question=item.question.text, options=options, engine=engine,
-                                              category=category, max_new_tokens=TOKENS),
-                                api_name="/inspect")
+            job = client.submit(
+                *inspect_args(
+                    handle_file(str(query)),
+                    handle_file(str(template)),
+                    question=item.question.text,
+                    options=options,
+                    engine=engine,
+                    category=category,
+                    max_new_tokens=TOKENS,
+                ),
+                api_name="/inspect",
+            )
             for _ in job:
                 pass
             final = job.outputs()[-1]

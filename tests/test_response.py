@@ -118,14 +118,26 @@ def test_cells_agree_with_grid() -> None:
 
 # ------------------------------------------------------------------------------------------ answers
 
+
 @pytest.mark.parametrize(
     ("content", "letter"),
-    [("B", "B"), ("B.", "B"), ("(B)", "B"), ("B. Bottom right.", "B"), ("Answer: B", "B"),
-     ("answer is B", "B"), ("The answer is C.", "C"), (" **D** ", "D"), ("[A]", "A"), ("B) Bottom right", "B")],
+    [
+        ("B", "B"),
+        ("B.", "B"),
+        ("(B)", "B"),
+        ("B. Bottom right.", "B"),
+        ("Answer: B", "B"),
+        ("answer is B", "B"),
+        ("The answer is C.", "C"),
+        (" **D** ", "D"),
+        ("[A]", "A"),
+        ("B) Bottom right", "B"),
+    ],
 )
 def test_answer_tag_forms(content: str, letter: str) -> None:
-    r = parse_response(f"<seg> </seg><think>A think with letters A and E.</think><answer>{content}</answer>",
-                       OPTIONS)
+    r = parse_response(
+        f"<seg> </seg><think>A think with letters A and E.</think><answer>{content}</answer>", OPTIONS
+    )
     assert (r.answer, r.answer_tagged) == (letter, True)
 
 
@@ -187,6 +199,7 @@ def test_non_string_input() -> None:
 
 # ------------------------------------------------------------------------------------------ streaming
 
+
 def test_cells_arrive_before_seg_closes() -> None:
     parser = StreamParser(OPTIONS)
     seen = []
@@ -224,7 +237,11 @@ def test_finish_reads_a_cut_off_seg() -> None:
 def _chunkings(text: str, rng: random.Random, n: int) -> list[list[str]]:
     out = [[text], list(text)]
     for _ in range(n):
-        cuts = sorted(rng.sample(range(1, len(text)), k=min(len(text) - 1, rng.randint(1, 40)))) if len(text) > 1 else []
+        cuts = (
+            sorted(rng.sample(range(1, len(text)), k=min(len(text) - 1, rng.randint(1, 40))))
+            if len(text) > 1
+            else []
+        )
         bounds = [0, *cuts, len(text)]
         out.append([text[a:b] for a, b in zip(bounds, bounds[1:], strict=False)])
     return out
@@ -258,12 +275,14 @@ def test_stream_equals_batch_at_every_step(index: int) -> None:
     st.lists(st.integers(1, 12), min_size=1, max_size=60),
 )
 def test_stream_equals_batch_generated(cells: set, dash: str, answer: str, steps: list[int]) -> None:
-    text = (format_seg(cells).replace(")-(", ")" + dash + "(")
-            + f"\n<think> Compared with the template, A region differs. </think>\n<answer>{answer}</answer>")
+    text = (
+        format_seg(cells).replace(")-(", ")" + dash + "(")
+        + f"\n<think> Compared with the template, A region differs. </think>\n<answer>{answer}</answer>"
+    )
     parser, end = StreamParser(OPTIONS), 0
     while end < len(text):
         step = steps[end % len(steps)]
-        parser.feed(text[end:end + step])
+        parser.feed(text[end : end + step])
         end += step
         assert parser.current == parse_response(text[:end], OPTIONS, final=False)
     final = parser.finish()
@@ -272,9 +291,36 @@ def test_stream_equals_batch_generated(cells: set, dash: str, answer: str, steps
 
 
 SOUP = st.lists(
-    st.sampled_from(["<seg>", "</seg>", "<think>", "</think>", "<answer>", "</answer>", "<", "</", "<se",
-                     "(1,2)", "(3,4)", "-", "\u2013", "(1,", "5)", ", ", " ", "\n", "A", "B", "E", "An", "x",
-                     "none", "Bottom right.", "(20,1)"]),
+    st.sampled_from(
+        [
+            "<seg>",
+            "</seg>",
+            "<think>",
+            "</think>",
+            "<answer>",
+            "</answer>",
+            "<",
+            "</",
+            "<se",
+            "(1,2)",
+            "(3,4)",
+            "-",
+            "\u2013",
+            "(1,",
+            "5)",
+            ", ",
+            " ",
+            "\n",
+            "A",
+            "B",
+            "E",
+            "An",
+            "x",
+            "none",
+            "Bottom right.",
+            "(20,1)",
+        ]
+    ),
     max_size=40,
 ).map("".join)
 
@@ -286,7 +332,7 @@ def test_stream_equals_batch_on_tag_soup(text: str, steps: list[int], options) -
     parser, end, i = StreamParser(options), 0, 0
     while end < len(text):
         step = steps[i % len(steps)]
-        parser.feed(text[end:end + step])
+        parser.feed(text[end : end + step])
         end, i = end + step, i + 1
         assert parser.current == parse_response(text[:end], options, final=False)
     assert parser.finish() == parse_response(text, options)

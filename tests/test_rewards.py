@@ -77,7 +77,17 @@ def test_seg_reward_values(completion: str, truth, expected: float):
         full("x", seg="<seg> somewhere top left </seg>"),
         "",
     ],
-    ids=["missing", "unclosed", "out-of-range", "reversed", "cross-row", "no-comma", "duplicate", "prose", "empty"],
+    ids=[
+        "missing",
+        "unclosed",
+        "out-of-range",
+        "reversed",
+        "cross-row",
+        "no-comma",
+        "duplicate",
+        "prose",
+        "empty",
+    ],
 )
 def test_malformed_seg_scores_zero_even_for_a_normal_image(completion: str):
     assert seg_reward([completion, completion], seg=[[], CELLS]) == [0.0, 0.0]
@@ -85,7 +95,14 @@ def test_malformed_seg_scores_zero_even_for_a_normal_image(completion: str):
 
 @pytest.mark.parametrize(
     "truth",
-    [CELLS, [tuple(c) for c in CELLS], json.dumps(CELLS), SEG, np.array(CELLS), [[np.int64(3), 4], [3, 5], [3, 6], [4, 5]]],
+    [
+        CELLS,
+        [tuple(c) for c in CELLS],
+        json.dumps(CELLS),
+        SEG,
+        np.array(CELLS),
+        [[np.int64(3), 4], [3, 5], [3, 6], [4, 5]],
+    ],
     ids=["lists", "tuples", "json", "seg-text", "ndarray", "numpy-ints"],
 )
 def test_seg_truth_shapes(truth):
@@ -100,9 +117,16 @@ def test_empty_seg_truth_shapes(empty):
 
 @pytest.mark.parametrize(
     ("truth", "match"),
-    [([[1]], "not \\[row, col\\]"), ([[16, 0]], "0..15"), ([["a", "b"]], "not \\[row, col\\]"),
-     ([[True, 1]], "not \\[row, col\\]"), ([[1.5, 2]], "not \\[row, col\\]"), ("[[1, 2]", "invalid JSON"),
-     ("(1,2) (3,4)", "invalid seg text"), (42, "list of \\[row, col\\]")],
+    [
+        ([[1]], "not \\[row, col\\]"),
+        ([[16, 0]], "0..15"),
+        ([["a", "b"]], "not \\[row, col\\]"),
+        ([[True, 1]], "not \\[row, col\\]"),
+        ([[1.5, 2]], "not \\[row, col\\]"),
+        ("[[1, 2]", "invalid JSON"),
+        ("(1,2) (3,4)", "invalid seg text"),
+        (42, "list of \\[row, col\\]"),
+    ],
 )
 def test_bad_seg_truth_is_a_clear_error(truth, match: str):
     with pytest.raises(RewardInputError, match=match):
@@ -180,7 +204,9 @@ CONCLUDE_B = FILLER + "The thin dark line matches a scratch, so the answer is B.
 EARLY_B = "The answer is B. " + FILLER + "A thin dark line is visible."
 EARLY_B_CONCLUDE_B = "Option B fits. " + FILLER + "Therefore the answer is B."
 NO_LETTER = FILLER + "A thin dark line is visible on the cap."  # capital "A" as an article is no letter
-MIDDLE_B = "x" * 100 + " the answer is B " + "y" * 60  # letter at 0.61 of the text: neither half nor last third
+MIDDLE_B = (
+    "x" * 100 + " the answer is B " + "y" * 60
+)  # letter at 0.61 of the text: neither half nor last third
 
 
 @pytest.mark.parametrize(
@@ -223,7 +249,9 @@ def test_structure_reward_reads_option_texts_from_the_options_column():
     assert structure_reward([completion], answer=["B"], options=[{**options, "D": None}]) == [1.0]
     # a stated letter wins over a named option text
     lettered = full(FILLER + "It looks like a crack on the rim, yet the answer is C.", answer="C")
-    assert conclusion_letter(FILLER + "It looks like a crack on the rim, yet the answer is C.", options) == "C"
+    assert (
+        conclusion_letter(FILLER + "It looks like a crack on the rim, yet the answer is C.", options) == "C"
+    )
     assert structure_reward([lettered], answer=["C"], options=[options]) == [1.0]
 
 
@@ -276,8 +304,15 @@ TABLE = {
 def test_domain_reward_exact_values_and_one_encode_call():
     embedder = TableEmbedder(TABLE)
     reward = make_domain_reward(embedder)
-    completions = [full("close"), chat(full("edge")), full("far"), full("close"), SEG + "<think>close",
-                   SEG + "<answer>B</answer>", full("close")]
+    completions = [
+        full("close"),
+        chat(full("edge")),
+        full("far"),
+        full("close"),
+        SEG + "<think>close",
+        SEG + "<answer>B</answer>",
+        full("close"),
+    ]
     rationales = ["rationale"] * 6 + [""]
     assert reward(completions, rationale=rationales) == pytest.approx([0.6, 0.5, 0.0, 0.6, 0.0, 0.0, 0.0])
     assert len(embedder.calls) == 1  # the whole batch in one encode, duplicates once
@@ -296,10 +331,14 @@ def test_set_embedder_redirects_the_registered_reward():
 
 
 def test_domain_reward_with_the_real_minilm():
-    rationale = ("The query shows a thin scratch across the cap that the template does not have; scratches on "
-                 "the cap are cosmetic surface defects.")
-    paraphrase = ("Compared with the template, the cap in the query carries a thin scratch, a cosmetic defect of "
-                  "the surface.")
+    rationale = (
+        "The query shows a thin scratch across the cap that the template does not have; scratches on "
+        "the cap are cosmetic surface defects."
+    )
+    paraphrase = (
+        "Compared with the template, the cap in the query carries a thin scratch, a cosmetic defect of "
+        "the surface."
+    )
     unrelated = "The weather was sunny and the train left the station on time."
     scores = domain_reward([full(paraphrase), full(unrelated)], rationale=[rationale, rationale])
     from judo.embedding import cosine
@@ -319,9 +358,14 @@ def test_rewards_accept_trl_keyword_call_with_extra_columns():
         "prompts": [[{"role": "user", "content": "q"}]] * 2,
         "completions": [chat(completion), chat("garbage")],
         "completion_ids": [[1, 2, 3], [4]],
-        "answer": ["B", "B"], "seg": [CELLS, CELLS], "rationale": ["rationale", "rationale"],
-        "options": [json.dumps({"A": "x", "B": "y"})] * 2, "images": [["q.png", "t.png"]] * 2,
-        "question_key": ["k#0", "k#0"], "trainer_state": None, "log_metric": lambda *a: logged.append(a),
+        "answer": ["B", "B"],
+        "seg": [CELLS, CELLS],
+        "rationale": ["rationale", "rationale"],
+        "options": [json.dumps({"A": "x", "B": "y"})] * 2,
+        "images": [["q.png", "t.png"]] * 2,
+        "question_key": ["k#0", "k#0"],
+        "trainer_state": None,
+        "log_metric": lambda *a: logged.append(a),
         "log_extra": lambda *a: None,
     }
     try:
@@ -337,11 +381,21 @@ def test_rewards_accept_trl_keyword_call_with_extra_columns():
         "base_format_reward": [0.0, 0.0],
         "base_answer_reward": [1.0, 0.0],
     }
-    assert logged == [("domain_reward/raw_cosine", pytest.approx(0.6)), ("domain_reward/below_threshold", 0.0)]
+    assert logged == [
+        ("domain_reward/raw_cosine", pytest.approx(0.6)),
+        ("domain_reward/below_threshold", 0.0),
+    ]
 
 
-@pytest.mark.parametrize(("name", "column"), [("seg_reward", "seg"), ("choice_reward", "answer"),
-                                              ("structure_reward", "answer"), ("domain_reward", "rationale")])
+@pytest.mark.parametrize(
+    ("name", "column"),
+    [
+        ("seg_reward", "seg"),
+        ("choice_reward", "answer"),
+        ("structure_reward", "answer"),
+        ("domain_reward", "rationale"),
+    ],
+)
 def test_missing_or_misaligned_truth_column_names_it(name: str, column: str):
     fn = REWARDS[name]
     with pytest.raises(RewardInputError, match=f"{name} needs the dataset column '{column}'"):
@@ -361,16 +415,44 @@ def test_odd_completion_objects_score_zero():
     assert format_reward([parts]) == [1.0]
 
 
-PIECES = st.sampled_from(["<seg>", "</seg>", "<think>", "</think>", "<answer>", "</answer>", "(3,4)", "-", ",",
-                          "(15,15)", "(16,1)", " ", "A", "B", "the answer is C", "option D", "(E)", ".", "\n", "–"])
+PIECES = st.sampled_from(
+    [
+        "<seg>",
+        "</seg>",
+        "<think>",
+        "</think>",
+        "<answer>",
+        "</answer>",
+        "(3,4)",
+        "-",
+        ",",
+        "(15,15)",
+        "(16,1)",
+        " ",
+        "A",
+        "B",
+        "the answer is C",
+        "option D",
+        "(E)",
+        ".",
+        "\n",
+        "–",
+    ]
+)
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(PIECES, max_size=30).map("".join))
 def test_rewards_never_raise_on_arbitrary_completions(text: str):
     reward = make_domain_reward(TableEmbedder({}))  # no closed think with known text: never encodes
-    bounds = {"seg_reward": (0, 1), "choice_reward": (0, 1), "format_reward": (0, 1),
-              "structure_reward": (-0.5, 1), "base_format_reward": (0, 1), "base_answer_reward": (0, 1)}
+    bounds = {
+        "seg_reward": (0, 1),
+        "choice_reward": (0, 1),
+        "format_reward": (0, 1),
+        "structure_reward": (-0.5, 1),
+        "base_format_reward": (0, 1),
+        "base_answer_reward": (0, 1),
+    }
     for name, (lo, hi) in bounds.items():
         (value,) = REWARDS[name]([text], answer=["B"], seg=[CELLS], rationale=[""])
         assert lo <= value <= hi, name
@@ -395,8 +477,10 @@ def test_get_rewards_keeps_order_and_rejects_unknown_names():
 def test_get_rewards_imports_own_rewards_by_module_path():
     from tests.letter_rewards import letter_share_reward
 
-    assert get_rewards(["seg_reward", "tests.letter_rewards:letter_share_reward"]) == [seg_reward,
-                                                                                     letter_share_reward]
+    assert get_rewards(["seg_reward", "tests.letter_rewards:letter_share_reward"]) == [
+        seg_reward,
+        letter_share_reward,
+    ]
     with pytest.raises(KeyError, match="cannot be imported.*no_such_module"):
         get_rewards(["tests.no_such_module:reward"])
     with pytest.raises(KeyError, match="cannot be imported.*missing"):

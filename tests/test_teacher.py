@@ -27,8 +27,15 @@ SECRET = "sk-test-secret-0123456789"
 
 
 def make_client(server: TeacherServer, **overrides) -> TeacherClient:
-    cfg = {"base_url": server.base_url, "model": "teacher-x", "api_key_env": KEY_ENV, "timeout_s": 5.0,
-               "max_retries": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.05}
+    cfg = {
+        "base_url": server.base_url,
+        "model": "teacher-x",
+        "api_key_env": KEY_ENV,
+        "timeout_s": 5.0,
+        "max_retries": 3,
+        "backoff_base_s": 0.01,
+        "backoff_max_s": 0.05,
+    }
     cfg.update(overrides)
     return TeacherClient(TeacherConfig(**cfg))
 
@@ -83,8 +90,17 @@ def test_429_with_retry_after_is_honoured_then_succeeds():
     assert second.received_at - first.received_at >= 0.95  # waited for Retry-After, not the 10 ms backoff
 
 
-@pytest.mark.parametrize("fault", [Fault.http(500), Fault.http(503), Fault.http(502, body="<html>bad gateway"),
-                                   Fault.drop(), Fault.timeout(1.5)], ids=["500", "503", "502", "drop", "timeout"])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault.http(500),
+        Fault.http(503),
+        Fault.http(502, body="<html>bad gateway"),
+        Fault.drop(),
+        Fault.timeout(1.5),
+    ],
+    ids=["500", "503", "502", "drop", "timeout"],
+)
 def test_transient_faults_are_retried(fault: Fault):
     with TeacherServer(faults=[fault, fault]) as server, make_client(server, timeout_s=0.4) as client:
         reply = client.chat(conversation("again"))
@@ -150,8 +166,11 @@ def test_client_error_400_is_not_retried():
 
 @pytest.mark.parametrize(
     ("fault", "message"),
-    [(Fault.invalid_json(), "not valid JSON"), (Fault.empty_choices(), "no choices"),
-     (Fault.empty_content(), "empty message")],
+    [
+        (Fault.invalid_json(), "not valid JSON"),
+        (Fault.empty_choices(), "no choices"),
+        (Fault.empty_content(), "empty message"),
+    ],
     ids=["invalid-json", "empty-choices", "empty-content"],
 )
 def test_unusable_replies_raise_teacher_error_with_excerpt(fault: Fault, message: str):
@@ -162,8 +181,12 @@ def test_unusable_replies_raise_teacher_error_with_excerpt(fault: Fault, message
 
 
 def test_full_response_dict_from_reply_is_passed_through():
-    raw = {"id": "x", "choices": [{"index": 0, "message": {"role": "assistant",
-                                                          "content": [{"type": "text", "text": "parts"}]}}]}
+    raw = {
+        "id": "x",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": [{"type": "text", "text": "parts"}]}}
+        ],
+    }
     with TeacherServer(reply=lambda req: raw) as server, make_client(server) as client:
         reply = client.chat(conversation("hi"))
     assert reply.text == "parts" and reply.raw == raw
@@ -213,8 +236,10 @@ def test_map_consumes_its_input_lazily():
 def test_concurrent_chat_calls_share_one_client():
     with TeacherServer(delay_s=0.05) as server, make_client(server) as client:
         out: dict[int, str] = {}
-        threads = [threading.Thread(target=lambda i=i: out.__setitem__(i, client.chat(conversation(str(i))).text))
-                   for i in range(6)]
+        threads = [
+            threading.Thread(target=lambda i=i: out.__setitem__(i, client.chat(conversation(str(i))).text))
+            for i in range(6)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -231,9 +256,13 @@ def test_request_body_is_what_is_sent():
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"base_url": "localhost:8000/v1"}, "http://"), ({"model": " "}, "model"),
-     ({"max_concurrency": 0}, "max_concurrency"), ({"max_retries": -1}, "max_retries"),
-     ({"timeout_s": 0}, "timeout_s")],
+    [
+        ({"base_url": "localhost:8000/v1"}, "http://"),
+        ({"model": " "}, "model"),
+        ({"max_concurrency": 0}, "max_concurrency"),
+        ({"max_retries": -1}, "max_retries"),
+        ({"timeout_s": 0}, "timeout_s"),
+    ],
 )
 def test_config_rejects_bad_values(kwargs: dict, match: str):
     cfg = {"base_url": "http://127.0.0.1:1/v1", "model": "m"} | kwargs
@@ -242,7 +271,10 @@ def test_config_rejects_bad_values(kwargs: dict, match: str):
 
 
 def test_endpoint_accepts_root_or_full_url():
-    assert TeacherConfig("https://api.openai.com/v1/", "m").endpoint == "https://api.openai.com/v1/chat/completions"
+    assert (
+        TeacherConfig("https://api.openai.com/v1/", "m").endpoint
+        == "https://api.openai.com/v1/chat/completions"
+    )
     full = "http://h:1/v1/chat/completions"
     assert TeacherConfig(full, "m").endpoint == full
 

@@ -42,22 +42,71 @@ NODE_GPUS = 4  # the paper's node: the full recipes' batch arithmetic assumes it
 def data(mmad_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("train-data")
     with TeacherServer(reply=teacher_reply) as server:
-        assert data_main(["stage1", "--mmad", str(mmad_root), "--out", str(out / "stage1"), "--limit", "4",
-                          *teacher_args(server)]) == 0
-        assert data_main(["stage2", "--mmad", str(mmad_root), "--out", str(out / "stage2"), "--count", "2",
-                          "--limit", "2", *teacher_args(server)]) == 0
-        assert data_main(["stage3", "--mmad", str(mmad_root), "--stage1", str(out / "stage1"), "--out",
-                          str(out / "stage3"), "--limit", "4", *teacher_args(server)]) == 0
+        assert (
+            data_main(
+                [
+                    "stage1",
+                    "--mmad",
+                    str(mmad_root),
+                    "--out",
+                    str(out / "stage1"),
+                    "--limit",
+                    "4",
+                    *teacher_args(server),
+                ]
+            )
+            == 0
+        )
+        assert (
+            data_main(
+                [
+                    "stage2",
+                    "--mmad",
+                    str(mmad_root),
+                    "--out",
+                    str(out / "stage2"),
+                    "--count",
+                    "2",
+                    "--limit",
+                    "2",
+                    *teacher_args(server),
+                ]
+            )
+            == 0
+        )
+        assert (
+            data_main(
+                [
+                    "stage3",
+                    "--mmad",
+                    str(mmad_root),
+                    "--stage1",
+                    str(out / "stage1"),
+                    "--out",
+                    str(out / "stage3"),
+                    "--limit",
+                    "4",
+                    *teacher_args(server),
+                ]
+            )
+            == 0
+        )
     return {name: out / name for name in ("stage1", "stage2", "stage3")}
 
 
-def run(script: str, recipe: str, *args: str, launcher: list[str] | None = None,
-        env: dict[str, str] | None = None) -> str:
+def run(
+    script: str, recipe: str, *args: str, launcher: list[str] | None = None, env: dict[str, str] | None = None
+) -> str:
     """Run a training script like a user would; return its output, or fail showing the end of it."""
     cmd = [*(launcher or [sys.executable]), str(TRAIN / script), "--config", str(RECIPES / recipe), *args]
     # PYTHONPATH: recipes may name own rewards by module path (tests.letter_rewards:...)
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "2",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])), **(env or {})}
+    env = {
+        **os.environ,
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": "2",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        **(env or {}),
+    }
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{output[-4000:]}"
@@ -86,19 +135,33 @@ def assert_serves_in_the_app_engine(folder: Path) -> None:
     from judo.engines.qwen import QwenEngine
     from judo.generation import decoding
 
-    engine = QwenEngine("judo", "JUDO", load_model(folder), load_processor(folder),
-                        defaults=decoding(6))
+    engine = QwenEngine("judo", "JUDO", load_model(folder), load_processor(folder), defaults=decoding(6))
     picture = Image.new("RGB", (64, 64), (120, 120, 120))
-    updates = list(engine.run(InspectionRequest(picture, picture, "Is there any defect in the object?",
-                                                   {"A": "Yes.", "B": "No."})))
+    updates = list(
+        engine.run(
+            InspectionRequest(
+                picture, picture, "Is there any defect in the object?", {"A": "Yes.", "B": "No."}
+            )
+        )
+    )
     assert updates and updates[-1].done and updates[-1].error is None
 
 
 @pytest.mark.slow
 def test_stage1_resume_then_stage2_then_stage3(tiny_model_dir: Path, data: dict, tmp_path: Path) -> None:
     out1, out2, out3 = tmp_path / "judo-stage1", tmp_path / "judo-stage2", tmp_path / "judo-stage3"
-    common1 = ["--model_name_or_path", str(tiny_model_dir), "--data_dir", str(data["stage1"]),
-               "--output_dir", str(out1), "--save_strategy", "steps", "--save_steps", "1"]
+    common1 = [
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--data_dir",
+        str(data["stage1"]),
+        "--output_dir",
+        str(out1),
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "1",
+    ]
     run("sft.py", "tiny/stage1.yaml", *common1, "--max_steps", "1")
     assert (out1 / "checkpoint-1").is_dir()
     (out1 / "judo_training.json").unlink()  # as if the run had stopped after its first checkpoint
@@ -108,13 +171,29 @@ def test_stage1_resume_then_stage2_then_stage3(tiny_model_dir: Path, data: dict,
     assert_checkpoint(out1)
     assert changed_tensors(tiny_model_dir, out1) > 0
 
-    run("sft.py", "tiny/stage2.yaml", "--model_name_or_path", str(out1), "--data_dir", str(data["stage2"]),
-        "--output_dir", str(out2))
+    run(
+        "sft.py",
+        "tiny/stage2.yaml",
+        "--model_name_or_path",
+        str(out1),
+        "--data_dir",
+        str(data["stage2"]),
+        "--output_dir",
+        str(out2),
+    )
     assert_checkpoint(out2)
     assert changed_tensors(out1, out2) > 0
 
-    log = run("grpo.py", "tiny/stage3.yaml", "--model_name_or_path", str(out2), "--data_dir",
-              str(data["stage3"]), "--output_dir", str(out3))
+    log = run(
+        "grpo.py",
+        "tiny/stage3.yaml",
+        "--model_name_or_path",
+        str(out2),
+        "--data_dir",
+        str(data["stage3"]),
+        "--output_dir",
+        str(out3),
+    )
     assert_checkpoint(out3)
     assert_serves_in_the_app_engine(out3)
     for name in ("domain_reward", "seg_reward", "choice_reward", "format_reward", "structure_reward"):
@@ -122,18 +201,37 @@ def test_stage1_resume_then_stage2_then_stage3(tiny_model_dir: Path, data: dict,
 
 
 @pytest.mark.slow
-def test_a_killed_run_resumes_from_its_last_complete_checkpoint(tiny_model_dir: Path, data: dict,
-                                                                  tmp_path: Path) -> None:
+def test_a_killed_run_resumes_from_its_last_complete_checkpoint(
+    tiny_model_dir: Path, data: dict, tmp_path: Path
+) -> None:
     """kill -9 during training, plus a newer checkpoint cut off while being written (the Trainer writes
     trainer_state.json last): the rerun passes over the broken one and goes on from the last complete."""
     out = tmp_path / "killed"
-    args = ["--model_name_or_path", str(tiny_model_dir), "--data_dir", str(data["stage1"]), "--output_dir", str(out),
-            "--save_strategy", "steps", "--save_steps", "1"]
-    cmd = [sys.executable, str(TRAIN / "sft.py"), "--config", str(RECIPES / "tiny/stage1.yaml"), *args,
-           "--max_steps", "1000"]
+    args = [
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--data_dir",
+        str(data["stage1"]),
+        "--output_dir",
+        str(out),
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "1",
+    ]
+    cmd = [
+        sys.executable,
+        str(TRAIN / "sft.py"),
+        "--config",
+        str(RECIPES / "tiny/stage1.yaml"),
+        *args,
+        "--max_steps",
+        "1000",
+    ]
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "2"}
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 300
         while not (out / "checkpoint-2" / "trainer_state.json").is_file():
@@ -143,7 +241,9 @@ def test_a_killed_run_resumes_from_its_last_complete_checkpoint(tiny_model_dir: 
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    complete = [int(p.name.split("-")[1]) for p in out.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    complete = [
+        int(p.name.split("-")[1]) for p in out.glob("checkpoint-*") if (p / "trainer_state.json").is_file()
+    ]
     newest = max(complete)
     partial = out / f"checkpoint-{newest + 5}"  # as if the kill had landed while this one was written
     partial.mkdir(exist_ok=True)
@@ -160,10 +260,24 @@ def test_a_killed_run_resumes_from_its_last_complete_checkpoint(tiny_model_dir: 
 @pytest.mark.slow
 def test_stage1_under_deepspeed_zero3(tiny_model_dir: Path, data: dict, tmp_path: Path) -> None:
     out = tmp_path / "zero3"
-    run("sft.py", "tiny/stage1.yaml", "--model_name_or_path", str(tiny_model_dir), "--data_dir",
-              str(data["stage1"]), "--output_dir", str(out), "--max_steps", "1",
-              launcher=[str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file",
-                        str(TRAIN / "accelerate_zero3.yaml")])
+    run(
+        "sft.py",
+        "tiny/stage1.yaml",
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--data_dir",
+        str(data["stage1"]),
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        "1",
+        launcher=[
+            str(Path(sys.executable).parent / "accelerate"),
+            "launch",
+            "--config_file",
+            str(TRAIN / "accelerate_zero3.yaml"),
+        ],
+    )
     assert_checkpoint(out)
     done = json.loads((out / "judo_training.json").read_text())  # from the trainer's own DeepSpeed engine
     assert (done["deepspeed"], done["zero_stage"], done["world_size"]) == (True, 3, 1)
@@ -177,12 +291,24 @@ def test_grpo_on_two_processes_moves_the_weights(tiny_model_dir: Path, data: dic
     completions and syncs gradients; an own reward that varies on random text gives GRPO advantages, so
     the saved weights must differ from the start."""
     out = tmp_path / "grpo-2proc"
-    log = run("grpo.py", "tiny/stage3.yaml", "--model_name_or_path", str(tiny_model_dir), "--data_dir",
-              str(data["stage3"]), "--output_dir", str(out),
-              "--reward_funcs", "tests.letter_rewards:letter_share_reward", "format_reward",
-              "--reward_weights", "1.0", "1.0",
-              launcher=[sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"],
-              env={"OMP_NUM_THREADS": "1"})
+    log = run(
+        "grpo.py",
+        "tiny/stage3.yaml",
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--data_dir",
+        str(data["stage3"]),
+        "--output_dir",
+        str(out),
+        "--reward_funcs",
+        "tests.letter_rewards:letter_share_reward",
+        "format_reward",
+        "--reward_weights",
+        "1.0",
+        "1.0",
+        launcher=[sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"],
+        env={"OMP_NUM_THREADS": "1"},
+    )
     assert "rewards/letter_share_reward/mean" in log and "rewards/format_reward/mean" in log
     assert_checkpoint(out)
     assert json.loads((out / "judo_training.json").read_text())["processes"] == 2
@@ -198,9 +324,25 @@ def test_lora_stage_merges_into_a_plain_checkpoint(tiny_model_dir: Path, data: d
     """The workstation route: LoRA adapters trained, then folded into a full checkpoint the next stage
     and the app load like any other (4-bit QLoRA itself needs CUDA; LoRA and the merge do not)."""
     out = tmp_path / "lora"
-    run("sft.py", "tiny/stage1.yaml", "--model_name_or_path", str(tiny_model_dir), "--data_dir",
-        str(data["stage1"]), "--output_dir", str(out), "--use_peft", "true", "--lora_r", "4", "--lora_alpha", "8",
-        "--lora_target_modules", "q_proj", "v_proj")
+    run(
+        "sft.py",
+        "tiny/stage1.yaml",
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--data_dir",
+        str(data["stage1"]),
+        "--output_dir",
+        str(out),
+        "--use_peft",
+        "true",
+        "--lora_r",
+        "4",
+        "--lora_alpha",
+        "8",
+        "--lora_target_modules",
+        "q_proj",
+        "v_proj",
+    )
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     assert not (out / "adapter_model.safetensors").exists()
     assert_checkpoint(out)
@@ -213,10 +355,31 @@ def test_lora_stage_merges_into_a_plain_checkpoint(tiny_model_dir: Path, data: d
     # the workstation chain goes on from the merged folder: GRPO with adapters (the reference model is
     # the same weights with the adapters switched off), merged again
     out3 = tmp_path / "lora-grpo"
-    run("grpo.py", "tiny/stage3.yaml", "--model_name_or_path", str(out), "--data_dir", str(data["stage3"]),
-        "--output_dir", str(out3), "--use_peft", "true", "--lora_r", "4", "--lora_alpha", "8",
-        "--lora_target_modules", "q_proj", "v_proj",
-        "--reward_funcs", "tests.letter_rewards:letter_share_reward", "format_reward", "--reward_weights", "1", "1")
+    run(
+        "grpo.py",
+        "tiny/stage3.yaml",
+        "--model_name_or_path",
+        str(out),
+        "--data_dir",
+        str(data["stage3"]),
+        "--output_dir",
+        str(out3),
+        "--use_peft",
+        "true",
+        "--lora_r",
+        "4",
+        "--lora_alpha",
+        "8",
+        "--lora_target_modules",
+        "q_proj",
+        "v_proj",
+        "--reward_funcs",
+        "tests.letter_rewards:letter_share_reward",
+        "format_reward",
+        "--reward_weights",
+        "1",
+        "1",
+    )
     assert_checkpoint(out3)
     stage1, stage3 = load_file(out / "model.safetensors"), load_file(out3 / "model.safetensors")
     assert {k for k in stage1 if not torch.equal(stage1[k], stage3[k])}
@@ -230,9 +393,18 @@ def test_training_data_loads_as_trl_expects(data: dict) -> None:
 
 
 def test_a_missing_previous_stage_is_a_clear_error(data: dict, tmp_path: Path) -> None:
-    cmd = [sys.executable, str(TRAIN / "sft.py"), "--config", str(RECIPES / "tiny/stage2.yaml"),
-           "--model_name_or_path", str(tmp_path / "outputs" / "judo-stage1"), "--data_dir", str(data["stage2"]),
-           "--output_dir", str(tmp_path / "o")]
+    cmd = [
+        sys.executable,
+        str(TRAIN / "sft.py"),
+        "--config",
+        str(RECIPES / "tiny/stage2.yaml"),
+        "--model_name_or_path",
+        str(tmp_path / "outputs" / "judo-stage1"),
+        "--data_dir",
+        str(data["stage2"]),
+        "--output_dir",
+        str(tmp_path / "o"),
+    ]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "train the previous stage first" in proc.stderr
 
@@ -251,16 +423,23 @@ def _fields() -> dict[str, set[str]]:
     finally:
         sys.path.remove(str(TRAIN))
     names = lambda *classes: {f.name for c in classes for f in dataclasses.fields(c)}  # noqa: E731
-    return {"sft.py": names(SFTConfig, ModelConfig, JudoArguments),
-            "grpo.py": names(GRPOConfig, ModelConfig, JudoArguments)}
+    return {
+        "sft.py": names(SFTConfig, ModelConfig, JudoArguments),
+        "grpo.py": names(GRPOConfig, ModelConfig, JudoArguments),
+    }
 
 
 def _script(recipe: dict) -> str:
     return "grpo.py" if "reward_funcs" in recipe else "sft.py"
 
 
-@pytest.mark.parametrize("path", FULL_RECIPES + sorted((RECIPES / "workstation").glob("*.yaml"))
-                         + sorted((RECIPES / "tiny").glob("*.yaml")), ids=lambda p: p.parent.name + "/" + p.stem)
+@pytest.mark.parametrize(
+    "path",
+    FULL_RECIPES
+    + sorted((RECIPES / "workstation").glob("*.yaml"))
+    + sorted((RECIPES / "tiny").glob("*.yaml")),
+    ids=lambda p: p.parent.name + "/" + p.stem,
+)
 def test_recipe_fields_exist_and_grpo_batches_add_up(path: Path) -> None:
     recipe = yaml.safe_load(path.read_text())
     unknown = set(recipe) - _fields()[_script(recipe)]
@@ -283,11 +462,19 @@ def test_full_recipes_chain_stages_and_match_the_paper() -> None:
     r = {p.stem: yaml.safe_load(p.read_text()) for p in FULL_RECIPES}
     assert r["stage2"]["model_name_or_path"] == r["stage1"]["output_dir"] == "outputs/judo-stage1"
     assert r["stage3"]["model_name_or_path"] == r["stage2"]["output_dir"]
-    assert r["stage3"]["output_dir"] == "outputs/judo-stage3" and r["base_grpo"]["output_dir"] == "outputs/base-grpo"
+    assert (
+        r["stage3"]["output_dir"] == "outputs/judo-stage3"
+        and r["base_grpo"]["output_dir"] == "outputs/base-grpo"
+    )
     assert (r["stage1"]["num_train_epochs"], r["stage1"]["learning_rate"]) == (8, 1e-6)
     assert (r["stage2"]["num_train_epochs"], r["stage2"]["learning_rate"]) == (2, 5e-7)
-    assert set(r["stage3"]["reward_funcs"]) == {"domain_reward", "seg_reward", "choice_reward", "format_reward",
-                                                "structure_reward"}
+    assert set(r["stage3"]["reward_funcs"]) == {
+        "domain_reward",
+        "seg_reward",
+        "choice_reward",
+        "format_reward",
+        "structure_reward",
+    }
     assert set(r["base_grpo"]["reward_funcs"]) == {"base_answer_reward", "base_format_reward"}
     assert r["base_grpo"]["model_name_or_path"] == r["stage1"]["model_name_or_path"]  # from the base model
     assert "domain_reward" not in r["grpo_segjux_dominj"]["reward_funcs"]
@@ -296,26 +483,47 @@ def test_full_recipes_chain_stages_and_match_the_paper() -> None:
 
 
 @pytest.mark.slow
-def test_launch_script_runs_the_whole_pipeline_then_skips_it(tiny_model_dir: Path, mmad_root: Path,
-                                                               tmp_path: Path) -> None:
+def test_launch_script_runs_the_whole_pipeline_then_skips_it(
+    tiny_model_dir: Path, mmad_root: Path, tmp_path: Path
+) -> None:
     """launch_h200.sh for real, data to JUDO and Base GRPO checkpoints: the tiny recipes chained like the
     full ones (RECIPES), one process on CPU, the HTTP teacher; a rerun then skips every finished step."""
     outputs, recipes = tmp_path / "outputs", tmp_path / "recipes"
     recipes.mkdir()
-    chain = {"stage1": (tiny_model_dir, "judo-stage1"), "stage2": (outputs / "judo-stage1", "judo-stage2"),
-             "stage3": (outputs / "judo-stage2", "judo-stage3"), "base_grpo": (tiny_model_dir, "base-grpo")}
+    chain = {
+        "stage1": (tiny_model_dir, "judo-stage1"),
+        "stage2": (outputs / "judo-stage1", "judo-stage2"),
+        "stage3": (outputs / "judo-stage2", "judo-stage3"),
+        "base_grpo": (tiny_model_dir, "base-grpo"),
+    }
     for name, (start, folder) in chain.items():
         recipe = yaml.safe_load((RECIPES / "tiny" / f"{name}.yaml").read_text())
         recipe.update(model_name_or_path=str(start), output_dir=str(outputs / folder))
         (recipes / f"{name}.yaml").write_text(yaml.safe_dump(recipe))
 
     def launch(server: TeacherServer) -> str:
-        env = {**os.environ, "RECIPES": str(recipes), "DATA_DIR": str(tmp_path / "data"), "NPROC": "1",
-               "MMAD_ROOT": str(mmad_root), "PYTHON": sys.executable, "TEACHER_BASE_URL": server.base_url,
-               "TEACHER_MODEL": "fake-teacher", "TEACHER_KEY_ENV": "JUDO_TEST_TEACHER_KEY",
-               "JUDO_TEST_TEACHER_KEY": "test-key", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "2"}
-        proc = subprocess.run(["bash", str(TRAIN / "launch_h200.sh")], cwd=REPO, env=env, capture_output=True,
-                              text=True, timeout=1200)
+        env = {
+            **os.environ,
+            "RECIPES": str(recipes),
+            "DATA_DIR": str(tmp_path / "data"),
+            "NPROC": "1",
+            "MMAD_ROOT": str(mmad_root),
+            "PYTHON": sys.executable,
+            "TEACHER_BASE_URL": server.base_url,
+            "TEACHER_MODEL": "fake-teacher",
+            "TEACHER_KEY_ENV": "JUDO_TEST_TEACHER_KEY",
+            "JUDO_TEST_TEACHER_KEY": "test-key",
+            "TOKENIZERS_PARALLELISM": "false",
+            "OMP_NUM_THREADS": "2",
+        }
+        proc = subprocess.run(
+            ["bash", str(TRAIN / "launch_h200.sh")],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
         return proc.stdout
 
@@ -326,9 +534,12 @@ def test_launch_script_runs_the_whole_pipeline_then_skips_it(tiny_model_dir: Pat
         for folder in ("judo-stage1", "judo-stage2", "judo-stage3", "base-grpo"):
             assert_checkpoint(outputs / folder)
         assert json.loads((outputs / "judo-stage3" / "judo_training.json").read_text())["base"] == str(
-            outputs / "judo-stage2")
+            outputs / "judo-stage2"
+        )
         # Base GRPO: the think prompt and the base rewards only (read back from its judo_log.jsonl)
-        logged = set().union(*(json.loads(line) for line in (outputs / "base-grpo" / "judo_log.jsonl").open()))
+        logged = set().union(
+            *(json.loads(line) for line in (outputs / "base-grpo" / "judo_log.jsonl").open())
+        )
         assert {"rewards/base_answer_reward/mean", "rewards/base_format_reward/mean"} <= logged
         assert not any(key.startswith("rewards/seg_reward") for key in logged)
         again = launch(server)
@@ -339,8 +550,14 @@ def test_launch_script_runs_the_whole_pipeline_then_skips_it(tiny_model_dir: Pat
 
 def test_launch_script_plans_the_pipeline_and_skips_finished_data(data: dict, tmp_path: Path) -> None:
     env = {**os.environ, "DATA_DIR": str(data["stage1"].parent), "MMAD_ROOT": "/data/MMAD"}
-    proc = subprocess.run(["bash", str(TRAIN / "launch_h200.sh"), "--dry-run"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        ["bash", str(TRAIN / "launch_h200.sh"), "--dry-run"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "stage1 is complete, skipping" in out  # its manifest says complete

@@ -24,8 +24,9 @@ def test_write_outputs_writes_json_and_png_and_prunes_old_folders(tmp_path, monk
     fresh = tmp_path / "judo-fresh"
     fresh.mkdir()
 
-    record_path, png_path = ui_record.write_outputs({"answer": "A", "cells": {(1, 2)}},
-                                                    Image.new("RGB", (32, 32), "red"), stem="judo/x y")
+    record_path, png_path = ui_record.write_outputs(
+        {"answer": "A", "cells": {(1, 2)}}, Image.new("RGB", (32, 32), "red"), stem="judo/x y"
+    )
 
     assert not stale.exists() and fresh.exists()
     assert json.loads(Path(record_path).read_text(encoding="utf-8")) == {"answer": "A", "cells": [[1, 2]]}

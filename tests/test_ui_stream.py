@@ -48,15 +48,32 @@ def test_overlay_file_is_written_only_when_the_cells_change():
 def engines(tiny_model_dir):
     from judo.engines import build_engines, load_config
 
-    config = load_config(REPO / "configs" / "tiny.yaml",
-                         env={"JUDO_ENGINES": "tiny", "JUDO_ENGINE_TINY_CHECKPOINT": str(tiny_model_dir)})
+    config = load_config(
+        REPO / "configs" / "tiny.yaml",
+        env={"JUDO_ENGINES": "tiny", "JUDO_ENGINE_TINY_CHECKPOINT": str(tiny_model_dir)},
+    )
     return build_engines(config)
 
 
 def _inspect(runner: Runner, tokens: int = 32) -> list[tuple]:
     question, options = "Is there any defect in the object?", "A. Yes.\nB. No."
-    return list(runner.inspect(str(QUERY), str(TEMPLATE), question, options, "tiny", "bottle", None, "",
-                               False, tokens, False, 0.7, 0.9))
+    return list(
+        runner.inspect(
+            str(QUERY),
+            str(TEMPLATE),
+            question,
+            options,
+            "tiny",
+            "bottle",
+            None,
+            "",
+            False,
+            tokens,
+            False,
+            0.7,
+            0.9,
+        )
+    )
 
 
 def test_inspect_yields_values_only_and_the_full_text_last(engines):
@@ -97,8 +114,15 @@ def _stopped_run(runner: Runner, session: str, stop_at_yield: int | None) -> lis
     if stop_at_yield is None:
         assert STOPS.stop(session), "a Stop pressed while the run waits reaches it"
     outs = []
-    for out in runner.inspect(str(QUERY), str(TEMPLATE), "Is there any defect in the object?", "A. Yes.\nB. No.",
-                              "tiny", "bottle", request=request):
+    for out in runner.inspect(
+        str(QUERY),
+        str(TEMPLATE),
+        "Is there any defect in the object?",
+        "A. Yes.\nB. No.",
+        "tiny",
+        "bottle",
+        request=request,
+    ):
         outs.append(out)
         if len(outs) == stop_at_yield:
             assert STOPS.stop(session)
@@ -116,7 +140,9 @@ def test_an_early_stop_ends_with_a_record_that_says_so(engines, stop_at_yield):
     final = outs[-1]
     assert final[5]["done"] and final[5]["stopped"] and final[5]["error"] is None
     assert "stopped by the user" in final[4] and "stopping" not in final[4]
-    assert not final[2].endswith("\ufffd"), "a stop that cuts a character's bytes leaves no replacement character"
+    assert not final[2].endswith("\ufffd"), (
+        "a stop that cuts a character's bytes leaves no replacement character"
+    )
     record = json.loads(Path(final[6]).read_text(encoding="utf-8"))
     assert record["stopped"] is True and any("Stopped by the user" in w for w in record["warnings"])
     assert not STOPS.stop(session), "the run let go of its stop event"
@@ -148,7 +174,9 @@ def test_downloads_are_named_after_the_part_the_engine_and_the_time(engines):
     final = _inspect(Runner(engines))[-1]
     for path, suffix in ((final[6], r"\.json"), (final[7], r"-overlay\.png")):
         name = Path(path).name
-        assert re.fullmatch(rf"bottle-contamination-000-tiny-\d{{8}}-\d{{6}}-[0-9a-f]{{16}}{suffix}", name), name
+        assert re.fullmatch(rf"bottle-contamination-000-tiny-\d{{8}}-\d{{6}}-[0-9a-f]{{16}}{suffix}", name), (
+            name
+        )
 
 
 def test_a_stopped_compare_says_so(engines):
@@ -160,8 +188,16 @@ def test_a_stopped_compare_says_so(engines):
     session = "early-stop-compare"
     STOPS.arm(session)
     assert STOPS.stop(session)
-    outs = list(Runner([*engines, ComparatorEngine()]).compare(
-        str(QUERY), str(TEMPLATE), "Is there any defect in the object?", "A. Yes.\nB. No.", ["tiny", "comparator"],
-        "bottle", request=gr.Request(session_hash=session)))
+    outs = list(
+        Runner([*engines, ComparatorEngine()]).compare(
+            str(QUERY),
+            str(TEMPLATE),
+            "Is there any defect in the object?",
+            "A. Yes.\nB. No.",
+            ["tiny", "comparator"],
+            "bottle",
+            request=gr.Request(session_hash=session),
+        )
+    )
     final = outs[-1]
     assert final[10].startswith("Stopped by the user after") and len(final[12]) == 4

@@ -26,21 +26,29 @@ class JudoArguments:
     Reward *weights* are TRL's own `reward_weights` (GRPOConfig), listed in the same order.
     """
 
-    data_dir: str = field(default="", metadata={"help": "a `judo data` output folder (stage1, stage2 or stage3)"})
-    stage: str = field(default="", metadata={"help": "name written into judo_training.json (stage1, base-grpo, ...)"})
+    data_dir: str = field(
+        default="", metadata={"help": "a `judo data` output folder (stage1, stage2 or stage3)"}
+    )
+    stage: str = field(
+        default="", metadata={"help": "name written into judo_training.json (stage1, base-grpo, ...)"}
+    )
     reward_funcs: list[str] = field(
         default_factory=list,
         metadata={"help": "GRPO only: names from judo.rewards.REWARDS, e.g. domain_reward seg_reward ..."},
     )
     prompt_style: str | None = field(
         default=None,
-        metadata={"help": "GRPO only: rebuild the stored prompts with judo.prompts.inspection_prompt(style=...) "
-                          "(None keeps the stage-3 'judo' prompts)"},
+        metadata={
+            "help": "GRPO only: rebuild the stored prompts with judo.prompts.inspection_prompt(style=...) "
+            "(None keeps the stage-3 'judo' prompts)"
+        },
     )
     merge_lora: bool = field(
         default=True,
-        metadata={"help": "with --use_peft: merge the adapter into a full bf16 model in output_dir at the end, "
-                          "so the next stage and the app load a plain checkpoint"},
+        metadata={
+            "help": "with --use_peft: merge the adapter into a full bf16 model in output_dir at the end, "
+            "so the next stage and the app load a plain checkpoint"
+        },
     )
 
 
@@ -49,8 +57,11 @@ def model_init_kwargs(model_args, training_args) -> dict:
     from accelerate import PartialState
     from trl import get_quantization_config
 
-    kwargs = {"revision": model_args.model_revision, "attn_implementation": model_args.attn_implementation,
-                  "dtype": model_args.dtype}
+    kwargs = {
+        "revision": model_args.model_revision,
+        "attn_implementation": model_args.attn_implementation,
+        "dtype": model_args.dtype,
+    }
     quantization = get_quantization_config(model_args)
     if quantization is not None:  # a k-bit model must sit whole on this process's GPU
         kwargs.update(quantization_config=quantization, device_map={"": PartialState().local_process_index})
@@ -112,8 +123,9 @@ def log_file_callback(output_dir: str):
 def train_and_save(trainer, processor, model_args, training_args, judo_args, started: float) -> None:
     """Train, resuming from the newest checkpoint in output_dir when a run was interrupted, then save."""
     trainer.add_callback(log_file_callback(training_args.output_dir))
-    resume = training_args.resume_from_checkpoint or last_checkpoint(training_args.output_dir,
-                                                                       say=trainer.accelerator.print)
+    resume = training_args.resume_from_checkpoint or last_checkpoint(
+        training_args.output_dir, say=trainer.accelerator.print
+    )
     if resume:
         trainer.accelerator.print(f"resuming from {resume}")
     trainer.train(resume_from_checkpoint=resume)
@@ -132,11 +144,17 @@ def finish(trainer, processor, model_args, training_args, judo_args, started: fl
     if model_args.use_peft and judo_args.merge_lora and trainer.accelerator.is_main_process:
         merge_adapter(model_args.model_name_or_path, out)
     if trainer.accelerator.is_main_process:
-        record = {"stage": judo_args.stage, "data_dir": judo_args.data_dir,
-                  "base": model_args.model_name_or_path, "global_step": trainer.state.global_step,
-                  "processes": trainer.accelerator.num_processes, **distribution(trainer),
-                  "lora_merged": bool(model_args.use_peft and judo_args.merge_lora),
-                  "minutes": round((time.time() - started) / 60, 2), "judo": asdict(judo_args)}
+        record = {
+            "stage": judo_args.stage,
+            "data_dir": judo_args.data_dir,
+            "base": model_args.model_name_or_path,
+            "global_step": trainer.state.global_step,
+            "processes": trainer.accelerator.num_processes,
+            **distribution(trainer),
+            "lora_merged": bool(model_args.use_peft and judo_args.merge_lora),
+            "minutes": round((time.time() - started) / 60, 2),
+            "judo": asdict(judo_args),
+        }
         Path(out, DONE_FILE).write_text(json.dumps(record, indent=1) + "\n")
     trainer.accelerator.wait_for_everyone()
 
@@ -146,8 +164,11 @@ def distribution(trainer) -> dict:
     that engine's ZeRO stage (None without DeepSpeed) and the world size (processes taking part)."""
     engine = trainer.model_wrapped if trainer.is_deepspeed_enabled else None
     stage = getattr(engine, "zero_optimization_stage", None)
-    return {"deepspeed": engine is not None, "zero_stage": int(stage()) if stage else None,
-            "world_size": int(engine.world_size if engine is not None else trainer.args.world_size)}
+    return {
+        "deepspeed": engine is not None,
+        "zero_stage": int(stage()) if stage else None,
+        "world_size": int(engine.world_size if engine is not None else trainer.args.world_size),
+    }
 
 
 def merge_adapter(base: str, out: str) -> None:

@@ -29,8 +29,10 @@ def main(training_args, model_args, judo_args):
     if not judo_args.reward_funcs:
         raise SystemExit("list the rewards in the recipe: reward_funcs: [domain_reward, seg_reward, ...]")
     if training_args.reward_weights and len(training_args.reward_weights) != len(judo_args.reward_funcs):
-        raise SystemExit(f"reward_weights has {len(training_args.reward_weights)} values for "
-                         f"{len(judo_args.reward_funcs)} reward_funcs")
+        raise SystemExit(
+            f"reward_weights has {len(training_args.reward_weights)} values for "
+            f"{len(judo_args.reward_funcs)} reward_funcs"
+        )
     training_args.model_init_kwargs = model_init_kwargs(model_args, training_args)
 
     dataset = load_grpo_dataset(judo_args.data_dir, prompt_style=judo_args.prompt_style)
@@ -42,8 +44,10 @@ def main(training_args, model_args, judo_args):
     # A sampled <|image_pad|> or <|vision_start|> in a completion would be read as an image that is not
     # there when the completion is scored (Qwen's 3D positions count them): never sample them.
     vision_ids = [processor.tokenizer.convert_tokens_to_ids(t) for t in VISION_TOKENS]
-    training_args.generation_kwargs = {"suppress_tokens": [i for i in vision_ids if i is not None],
-                                       **(training_args.generation_kwargs or {})}
+    training_args.generation_kwargs = {
+        "suppress_tokens": [i for i in vision_ids if i is not None],
+        **(training_args.generation_kwargs or {}),
+    }
 
     trainer = GRPOTrainer(
         model=model_args.model_name_or_path,

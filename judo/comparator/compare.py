@@ -104,7 +104,9 @@ class ComparisonResult:
         cells just below the threshold): a small change of sensitivity would flip it."""
         return bool(self.borderline) and (not self.cells or self.cells <= self.borderline)
 
-    def rethreshold(self, sensitivity: float = 1.0, false_alarm_rate: float | None = None) -> ComparisonResult:
+    def rethreshold(
+        self, sensitivity: float = 1.0, false_alarm_rate: float | None = None
+    ) -> ComparisonResult:
         """The same comparison at another sensitivity (and, for a calibrated bank, another false-alarm
         rate), without recomputing anything: the cells, the borderline cells and the heat map follow
         from the kept cell values (`values`)."""
@@ -112,7 +114,10 @@ class ComparisonResult:
             return replace(self, sensitivity=sensitivity)
         base, rate = self.base_threshold, self.false_alarm_rate
         if false_alarm_rate is not None and self.calibration is not None:
-            base, rate = calibrated_threshold(self.calibration, false_alarm_rate, self.values), false_alarm_rate
+            base, rate = (
+                calibrated_threshold(self.calibration, false_alarm_rate, self.values),
+                false_alarm_rate,
+            )
         selection = select_cells(self.values, base, sensitivity)
         heatmap = self.heatmap
         if self.pixel_values is not None:
@@ -302,8 +307,12 @@ def compare(
     start = time.perf_counter()
     bank = as_bank(template, size) if isinstance(template, (list, tuple, Bank)) else _single(template, size)
     result = compare_prepared(
-        prepare(query, size), bank, sensitivity=sensitivity, false_alarm_rate=false_alarm_rate,
-        calibrate=calibrate, nearest=nearest,
+        prepare(query, size),
+        bank,
+        sensitivity=sensitivity,
+        false_alarm_rate=false_alarm_rate,
+        calibrate=calibrate,
+        nearest=nearest,
     )
     result.elapsed_ms = (time.perf_counter() - start) * 1000.0
     return result
@@ -345,7 +354,9 @@ def compare_prepared(
         notes += [w for w in p.notes if w not in notes]
     best = np.argmin(np.stack([p.evidence for p in usable]), axis=0)
     values = _per_cell([p.evidence for p in usable], best)
-    if len(bank) > 1 and is_texture(q):  # a surface: a look-alike anywhere on the nearest normals explains a cell
+    if len(bank) > 1 and is_texture(
+        q
+    ):  # a surface: a look-alike anywhere on the nearest normals explains a cell
         values = np.minimum(values, pool_cells(foreign_map(_ycc(q.rgb), [normal_tree(n) for n in chosen])))
     names = usable[0].pooled.keys()
     base = calibrated_threshold(calibration, rate, values)

@@ -105,9 +105,7 @@ def pose_candidates(query_gray: np.ndarray, template_gray: np.ndarray) -> list[n
         return []
     cq, ct = _centroid(fq), _centroid(ft)
     ys, xs = np.nonzero(fq | ft)
-    radius = 1.1 * float(
-        max(np.hypot(xs - cq[0], ys - cq[1]).max(), np.hypot(xs - ct[0], ys - ct[1]).max())
-    )
+    radius = 1.1 * float(max(np.hypot(xs - cq[0], ys - cq[1]).max(), np.hypot(xs - ct[0], ys - ct[1]).max()))
     angles: list[float] = []
     for sq, st in zip(_signals(q), _signals(t), strict=True):
         for angle in _best_turns(_polar(sq, cq, radius), _polar(st, ct, radius)):

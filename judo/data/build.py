@@ -78,11 +78,14 @@ class BuildSummary:
     interrupted: bool = False
 
     def describe(self) -> str:
-        text = (f"{self.planned} items planned, {self.already_done} already done, {self.built} built now, "
-                f"{len(self.failed)} failed")
+        text = (
+            f"{self.planned} items planned, {self.already_done} already done, {self.built} built now, "
+            f"{len(self.failed)} failed"
+        )
         if self.failed:
             text += " (see failures.jsonl; rerun the same command to retry them):\n" + "\n".join(
-                f"  {item}: {reason}" for item, reason in self.failed[:10])
+                f"  {item}: {reason}" for item, reason in self.failed[:10]
+            )
         return text
 
 
@@ -145,8 +148,9 @@ class Build:
             except (OSError, ValueError) as err:
                 raise DataBuildError(f"{manifest} is unreadable ({err}); use a fresh output folder") from err
             if stage != self.stage:
-                raise DataBuildError(f"{self.out} holds a {stage!r} build, not {self.stage!r}; "
-                                     "use another output folder")
+                raise DataBuildError(
+                    f"{self.out} holds a {stage!r} build, not {self.stage!r}; use another output folder"
+                )
 
     # -- helpers for stage code ------------------------------------------------------------------
 
@@ -160,14 +164,27 @@ class Build:
         try:
             reply = self.client.chat(messages, **params)
         except TeacherError as err:
-            self.raw.write({"item_id": item_id, "step": step, "time": time.time(), "error": str(err),
-                            "status": err.status})
+            self.raw.write(
+                {
+                    "item_id": item_id,
+                    "step": step,
+                    "time": time.time(),
+                    "error": str(err),
+                    "status": err.status,
+                }
+            )
             raise
-        self.raw.write({
-            "item_id": item_id, "step": step, "time": time.time(), "latency_s": round(reply.latency_s, 3),
-            "attempts": reply.attempts, "request": elide_images(self.client.request_body(messages, **params)),
-            "reply": reply.raw,
-        })
+        self.raw.write(
+            {
+                "item_id": item_id,
+                "step": step,
+                "time": time.time(),
+                "latency_s": round(reply.latency_s, 3),
+                "attempts": reply.attempts,
+                "request": elide_images(self.client.request_body(messages, **params)),
+                "reply": reply.raw,
+            }
+        )
         return reply
 
     def write_manifest(self, manifest: dict[str, Any]) -> Path:
@@ -182,18 +199,27 @@ class Build:
         os.replace(tmp, path)
         if "mmad_keys" in manifest:  # the same keys in the format `judo eval --exclude` reads
             keys = self.out / KEYS_FILE
-            keys.write_text(f"# MMAD images used by the {self.stage} build in {self.out}; "
-                            "for `judo eval --exclude`\n" + "".join(k + "\n" for k in manifest["mmad_keys"]))
+            keys.write_text(
+                f"# MMAD images used by the {self.stage} build in {self.out}; "
+                "for `judo eval --exclude`\n" + "".join(k + "\n" for k in manifest["mmad_keys"])
+            )
         return path
 
     # -- the loop --------------------------------------------------------------------------------
 
-    def run(self, items: Sequence[WorkItem], work: Callable[[WorkItem], list[dict]], *, workers: int,
-            desc: str | None = None) -> BuildSummary:
+    def run(
+        self,
+        items: Sequence[WorkItem],
+        work: Callable[[WorkItem], list[dict]],
+        *,
+        workers: int,
+        desc: str | None = None,
+    ) -> BuildSummary:
         """Build every item not yet on disk. Returns a summary; raises TeacherAuthError at once."""
         todo = [it for it in items if it.id not in self.store.done]
-        summary = BuildSummary(planned=len(items), already_done=len(items) - len(todo),
-                               repaired=list(self.store.repaired))
+        summary = BuildSummary(
+            planned=len(items), already_done=len(items) - len(todo), repaired=list(self.store.repaired)
+        )
         if not todo:
             return summary
         bar = tqdm(total=len(todo), desc=desc or self.stage, unit="item", dynamic_ncols=True, file=sys.stderr)
@@ -238,17 +264,29 @@ class Build:
         summary.built += 1
 
 
-def run_stage(out_dir: str | os.PathLike, stage: str, client: TeacherClient, manifest: dict[str, Any],
-              items: Sequence[WorkItem], make_work: Callable[[Build], Callable[[WorkItem], list[dict]]],
-              desc: str) -> BuildSummary:
+def run_stage(
+    out_dir: str | os.PathLike,
+    stage: str,
+    client: TeacherClient,
+    manifest: dict[str, Any],
+    items: Sequence[WorkItem],
+    make_work: Callable[[Build], Callable[[WorkItem], list[dict]]],
+    desc: str,
+) -> BuildSummary:
     """Build (or resume) one stage's folder: manifest marked incomplete, every item not on disk, then the
     final manifest with the row count and whether every planned item is there."""
     with Build(out_dir, stage=stage, client=client) as build:
         teacher = {"base_url": client.config.base_url, "model": client.config.model}
         build.write_manifest({**manifest, "teacher": teacher, "complete": False})
         summary = build.run(items, make_work(build), workers=client.config.max_concurrency, desc=desc)
-        build.write_manifest({**manifest, "teacher": teacher, "rows": len(build.store),
-                              "complete": len(build.store.done) == len(items)})
+        build.write_manifest(
+            {
+                **manifest,
+                "teacher": teacher,
+                "rows": len(build.store),
+                "complete": len(build.store.done) == len(items),
+            }
+        )
     return summary
 
 

@@ -31,15 +31,25 @@ def _common(p: argparse.ArgumentParser, *, out_help: str) -> None:
     p.add_argument("--mmad", required=True, metavar="ROOT", help="MMAD root (the folder holding mmad.json)")
     p.add_argument("--out", required=True, metavar="DIR", help=out_help)
     p.add_argument("--limit", type=int, default=None, metavar="N", help="build only the first N items")
-    p.add_argument("--dry-run", action="store_true",
-                   help=f"print the exact teacher requests (images shown as data-URL sizes) and exit; "
-                        f"covers --limit items ({DRY_RUN_DEFAULT_LIMIT} when not given)")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help=f"print the exact teacher requests (images shown as data-URL sizes) and exit; "
+        f"covers --limit items ({DRY_RUN_DEFAULT_LIMIT} when not given)",
+    )
     t = p.add_argument_group("teacher (any OpenAI-compatible chat-completions endpoint)")
-    t.add_argument("--base-url", default=os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
-                   help="API root, e.g. http://localhost:8000/v1 for vLLM (default: $OPENAI_BASE_URL or OpenAI)")
+    t.add_argument(
+        "--base-url",
+        default=os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+        help="API root, e.g. http://localhost:8000/v1 for vLLM (default: $OPENAI_BASE_URL or OpenAI)",
+    )
     t.add_argument("--model", default="gpt-4o", help="teacher model name (the paper used gpt-4o)")
-    t.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
-                   help="environment variable holding the API key (unset is fine for local servers)")
+    t.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        metavar="VAR",
+        help="environment variable holding the API key (unset is fine for local servers)",
+    )
     t.add_argument("--max-concurrency", type=int, default=8, help="requests in flight at once")
     t.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     t.add_argument("--max-retries", type=int, default=6, help="retries on 429/5xx/timeouts")
@@ -49,21 +59,33 @@ def _common(p: argparse.ArgumentParser, *, out_help: str) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="judo data", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="judo data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = ap.add_subparsers(dest="stage", required=True)
 
     s1 = sub.add_parser("stage1", help="juxtaposed seg + comparative explanation (SFT)")
     _common(s1, out_help="output folder (data.jsonl, images/, manifest.json, ...)")
     s1.add_argument("--seed", type=int, default=0)
-    s1.add_argument("--per-defect", type=int, default=1, help="anomalous images per (dataset, category, defect)")
-    s1.add_argument("--realiad", metavar="ROOT", default=None,
-                    help="optional Real-IAD root (<category>/NG/<defect>/<sample>/<img>.jpg + .png mask, "
-                         "<category>/OK/... normals)")
+    s1.add_argument(
+        "--per-defect", type=int, default=1, help="anomalous images per (dataset, category, defect)"
+    )
+    s1.add_argument(
+        "--realiad",
+        metavar="ROOT",
+        default=None,
+        help="optional Real-IAD root (<category>/NG/<defect>/<sample>/<img>.jpg + .png mask, "
+        "<category>/OK/... normals)",
+    )
     s1.add_argument("--realiad-per-category", type=int, default=10)
-    s1.add_argument("--skip-bad", action="store_true",
-                    help="leave out items with missing files or mismatched masks instead of stopping")
-    s1.add_argument("--teacher-max-side", type=int, default=1024, help="longest image side sent to the teacher")
+    s1.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave out items with missing files or mismatched masks instead of stopping",
+    )
+    s1.add_argument(
+        "--teacher-max-side", type=int, default=1024, help="longest image side sent to the teacher"
+    )
 
     s2 = sub.add_parser("stage2", help="domain-knowledge Q&A with paraphrases (SFT)")
     _common(s2, out_help="output folder")
@@ -81,11 +103,18 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _client(args: argparse.Namespace) -> TeacherClient:
-    return TeacherClient(TeacherConfig(
-        base_url=args.base_url, model=args.model, api_key_env=args.api_key_env,
-        max_concurrency=args.max_concurrency, timeout_s=args.timeout, max_retries=args.max_retries,
-        temperature=args.temperature, max_tokens=args.max_tokens,
-    ))
+    return TeacherClient(
+        TeacherConfig(
+            base_url=args.base_url,
+            model=args.model,
+            api_key_env=args.api_key_env,
+            max_concurrency=args.max_concurrency,
+            timeout_s=args.timeout,
+            max_retries=args.max_retries,
+            temperature=args.temperature,
+            max_tokens=args.max_tokens,
+        )
+    )
 
 
 def _run(args: argparse.Namespace, client: TeacherClient) -> BuildSummary | None:
@@ -93,26 +122,45 @@ def _run(args: argparse.Namespace, client: TeacherClient) -> BuildSummary | None
     if args.stage == "stage1":
         from judo.data.stage1 import Stage1Options, build_stage1
 
-        opts = Stage1Options(args.mmad, args.out, seed=args.seed, per_defect=args.per_defect,
-                             realiad_root=args.realiad, realiad_per_category=args.realiad_per_category,
-                             limit=limit, skip_bad=args.skip_bad, teacher_max_side=args.teacher_max_side)
+        opts = Stage1Options(
+            args.mmad,
+            args.out,
+            seed=args.seed,
+            per_defect=args.per_defect,
+            realiad_root=args.realiad,
+            realiad_per_category=args.realiad_per_category,
+            limit=limit,
+            skip_bad=args.skip_bad,
+            teacher_max_side=args.teacher_max_side,
+        )
         return build_stage1(opts, client, dry_run=args.dry_run)
     if args.stage == "stage2":
         from judo.data.stage2 import Stage2Options, build_stage2
 
-        opts = Stage2Options(args.mmad, args.out, seed=args.seed, count=args.count, variants=args.variants,
-                             paraphrase_chunk=args.paraphrase_chunk, repairs=args.repairs, limit=limit)
+        opts = Stage2Options(
+            args.mmad,
+            args.out,
+            seed=args.seed,
+            count=args.count,
+            variants=args.variants,
+            paraphrase_chunk=args.paraphrase_chunk,
+            repairs=args.repairs,
+            limit=limit,
+        )
         return build_stage2(opts, client, dry_run=args.dry_run)
     from judo.data.stage3 import Stage3Options, build_stage3
 
-    opts = Stage3Options(args.mmad, args.stage1, args.out, limit=limit, teacher_max_side=args.teacher_max_side)
+    opts = Stage3Options(
+        args.mmad, args.stage1, args.out, limit=limit, teacher_max_side=args.teacher_max_side
+    )
     return build_stage3(opts, client, dry_run=args.dry_run)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         client = _client(args)
     except ValueError as err:

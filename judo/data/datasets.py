@@ -40,7 +40,9 @@ def stage_rows(folder: str | Path, *, expect: tuple[str, ...]) -> tuple[Path, li
     folder = Path(folder)
     manifest = folder / MANIFEST_FILE
     if not manifest.is_file():
-        raise DataBuildError(f"{folder} is not a built stage folder (no {MANIFEST_FILE}); run `judo data` first")
+        raise DataBuildError(
+            f"{folder} is not a built stage folder (no {MANIFEST_FILE}); run `judo data` first"
+        )
     stage = json.loads(manifest.read_text()).get("stage")
     if stage not in expect:
         raise DataBuildError(f"{folder} holds {stage!r} data; this recipe needs {' or '.join(expect)}")
@@ -100,11 +102,14 @@ def _restyled_prompt(row: dict, images: list[str], style: str) -> list[dict]:
     from judo.prompts import inspection_prompt
 
     options = json.loads(row["options"]) if isinstance(row.get("options"), str) else row.get("options")
-    prompt = inspection_prompt(load_image(images[-1]), load_image(images[0]), row["question"], options,
-                               style=style)
+    prompt = inspection_prompt(
+        load_image(images[-1]), load_image(images[0]), row["question"], options, style=style
+    )
     if len(prompt.images) != len(images):
-        raise DataBuildError(f"style {style!r} makes a prompt with {len(prompt.images)} images, "
-                             f"the stored rows have {len(images)}")
+        raise DataBuildError(
+            f"style {style!r} makes a prompt with {len(prompt.images)} images, "
+            f"the stored rows have {len(images)}"
+        )
     return prompt.messages
 
 

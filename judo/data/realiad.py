@@ -20,8 +20,14 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 #: Real-IAD's defect codes (from its paper's defect list).
 DEFECT_NAMES = {
-    "AK": "pit", "BX": "deformation", "CH": "abrasion", "HS": "scratch",
-    "PS": "damage", "QS": "missing parts", "YW": "foreign objects", "ZW": "contamination",
+    "AK": "pit",
+    "BX": "deformation",
+    "CH": "abrasion",
+    "HS": "scratch",
+    "PS": "damage",
+    "QS": "missing parts",
+    "YW": "foreign objects",
+    "ZW": "contamination",
 }
 
 
@@ -31,9 +37,9 @@ class RealIADError(RuntimeError):
 
 @dataclass(frozen=True)
 class RealIADImage:
-    key: str          # path relative to the root, e.g. "audiojack/NG/AK/S0001/x.jpg"
+    key: str  # path relative to the root, e.g. "audiojack/NG/AK/S0001/x.jpg"
     category: str
-    defect: str       # readable defect name
+    defect: str  # readable defect name
     image_path: Path
     mask_path: Path | None
 
@@ -41,8 +47,8 @@ class RealIADImage:
 @dataclass
 class RealIADRoot:
     root: Path
-    anomalous: dict[str, list[RealIADImage]]   # category -> anomalous images with a mask
-    normal: dict[str, list[Path]]              # category -> normal images
+    anomalous: dict[str, list[RealIADImage]]  # category -> anomalous images with a mask
+    normal: dict[str, list[Path]]  # category -> normal images
 
 
 def _images(folder: Path) -> list[Path]:
@@ -56,8 +62,10 @@ def scan_realiad(root: str | Path) -> RealIADRoot:
         raise RealIADError(f"Real-IAD root {root} is not a folder")
     categories = sorted(p for p in root.iterdir() if p.is_dir() and (p / "NG").is_dir())
     if not categories:
-        raise RealIADError(f"no <category>/NG folders under {root}; expected the layout "
-                           "<root>/<category>/NG/<defect>/<sample>/<image>.jpg (+ same-stem .png mask)")
+        raise RealIADError(
+            f"no <category>/NG folders under {root}; expected the layout "
+            "<root>/<category>/NG/<defect>/<sample>/<image>.jpg (+ same-stem .png mask)"
+        )
     anomalous: dict[str, list[RealIADImage]] = {}
     normal: dict[str, list[Path]] = {}
     for cat_dir in categories:
@@ -70,8 +78,15 @@ def scan_realiad(root: str | Path) -> RealIADRoot:
             if mask is None or not mask.exists():
                 continue  # views without a mask cannot give a <seg> target
             code = path.relative_to(cat_dir / "NG").parts[0]
-            items.append(RealIADImage(path.relative_to(root).as_posix(), category,
-                                      DEFECT_NAMES.get(code.upper(), code), path, mask))
+            items.append(
+                RealIADImage(
+                    path.relative_to(root).as_posix(),
+                    category,
+                    DEFECT_NAMES.get(code.upper(), code),
+                    path,
+                    mask,
+                )
+            )
         normals = _images(cat_dir / "OK") if (cat_dir / "OK").is_dir() else []
         if not items:
             raise RealIADError(f"{cat_dir / 'NG'} has no image with a same-stem .png mask")

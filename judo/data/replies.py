@@ -37,9 +37,11 @@ def parse_json_array(text: str) -> list:
         if start < 0 or end <= start:
             raise ReplyFormatError("the reply contains no JSON array") from None
         try:
-            value = json.loads(body[start:end + 1])
+            value = json.loads(body[start : end + 1])
         except json.JSONDecodeError as err:
-            raise ReplyFormatError(f"the JSON array is malformed ({err.msg} at character {err.pos})") from None
+            raise ReplyFormatError(
+                f"the JSON array is malformed ({err.msg} at character {err.pos})"
+            ) from None
     if isinstance(value, dict):
         lists = [v for v in value.values() if isinstance(v, list)]
         if len(lists) == 1:
@@ -90,7 +92,9 @@ def validate_qa_pairs(items: list, *, seen: set[str] | None = None) -> QAResult:
     return out
 
 
-def validate_paraphrases(items: list, originals: list[dict], *, variants: int = 2) -> tuple[dict[int, list[dict]], list[str]]:
+def validate_paraphrases(
+    items: list, originals: list[dict], *, variants: int = 2
+) -> tuple[dict[int, list[dict]], list[str]]:
     """Map 1-based pair id -> its `variants` paraphrases; pairs with fewer usable ones are left out.
 
     A paraphrase is usable when it has both fields, does not refer to the source and its question

@@ -66,8 +66,10 @@ def pick_template(sample: Sample, pools: dict[tuple[str, str], list[Path]], seed
     """A random normal template of the sample's category (its own random_templates first)."""
     candidates = sorted(sample.random_templates) or pools.get((sample.dataset, sample.category), [])
     if not candidates:
-        raise DataBuildError(f"no normal template listed for {sample.dataset}/{sample.category} "
-                             f"(needed by {sample.key}); check random_templates in mmad.json")
+        raise DataBuildError(
+            f"no normal template listed for {sample.dataset}/{sample.category} "
+            f"(needed by {sample.key}); check random_templates in mmad.json"
+        )
     return rng_for(seed, "template", sample.key).choice(candidates)
 
 
@@ -87,9 +89,19 @@ def select_mmad_stage1(mmad: MMADRoot, *, seed: int, per_defect: int = 1) -> lis
         members = sorted(groups[group], key=lambda s: s.key)
         chosen = rng_for(seed, "stage1", *group).sample(members, min(per_defect, len(members)))
         for sample in sorted(chosen, key=lambda s: s.key):
-            items.append(Stage1Item("mmad", sample.key, sample.dataset, sample.category, sample.defect,
-                                    Path(sample.image_path), Path(sample.mask_path),
-                                    Path(pick_template(sample, pools, seed)), Path(mmad.root)))
+            items.append(
+                Stage1Item(
+                    "mmad",
+                    sample.key,
+                    sample.dataset,
+                    sample.category,
+                    sample.defect,
+                    Path(sample.image_path),
+                    Path(sample.mask_path),
+                    Path(pick_template(sample, pools, seed)),
+                    Path(mmad.root),
+                )
+            )
     return items
 
 
@@ -101,8 +113,19 @@ def select_realiad_stage1(realiad: RealIADRoot, *, seed: int, per_category: int 
         chosen = rng_for(seed, "realiad", category).sample(members, min(per_category, len(members)))
         for img in sorted(chosen, key=lambda i: i.key):
             template = rng_for(seed, "template", img.key).choice(realiad.normal[category])
-            items.append(Stage1Item("realiad", img.key, "Real-IAD", category, img.defect,
-                                    img.image_path, img.mask_path, template, realiad.root))
+            items.append(
+                Stage1Item(
+                    "realiad",
+                    img.key,
+                    "Real-IAD",
+                    category,
+                    img.defect,
+                    img.image_path,
+                    img.mask_path,
+                    template,
+                    realiad.root,
+                )
+            )
     return items
 
 
@@ -131,8 +154,13 @@ def check_stage1_items(items: list[Stage1Item]) -> list[tuple[Stage1Item, str]]:
                 break
         else:
             if image_size != mask_size:
-                problems.append((item, f"mask {item.mask_path} is {mask_size[0]}x{mask_size[1]} but its image "
-                                       f"{item.image_path} is {image_size[0]}x{image_size[1]}"))
+                problems.append(
+                    (
+                        item,
+                        f"mask {item.mask_path} is {mask_size[0]}x{mask_size[1]} but its image "
+                        f"{item.image_path} is {image_size[0]}x{image_size[1]}",
+                    )
+                )
     return problems
 
 
@@ -143,8 +171,10 @@ def resolve_problems(items: list, problems: list[tuple[object, str]], *, skip_ba
     listing = "\n".join(f"  {getattr(item, 'key', item)}: {why}" for item, why in problems[:20])
     more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
     if not skip_bad:
-        raise DataBuildError(f"{len(problems)} selected item(s) cannot be used:\n{listing}{more}\n"
-                             "Fix the files, or pass --skip-bad to leave these items out.")
+        raise DataBuildError(
+            f"{len(problems)} selected item(s) cannot be used:\n{listing}{more}\n"
+            "Fix the files, or pass --skip-bad to leave these items out."
+        )
     for item, why in problems:
         log.warning("leaving out %s: %s", getattr(item, "key", item), why)
     bad = {id(item) for item, _ in problems}

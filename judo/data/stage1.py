@@ -61,8 +61,10 @@ def load_inputs(item: Stage1Item, knowledge: DomainKnowledge | None) -> Stage1In
     template = load_image(item.template_path)
     mask = load_mask(item.mask_path)
     if mask.shape != (query.height, query.width):
-        raise ItemSkipped(f"mask {item.mask_path} is {mask.shape[1]}x{mask.shape[0]} but its image is "
-                          f"{query.width}x{query.height}")
+        raise ItemSkipped(
+            f"mask {item.mask_path} is {mask.shape[1]}x{mask.shape[0]} but its image is "
+            f"{query.width}x{query.height}"
+        )
     cells = mask_to_cells(mask)
     if not cells:
         raise ItemSkipped(f"mask {item.mask_path} is empty: no defect region to segment")
@@ -74,8 +76,13 @@ def load_inputs(item: Stage1Item, knowledge: DomainKnowledge | None) -> Stage1In
 
 
 def teacher_request(item: Stage1Item, inputs: Stage1Inputs, max_side: int) -> list[dict]:
-    return stage1_messages(fit_within(inputs.outlined, max_side), fit_within(inputs.template, max_side),
-                           category=item.category, defect=item.defect, notes=inputs.notes)
+    return stage1_messages(
+        fit_within(inputs.outlined, max_side),
+        fit_within(inputs.template, max_side),
+        category=item.category,
+        defect=item.defect,
+        notes=inputs.notes,
+    )
 
 
 def make_worker(build: Build, knowledge: DomainKnowledge | None, *, max_side: int):
@@ -88,21 +95,23 @@ def make_worker(build: Build, knowledge: DomainKnowledge | None, *, max_side: in
         explanation = clean_prose(reply.text)
         seg = format_seg(inputs.cells)
         prompt = stage1_prompt(inputs.query, inputs.template, category=item.category)
-        return [{
-            "prompt": prompt.messages,
-            "completion": [{"role": "assistant", "content": completion_text(seg, explanation)}],
-            "images": [build.save_image(img) for img in prompt.images],
-            "source": item.source,
-            "mmad_key": item.key if item.source == "mmad" else None,
-            "key": item.key,
-            "dataset": item.dataset,
-            "category": item.category,
-            "defect": item.defect,
-            "template": item.relative(item.template_path),
-            "seg": sorted([r, c] for r, c in inputs.cells),
-            "explanation": explanation,
-            "teacher_image": build.save_image(fit_within(inputs.outlined, max_side), TEACHER_IMAGE_DIR),
-        }]
+        return [
+            {
+                "prompt": prompt.messages,
+                "completion": [{"role": "assistant", "content": completion_text(seg, explanation)}],
+                "images": [build.save_image(img) for img in prompt.images],
+                "source": item.source,
+                "mmad_key": item.key if item.source == "mmad" else None,
+                "key": item.key,
+                "dataset": item.dataset,
+                "category": item.category,
+                "defect": item.defect,
+                "template": item.relative(item.template_path),
+                "seg": sorted([r, c] for r, c in inputs.cells),
+                "explanation": explanation,
+                "teacher_image": build.save_image(fit_within(inputs.outlined, max_side), TEACHER_IMAGE_DIR),
+            }
+        ]
 
     return work
 
@@ -130,8 +139,9 @@ def plan(opts: Stage1Options) -> tuple[list[WorkItem], DomainKnowledge | None, d
     mmad = load_mmad(opts.mmad_root)
     items = select_mmad_stage1(mmad, seed=opts.seed, per_defect=opts.per_defect)
     if opts.realiad_root:
-        items += select_realiad_stage1(scan_realiad(opts.realiad_root), seed=opts.seed,
-                                       per_category=opts.realiad_per_category)
+        items += select_realiad_stage1(
+            scan_realiad(opts.realiad_root), seed=opts.seed, per_category=opts.realiad_per_category
+        )
     if opts.limit is not None:
         items = items[: opts.limit]
     items = resolve_problems(items, check_stage1_items(items), skip_bad=opts.skip_bad, log=log)
@@ -153,8 +163,18 @@ def build_stage1(opts: Stage1Options, client: TeacherClient, *, dry_run: bool = 
     if dry_run:
         for witem in items:
             inputs = load_inputs(witem.payload, knowledge)
-            print_dry_run(client, witem, [("explanation", teacher_request(witem.payload, inputs,
-                                                                          opts.teacher_max_side))])
+            print_dry_run(
+                client,
+                witem,
+                [("explanation", teacher_request(witem.payload, inputs, opts.teacher_max_side))],
+            )
         return None
-    return run_stage(opts.out, "stage1", client, manifest, items,
-                     lambda build: make_worker(build, knowledge, max_side=opts.teacher_max_side), desc="stage 1")
+    return run_stage(
+        opts.out,
+        "stage1",
+        client,
+        manifest,
+        items,
+        lambda build: make_worker(build, knowledge, max_side=opts.teacher_max_side),
+        desc="stage 1",
+    )

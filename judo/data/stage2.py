@@ -43,17 +43,17 @@ class Stage2Options:
     mmad_root: str
     out: str
     seed: int = 0
-    count: int = 30            # Q&A pairs per snippet (paper: 30)
-    variants: int = 2          # paraphrases per pair (paper: 2)
+    count: int = 30  # Q&A pairs per snippet (paper: 30)
+    variants: int = 2  # paraphrases per pair (paper: 2)
     paraphrase_chunk: int = 10  # pairs per paraphrase request
-    repairs: int = 1           # repair requests per teacher step before giving up
+    repairs: int = 1  # repair requests per teacher step before giving up
     limit: int | None = None
 
 
 @dataclass(frozen=True)
 class Snippet:
     entry: KnowledgeEntry
-    images: tuple[Path, ...]   # normal images of the category to anchor the rows
+    images: tuple[Path, ...]  # normal images of the category to anchor the rows
 
 
 def _knowledge_pools(mmad) -> dict[tuple[str, str], list[Path]]:
@@ -78,16 +78,28 @@ def plan(opts: Stage2Options) -> tuple[list[WorkItem], dict]:
         if not images:
             unanchored.append(f"{entry.dataset}/{entry.category}")
             continue
-        items.append(WorkItem(f"{entry.dataset}/{entry.category}/{entry.defect}", Snippet(entry, tuple(images))))
+        items.append(
+            WorkItem(f"{entry.dataset}/{entry.category}/{entry.defect}", Snippet(entry, tuple(images)))
+        )
     if unanchored:
-        log.warning("no normal image for %d snippet(s) (category not in mmad.json): %s", len(unanchored),
-                    ", ".join(sorted(set(unanchored))[:10]))
+        log.warning(
+            "no normal image for %d snippet(s) (category not in mmad.json): %s",
+            len(unanchored),
+            ", ".join(sorted(set(unanchored))[:10]),
+        )
     if not items:
         raise DataBuildError(f"no domain-knowledge snippet of {mmad.root} has normal images in mmad.json")
     if opts.limit is not None:
         items = items[: opts.limit]
-    manifest = {"seed": opts.seed, "count": opts.count, "variants": opts.variants, "limit": opts.limit,
-                "mmad_root": str(mmad.root), "mmad_keys": [], "snippets": [it.id for it in items]}
+    manifest = {
+        "seed": opts.seed,
+        "count": opts.count,
+        "variants": opts.variants,
+        "limit": opts.limit,
+        "mmad_root": str(mmad.root),
+        "mmad_keys": [],
+        "snippets": [it.id for it in items],
+    }
     return items, manifest
 
 
@@ -143,11 +155,14 @@ def generate_pairs(build: Build, witem: WorkItem, opts: Stage2Options) -> list[d
         if len(pairs) >= opts.count:
             return pairs[: opts.count], None
         detail = "; ".join(checked.problems[:5])
-        return pairs, (f"only {len(pairs)} usable unique pairs of the {opts.count} asked"
-                       + (f" ({detail})" if detail else ""))
+        return pairs, (
+            f"only {len(pairs)} usable unique pairs of the {opts.count} asked"
+            + (f" ({detail})" if detail else "")
+        )
 
-    messages = stage2_generation_messages(entry.text, category=entry.category, defect=entry.defect,
-                                          count=opts.count)
+    messages = stage2_generation_messages(
+        entry.text, category=entry.category, defect=entry.defect, count=opts.count
+    )
     budget = max(build.client.config.max_tokens, TOKENS_PER_PAIR * opts.count)
     _, problem = _ask_json(build, witem.id, "generate", messages, accept, opts.repairs, max_tokens=budget)
     if not pairs:
@@ -163,7 +178,7 @@ def paraphrase(build: Build, witem: WorkItem, pairs: list[dict], opts: Stage2Opt
     if opts.variants == 0:
         return out
     for start in range(0, len(pairs), opts.paraphrase_chunk):
-        chunk = pairs[start: start + opts.paraphrase_chunk]
+        chunk = pairs[start : start + opts.paraphrase_chunk]
         found: dict[int, list[dict]] = {}
 
         def accept(items: list, chunk=chunk, found=found):
@@ -175,8 +190,15 @@ def paraphrase(build: Build, witem: WorkItem, pairs: list[dict], opts: Stage2Opt
 
         messages = stage2_paraphrase_messages(chunk, variants=opts.variants)
         budget = max(build.client.config.max_tokens, TOKENS_PER_PAIR * opts.variants * len(chunk))
-        _ask_json(build, witem.id, f"paraphrase{start // opts.paraphrase_chunk}", messages, accept, opts.repairs,
-                  max_tokens=budget)
+        _ask_json(
+            build,
+            witem.id,
+            f"paraphrase{start // opts.paraphrase_chunk}",
+            messages,
+            accept,
+            opts.repairs,
+            max_tokens=budget,
+        )
         if len(found) < len(chunk):
             log.warning("%s: %d pair(s) without paraphrases", witem.id, len(chunk) - len(found))
         for pid, paras in found.items():
@@ -197,14 +219,22 @@ def make_worker(build: Build, opts: Stage2Options):
             for variant, qa in enumerate([pair, *paras]):
                 source = rng_for(opts.seed, "stage2", witem.id, p_index, variant).choice(snippet.images)
                 prompt, saved = cache.prompt_and_image(qa["question"], source, entry.category)
-                rows.append({
-                    "prompt": prompt.messages,
-                    "completion": [{"role": "assistant", "content": qa["answer"]}],
-                    "images": [saved],
-                    "dataset": entry.dataset, "category": entry.category, "defect": entry.defect,
-                    "pair": p_index, "variant": variant, "style": pair.get("style"),
-                    "question": qa["question"], "answer": qa["answer"], "image_source": str(source),
-                })
+                rows.append(
+                    {
+                        "prompt": prompt.messages,
+                        "completion": [{"role": "assistant", "content": qa["answer"]}],
+                        "images": [saved],
+                        "dataset": entry.dataset,
+                        "category": entry.category,
+                        "defect": entry.defect,
+                        "pair": p_index,
+                        "variant": variant,
+                        "style": pair.get("style"),
+                        "question": qa["question"],
+                        "answer": qa["answer"],
+                        "image_source": str(source),
+                    }
+                )
         return rows
 
     return work
@@ -217,14 +247,29 @@ def build_stage2(opts: Stage2Options, client: TeacherClient, *, dry_run: bool = 
         for witem in items:
             e = witem.payload.entry
             chunk = min(opts.paraphrase_chunk, opts.count)
-            print_dry_run(client, witem, [
-                ("generate", stage2_generation_messages(e.text, category=e.category, defect=e.defect,
-                                                        count=opts.count),
-                 {"max_tokens": max(client.config.max_tokens, TOKENS_PER_PAIR * opts.count)}),
-                ("paraphrase (built from the reply; placeholder pairs shown)",
-                 stage2_paraphrase_messages(example, variants=opts.variants),
-                 {"max_tokens": max(client.config.max_tokens, TOKENS_PER_PAIR * opts.variants * chunk)}),
-            ])
+            print_dry_run(
+                client,
+                witem,
+                [
+                    (
+                        "generate",
+                        stage2_generation_messages(
+                            e.text, category=e.category, defect=e.defect, count=opts.count
+                        ),
+                        {"max_tokens": max(client.config.max_tokens, TOKENS_PER_PAIR * opts.count)},
+                    ),
+                    (
+                        "paraphrase (built from the reply; placeholder pairs shown)",
+                        stage2_paraphrase_messages(example, variants=opts.variants),
+                        {
+                            "max_tokens": max(
+                                client.config.max_tokens, TOKENS_PER_PAIR * opts.variants * chunk
+                            )
+                        },
+                    ),
+                ],
+            )
         return None
-    return run_stage(opts.out, "stage2", client, manifest, items,
-                     lambda build: make_worker(build, opts), desc="stage 2")
+    return run_stage(
+        opts.out, "stage2", client, manifest, items, lambda build: make_worker(build, opts), desc="stage 2"
+    )

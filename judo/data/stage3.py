@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Stage3Options:
     mmad_root: str
-    stage1: str         # the stage-1 output folder
+    stage1: str  # the stage-1 output folder
     out: str
     limit: int | None = None
     teacher_max_side: int = 1024
@@ -80,8 +80,10 @@ def plan(opts: Stage3Options) -> tuple[list[WorkItem], DomainKnowledge | None, d
         row = rows1.get(key)
         sample = mmad.samples.get(key)
         if sample is None:
-            raise DataBuildError(f"stage-1 key {key!r} is not in {mmad.root / 'mmad.json'}: "
-                                 "stage 1 was built from another MMAD root")
+            raise DataBuildError(
+                f"stage-1 key {key!r} is not in {mmad.root / 'mmad.json'}: "
+                "stage 1 was built from another MMAD root"
+            )
         if row is None:
             missing.append(key)
             continue
@@ -89,19 +91,30 @@ def plan(opts: Stage3Options) -> tuple[list[WorkItem], DomainKnowledge | None, d
         template = template if template.is_absolute() else mmad.root / template
         seg = tuple(sorted((int(r), int(c)) for r, c in row["seg"]))
         for q_index, question in enumerate(sample.questions):
-            items.append(WorkItem(question_key(key, q_index),
-                                  Stage3Item(sample, q_index, question, template, row["explanation"], seg)))
+            items.append(
+                WorkItem(
+                    question_key(key, q_index),
+                    Stage3Item(sample, q_index, question, template, row["explanation"], seg),
+                )
+            )
     if missing:
-        log.warning("%d stage-1 image(s) have no stage-1 row yet (failed or unfinished) and are left out: %s",
-                    len(missing), ", ".join(missing[:5]))
+        log.warning(
+            "%d stage-1 image(s) have no stage-1 row yet (failed or unfinished) and are left out: %s",
+            len(missing),
+            ", ".join(missing[:5]),
+        )
     if not items:
         raise DataBuildError(f"no stage-1 rows with questions in {opts.stage1}; finish stage 1 first")
     if opts.limit is not None:
         items = items[: opts.limit]
-    manifest = {"mmad_root": str(mmad.root), "stage1": str(Path(opts.stage1)), "limit": opts.limit,
-                "seed": manifest1.get("seed"),
-                "mmad_keys": sorted({it.payload.sample.key for it in items}),
-                "question_keys": [it.id for it in items]}
+    manifest = {
+        "mmad_root": str(mmad.root),
+        "stage1": str(Path(opts.stage1)),
+        "limit": opts.limit,
+        "seed": manifest1.get("seed"),
+        "mmad_keys": sorted({it.payload.sample.key for it in items}),
+        "question_keys": [it.id for it in items],
+    }
     return items, mmad.knowledge, manifest
 
 
@@ -111,9 +124,15 @@ def teacher_request(item: Stage3Item, knowledge: DomainKnowledge | None, max_sid
     query, template = load_image(s.image_path), load_image(item.template_path)
     outlined = outline_mask(query, load_mask(s.mask_path, size=query.size), RED) if s.mask_path else query
     messages = stage3_messages(
-        fit_within(outlined, max_side), fit_within(template, max_side),
-        category=s.category, defect=s.defect, question=q.text, options_text=format_options(q.options),
-        answer_letter=q.answer, answer_text=q.options.get(q.answer, ""), explanation=item.explanation,
+        fit_within(outlined, max_side),
+        fit_within(template, max_side),
+        category=s.category,
+        defect=s.defect,
+        question=q.text,
+        options_text=format_options(q.options),
+        answer_letter=q.answer,
+        answer_text=q.options.get(q.answer, ""),
+        explanation=item.explanation,
         knowledge=knowledge.text_for(s.dataset, s.category) if knowledge else None,
     )
     return messages, query, template
@@ -126,17 +145,24 @@ def make_worker(build: Build, knowledge: DomainKnowledge | None, *, max_side: in
         messages, query, template = teacher_request(item, knowledge, max_side)
         rationale = clean_prose(build.ask(witem.id, "rationale", messages).text)
         prompt = inspection_prompt(query, template, q.text, q.options, style="judo")
-        return [{
-            "prompt": prompt.messages,
-            "images": [build.save_image(img) for img in prompt.images],
-            "answer": q.answer,
-            "seg": [list(cell) for cell in item.seg],
-            "rationale": rationale,
-            "options": json.dumps(q.options, ensure_ascii=False),
-            "question": q.text, "type": q.type, "subtask": q.subtask,
-            "question_key": witem.id, "mmad_key": s.key,
-            "dataset": s.dataset, "category": s.category, "defect": s.defect,
-        }]
+        return [
+            {
+                "prompt": prompt.messages,
+                "images": [build.save_image(img) for img in prompt.images],
+                "answer": q.answer,
+                "seg": [list(cell) for cell in item.seg],
+                "rationale": rationale,
+                "options": json.dumps(q.options, ensure_ascii=False),
+                "question": q.text,
+                "type": q.type,
+                "subtask": q.subtask,
+                "question_key": witem.id,
+                "mmad_key": s.key,
+                "dataset": s.dataset,
+                "category": s.category,
+                "defect": s.defect,
+            }
+        ]
 
     return work
 
@@ -148,5 +174,12 @@ def build_stage3(opts: Stage3Options, client: TeacherClient, *, dry_run: bool = 
             messages, _, _ = teacher_request(witem.payload, knowledge, opts.teacher_max_side)
             print_dry_run(client, witem, [("rationale", messages)])
         return None
-    return run_stage(opts.out, "stage3", client, manifest, items,
-                     lambda build: make_worker(build, knowledge, max_side=opts.teacher_max_side), desc="stage 3")
+    return run_stage(
+        opts.out,
+        "stage3",
+        client,
+        manifest,
+        items,
+        lambda build: make_worker(build, knowledge, max_side=opts.teacher_max_side),
+        desc="stage 3",
+    )

@@ -51,15 +51,20 @@ class JsonlStore:
         rows = self._file.rows
         for number, row in zip(self._file.line_numbers, rows, strict=True):
             if ITEM_ID not in row or ITEM_ROWS not in row:
-                raise StoreError(f"{self.path}:{number}: row lacks {ITEM_ID!r}/{ITEM_ROWS!r}; "
-                                 "use a fresh output folder")
+                raise StoreError(
+                    f"{self.path}:{number}: row lacks {ITEM_ID!r}/{ITEM_ROWS!r}; use a fresh output folder"
+                )
         if self._file.torn_bytes:
-            self.repaired.append(f"cut a torn last line ({self._file.torn_bytes} bytes) from {self.path.name}")
+            self.repaired.append(
+                f"cut a torn last line ({self._file.torn_bytes} bytes) from {self.path.name}"
+            )
         complete = _complete(rows)
         dropped = {r[ITEM_ID] for r in rows} - {r[ITEM_ID] for r in complete}
         if dropped:
-            self.repaired.append(f"dropped {len(dropped)} incomplete item(s) from {self.path.name}: "
-                                 + ", ".join(sorted(dropped)[:5]))
+            self.repaired.append(
+                f"dropped {len(dropped)} incomplete item(s) from {self.path.name}: "
+                + ", ".join(sorted(dropped)[:5])
+            )
             self._file.rewrite(complete)
         for note in self.repaired:
             log.warning(note)

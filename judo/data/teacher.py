@@ -153,10 +153,14 @@ def _retry_after_s(value: str | None) -> float | None:
 def _reply_text(raw: Any, status: int, body: str) -> str:
     """The assistant text of a chat.completion, or a TeacherError naming what is missing."""
     if not isinstance(raw, dict):
-        raise TeacherError(f"teacher reply is not a JSON object: {_excerpt(body)}", status=status, body=_excerpt(body))
+        raise TeacherError(
+            f"teacher reply is not a JSON object: {_excerpt(body)}", status=status, body=_excerpt(body)
+        )
     choices = raw.get("choices")
     if not isinstance(choices, list) or not choices:
-        raise TeacherError(f"teacher reply has no choices: {_excerpt(body)}", status=status, body=_excerpt(body))
+        raise TeacherError(
+            f"teacher reply has no choices: {_excerpt(body)}", status=status, body=_excerpt(body)
+        )
     message = choices[0].get("message") if isinstance(choices[0], dict) else None
     content = message.get("content") if isinstance(message, dict) else None
     if isinstance(content, list):  # some servers return content parts
@@ -234,10 +238,18 @@ class TeacherClient:
                 )
                 resp = raw_reply.http_response
             except openai.APITimeoutError as err:
-                last, last_status, last_body = f"timed out after {cfg.timeout_s:g} s ({type(err).__name__})", None, None
+                last, last_status, last_body = (
+                    f"timed out after {cfg.timeout_s:g} s ({type(err).__name__})",
+                    None,
+                    None,
+                )
             except openai.APIConnectionError as err:
                 cause = err.__cause__ or err
-                last, last_status, last_body = f"connection error: {type(cause).__name__}: {cause}", None, None
+                last, last_status, last_body = (
+                    f"connection error: {type(cause).__name__}: {cause}",
+                    None,
+                    None,
+                )
             except openai.APIStatusError as err:
                 resp = err.response
             if resp is not None:

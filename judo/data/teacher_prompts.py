@@ -25,7 +25,10 @@ from judo.data.teacher import user_message
 QA_STYLES: tuple[tuple[str, str], ...] = (
     ("criteria", "which visible signs make a part count as defective"),
     ("understanding", "how a defect shows up, where it tends to occur or how it affects the part"),
-    ("comparison", "what tells one condition apart from another (defective vs. normal, one defect vs. another)"),
+    (
+        "comparison",
+        "what tells one condition apart from another (defective vs. normal, one defect vs. another)",
+    ),
     ("function", "what the defect does to the product's use, safety or reliability"),
     ("recognition", "what a given defect or feature is"),
     ("quality_control", "why it matters to catch the defect during inspection"),
@@ -63,16 +66,16 @@ def stage1_messages(
     """Ask for the `<think>` text of a stage-1 row. Image order: template first, query last (as MMAD)."""
     notes_block = f"\nDomain notes for this product:\n{notes.strip()}\n" if notes and notes.strip() else ""
     text = (
-        f"The first image is a defect-free template of the product \"{readable(category)}\". The second image "
-        f"is the query: the same kind of product with a defect of type \"{readable(defect)}\". The defective "
+        f'The first image is a defect-free template of the product "{readable(category)}". The second image '
+        f'is the query: the same kind of product with a defect of type "{readable(defect)}". The defective '
         "region of the query is outlined in red; the outline is a marker for you only and is not part of the "
         f"product.\n{notes_block}\n"
         "Write a concise comparative explanation (3 to 5 sentences) of this defect:\n"
         "- where it is on the query (e.g. upper left, along the rim, near the centre);\n"
         "- what the region looks like on the query compared with the same region on the template "
         "(shape, colour, texture, edges, missing or extra material);\n"
-        f"- why this is a \"{readable(defect)}\" defect rather than normal variation.\n"
-        "Speak of \"the query\" and \"the template\". Do not mention the red outline, masks, annotations, "
+        f'- why this is a "{readable(defect)}" defect rather than normal variation.\n'
+        'Speak of "the query" and "the template". Do not mention the red outline, masks, annotations, '
         "grids or coordinates, and do not say which image is first or second. Reply with plain prose only: "
         "no lists, no headings, no tags."
     )
@@ -88,15 +91,15 @@ def stage2_generation_messages(snippet: str, *, category: str, defect: str, coun
     topic = "normal appearance" if defect == "good" else readable(defect)
     styles = "\n".join(f"{i}. {name}: questions about {what}" for i, (name, what) in enumerate(QA_STYLES, 1))
     text = (
-        f"Below is inspection knowledge about the product \"{readable(category)}\" "
-        f"(topic: \"{topic}\").\n\n"
+        f'Below is inspection knowledge about the product "{readable(category)}" '
+        f'(topic: "{topic}").\n\n'
         f"Write exactly {count} different question-answer pairs that an inspector could ask and answer "
         "using only this knowledge.\n"
         "Rules:\n"
         "- Every answer must follow from the text below; add no outside knowledge, numbers or causes it "
         "does not state.\n"
-        "- Never refer to the source (no \"the text\", \"the snippet\", \"the passage\", \"the description\", "
-        "\"according to\"). Questions and answers must stand on their own and name the product.\n"
+        '- Never refer to the source (no "the text", "the snippet", "the passage", "the description", '
+        '"according to"). Questions and answers must stand on their own and name the product.\n'
         "- No two questions may ask the same thing.\n"
         "- Answers are one to three sentences.\n"
         f"- Mix these question styles, using at least five of them and none for more than a third of the "
@@ -160,11 +163,14 @@ def stage3_messages(
     add facts, must not reveal that the answer was given, and names the option only at the end (the
     structure reward penalises early commitment, so the reference should not model it).
     """
-    knowledge_block = (f"Domain knowledge for this product:\n{knowledge.strip()}\n\n"
-                       if knowledge and knowledge.strip() else "")
+    knowledge_block = (
+        f"Domain knowledge for this product:\n{knowledge.strip()}\n\n"
+        if knowledge and knowledge.strip()
+        else ""
+    )
     text = (
-        f"The first image is a defect-free template of the product \"{readable(category)}\"; the second is the "
-        f"query image. The query has a \"{readable(defect)}\" defect, outlined in red (a marker for you only).\n\n"
+        f'The first image is a defect-free template of the product "{readable(category)}"; the second is the '
+        f'query image. The query has a "{readable(defect)}" defect, outlined in red (a marker for you only).\n\n'
         f"Comparative observation of the query against the template:\n{explanation.strip()}\n\n"
         f"{knowledge_block}"
         f"Inspection question:\n{question.strip()}\n{options_text.strip()}\n"

@@ -59,7 +59,9 @@ class InspectionRequest:
         self.category = (self.category or "").strip() or None
         self.dataset = (self.dataset or "").strip() or None
         if self.sensitivity is not None and not (0 < float(self.sensitivity) <= 100):
-            raise ValueError(f"The sensitivity must be a number above 0 (1 = default), got {self.sensitivity}.")
+            raise ValueError(
+                f"The sensitivity must be a number above 0 (1 = default), got {self.sensitivity}."
+            )
         if self.false_alarm_rate is not None and not (0 < float(self.false_alarm_rate) < 256):
             raise ValueError(
                 f"The false-alarm rate must be above 0 and below 256 false cells per part, got {self.false_alarm_rate}."
@@ -112,8 +114,13 @@ class Engine(ABC):
                 if update.done:
                     return
         except Exception as err:  # noqa: BLE001 - a crash is reported as data, the server keeps serving
-            yield Update(text=last.text, cells=last.cells, done=True,
-                         error=f"{self.label} failed: {type(err).__name__}: {err}", meta=last.meta)
+            yield Update(
+                text=last.text,
+                cells=last.cells,
+                done=True,
+                error=f"{self.label} failed: {type(err).__name__}: {err}",
+                meta=last.meta,
+            )
             return
         stopped = stop_event is not None and stop_event.is_set()
         meta = {**last.meta, "stopped": True} if stopped else last.meta

@@ -38,12 +38,16 @@ def _answer_note(answer: str | None, options: dict[str, str] | None, result: Any
     if not options:
         return "No free-text answer: that needs a language model."
     if not result.valid:
-        return ("No answer: the comparison was judged not meaningful for this pair (see the warning), so the "
-                "measurement does not answer; use a normal template of the same product.")
+        return (
+            "No answer: the comparison was judged not meaningful for this pair (see the warning), so the "
+            "measurement does not answer; use a normal template of the same product."
+        )
     if len(options) >= 2 and all(parse_position(v) is not None for v in options.values()):
         return "No answer: no difference stands out from the template, so there is no position to point at."
-    return ("No answer: a measurement answers only defect detection (Yes/No) and position questions; "
-            "this one needs a language-model engine.")
+    return (
+        "No answer: a measurement answers only defect detection (Yes/No) and position questions; "
+        "this one needs a language-model engine."
+    )
 
 
 class ComparatorEngine(Engine):
@@ -51,8 +55,9 @@ class ComparatorEngine(Engine):
 
     kind = "comparator"
 
-    def __init__(self, id: str = "comparator", label: str = "Comparator (no language model)",
-                 description: str = "") -> None:
+    def __init__(
+        self, id: str = "comparator", label: str = "Comparator (no language model)", description: str = ""
+    ) -> None:
         self.id, self.label, self.description = id, label, description
         self.checkpoint = None
         self._last: tuple[list[Any], Any] | None = None
@@ -85,8 +90,13 @@ class ComparatorEngine(Engine):
         )
 
         t0 = time.perf_counter()
-        meta: dict[str, Any] = {"engine": self.id, "label": self.label, "checkpoint": None,
-                                "prompt_style": None, "settings": None}
+        meta: dict[str, Any] = {
+            "engine": self.id,
+            "label": self.label,
+            "checkpoint": None,
+            "prompt_style": None,
+            "settings": None,
+        }
         try:
             result = self._compare(request, compare)
         except Exception as err:  # bad images are validated before; anything else is reported

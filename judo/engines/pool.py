@@ -105,7 +105,10 @@ def build_engine(cfg: EngineConfig, pool: ModelPool, knowledge_path: str | None 
 
     knowledge = None
     defaults = decoding(
-        max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p
+        max_new_tokens=cfg.max_new_tokens,
+        do_sample=cfg.do_sample,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
     )
     if cfg.rag:
         path = cfg.knowledge or knowledge_path

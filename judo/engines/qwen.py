@@ -64,8 +64,12 @@ class QwenEngine(Engine):
         """``override`` (the request's decoding) or the engine's defaults, capped at the engine's budget."""
         return capped(override if override is not None else self.defaults, self.max_new_tokens)
 
-    def _prompt(self, request: InspectionRequest, s: GenerationConfig,
-                fit: Callable[[Image.Image], Image.Image] | None = None) -> tuple[Any, dict[str, Any], list[str]]:
+    def _prompt(
+        self,
+        request: InspectionRequest,
+        s: GenerationConfig,
+        fit: Callable[[Image.Image], Image.Image] | None = None,
+    ) -> tuple[Any, dict[str, Any], list[str]]:
         """The prompt of one request (knowledge looked up when the engine has some), its meta and warnings.
 
         ``fit`` may hand over pictures already at the model's size (a batch shares them)."""
@@ -116,8 +120,11 @@ class QwenEngine(Engine):
             try:
                 ready.append((i, *self._prompt(request, s, fit)))
             except Exception as err:  # noqa: BLE001 - one bad request must not sink the batch
-                out[i] = Update(done=True, error=f"Could not build the prompt: {err}",
-                                meta={"engine": self.id, "label": self.label})
+                out[i] = Update(
+                    done=True,
+                    error=f"Could not build the prompt: {err}",
+                    meta={"engine": self.id, "label": self.label},
+                )
         try:
             texts = generate_batch(self.model, self.processor, [prompt for _, prompt, _, _ in ready], s)
         except Exception as err:  # noqa: BLE001 - out of memory, a broken checkpoint...: reported per request
@@ -144,8 +151,11 @@ class QwenEngine(Engine):
         try:
             prompt, meta, warnings = self._prompt(request, s)
         except Exception as err:
-            yield Update(done=True, error=f"Could not build the prompt: {err}",
-                         meta={"engine": self.id, "label": self.label})
+            yield Update(
+                done=True,
+                error=f"Could not build the prompt: {err}",
+                meta={"engine": self.id, "label": self.label},
+            )
             return
         meta["warnings"] = warnings
         yield Update(meta={**meta, "phase": "generating"})
@@ -166,7 +176,11 @@ class QwenEngine(Engine):
                     first_s = time.perf_counter() - t0
                 text += delta
                 parsed = parser.feed(delta)
-                live = parsed.answer if parsed.answer_tagged and _in_options(parsed.answer, request.options) else None
+                live = (
+                    parsed.answer
+                    if parsed.answer_tagged and _in_options(parsed.answer, request.options)
+                    else None
+                )
                 yield Update(text=text, cells=set(parsed.cells), answer=live, meta=meta)
                 if stop_event is not None and stop_event.is_set():
                     stopped = "Stopped by the user."
@@ -175,7 +189,9 @@ class QwenEngine(Engine):
                     stopped = f"Stopped after the {self.max_seconds:g} s time limit."
                     break
         except PromptTooLong as err:  # refused before any prefill: the accelerator stays free
-            yield Update(done=True, error=str(err), meta={**meta, "total_s": round(time.perf_counter() - t0, 3)})
+            yield Update(
+                done=True, error=str(err), meta={**meta, "total_s": round(time.perf_counter() - t0, 3)}
+            )
             return
         except Exception as err:  # out of memory, a broken checkpoint...: report, keep serving
             stop.set()
@@ -193,7 +209,9 @@ class QwenEngine(Engine):
         generated = reported.pop("completion_tokens", None)
         yield self._final(parser, request, s, meta, warnings, t0, first_s, stopped, generated, reported)
 
-    def _deltas(self, prompt: Any, s: GenerationConfig, stop: threading.Event, reported: dict) -> Iterator[str]:
+    def _deltas(
+        self, prompt: Any, s: GenerationConfig, stop: threading.Event, reported: dict
+    ) -> Iterator[str]:
         """The completion of ``prompt`` as text deltas; ``reported`` gets the generated token count
         (`judo.engines.served` streams from a server and reports its count and which replica answered)."""
         from judo.generation import StreamStats, stream_generate
@@ -261,7 +279,9 @@ class QwenEngine(Engine):
                 + (f"; MMAD's closest-option rule reads it as {answer}." if answer else ".")
             )
         if answer is not None and not _in_options(answer, request.options):
-            warnings.append(f"The answer {answer!r} is not one of the options {', '.join(request.options or {})}.")
+            warnings.append(
+                f"The answer {answer!r} is not one of the options {', '.join(request.options or {})}."
+            )
             answer = None
         if answer is not None and not final.answer_tagged and request.options:
             warnings.append(f"No <answer> tag: {answer} was read from the text with MMAD's fallback rules.")

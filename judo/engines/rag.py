@@ -54,8 +54,14 @@ class KnowledgeHit:
 class KnowledgeBase:
     """MMAD-style domain knowledge with oracle lookup and MiniLM retrieval."""
 
-    def __init__(self, knowledge: DomainKnowledge, *, top_k: int = TOP_K, embedder: Any = None,
-                 source: str | None = None) -> None:
+    def __init__(
+        self,
+        knowledge: DomainKnowledge,
+        *,
+        top_k: int = TOP_K,
+        embedder: Any = None,
+        source: str | None = None,
+    ) -> None:
         self.knowledge = knowledge
         self.top_k = top_k
         self.source = source

@@ -268,13 +268,17 @@ class RecordWriter:
         self._file = JsonlFile(self.path)
         try:
             self.discarded_bytes = self._file.torn_bytes
-            self.existing = [parse_record(row, f"{self.path}:{n}")
-                             for n, row in zip(self._file.line_numbers, self._file.rows, strict=True)]
+            self.existing = [
+                parse_record(row, f"{self.path}:{n}")
+                for n, row in zip(self._file.line_numbers, self._file.rows, strict=True)
+            ]
             self.done: set[str] = set()
             for rec in self.existing:
                 qk = rec.question_key or rec.uid
                 if qk in self.done:
-                    raise DuplicateRecordError(f"{self.path}: question {qk} is recorded twice; the file was edited?")
+                    raise DuplicateRecordError(
+                        f"{self.path}: question {qk} is recorded twice; the file was edited?"
+                    )
                 self.done.add(qk)
         except BaseException:
             self._file.close()

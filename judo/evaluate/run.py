@@ -318,12 +318,21 @@ def make_engine(args: argparse.Namespace, knowledge=None, loaded: tuple[Any, Any
 
             if torch.cuda.is_available():
                 device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
-        loaded = load_model(args.checkpoint, quantization=args.quantization, device=device), \
-            load_processor(args.checkpoint)
+        loaded = (
+            load_model(args.checkpoint, quantization=args.quantization, device=device),
+            load_processor(args.checkpoint),
+        )
     model, processor = loaded
-    return QwenEngine("model", str(args.checkpoint), model, processor,
-                      knowledge=KnowledgeBase(knowledge) if knowledge is not None else None,
-                      prompt_style=args.prompt, defaults=settings, checkpoint=str(args.checkpoint))
+    return QwenEngine(
+        "model",
+        str(args.checkpoint),
+        model,
+        processor,
+        knowledge=KnowledgeBase(knowledge) if knowledge is not None else None,
+        prompt_style=args.prompt,
+        defaults=settings,
+        checkpoint=str(args.checkpoint),
+    )
 
 
 def _served_engine(args: argparse.Namespace, knowledge=None) -> Engine:
@@ -492,10 +501,15 @@ def run(args: argparse.Namespace, loaded: tuple[Any, Any] | None = None) -> RunR
             failed = [(it, u) for it, u in zip(batch, updates, strict=True) if u.error]
             if failed:
                 it, u = failed[0]
-                raise EvalError(f"{len(failed)} question(s) failed, first {it.question_key}: {u.error} "
-                                "(records so far are kept; rerun the same command to resume)")
+                raise EvalError(
+                    f"{len(failed)} question(s) failed, first {it.question_key}: {u.error} "
+                    "(records so far are kept; rerun the same command to resume)"
+                )
             writer.write(
-                [to_record(it, u, per_item, mmad.root, config, len(batch), rank) for it, u in zip(batch, updates)]
+                [
+                    to_record(it, u, per_item, mmad.root, config, len(batch), rank)
+                    for it, u in zip(batch, updates)
+                ]
             )
             asked += len(batch)
             bar.update(len(batch))
@@ -513,7 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.templates is not None:
         if args.engine != "comparator":
-            print("judo eval: --templates is for --engine comparator (use --shots for a model)", file=sys.stderr)
+            print(
+                "judo eval: --templates is for --engine comparator (use --shots for a model)", file=sys.stderr
+            )
             return 2
         if args.templates < 1:
             print(f"judo eval: --templates must be >= 1, got {args.templates}", file=sys.stderr)

@@ -27,7 +27,21 @@ from judo.grid.text import (
 )
 
 __all__ = [
-    "GRID_SIZE", "SEG_CLOSE", "SEG_OPEN", "Cell", "SegFormatError", "cell_box", "cell_boxes",
-    "cells_to_mask", "format_seg", "format_seg_body", "locate_seg", "mask_to_cells", "parse_seg",
-    "parse_seg_prefix", "scan_seg_body", "seg_f1", "seg_iou",
+    "GRID_SIZE",
+    "SEG_CLOSE",
+    "SEG_OPEN",
+    "Cell",
+    "SegFormatError",
+    "cell_box",
+    "cell_boxes",
+    "cells_to_mask",
+    "format_seg",
+    "format_seg_body",
+    "locate_seg",
+    "mask_to_cells",
+    "parse_seg",
+    "parse_seg_prefix",
+    "scan_seg_body",
+    "seg_f1",
+    "seg_iou",
 ]

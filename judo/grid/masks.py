@@ -73,7 +73,9 @@ def _array_to_bool(mask: Any) -> tuple[np.ndarray, int, int, tuple[int, int]]:
     """Array mask -> (bool array of its non-empty bounding box, x offset, y offset, (height, width))."""
     arr = np.asarray(mask)
     if arr.dtype == object or arr.dtype.kind not in "biuf":
-        raise TypeError(f"mask must be a PIL image or a numeric array, got {type(mask).__name__} of {arr.dtype}")
+        raise TypeError(
+            f"mask must be a PIL image or a numeric array, got {type(mask).__name__} of {arr.dtype}"
+        )
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (2, 3, 4))):
@@ -87,10 +89,10 @@ def _array_to_bool(mask: Any) -> tuple[np.ndarray, int, int, tuple[int, int]]:
     rows = np.flatnonzero(arr.reshape(height, -1).any(axis=1))
     if rows.size == 0:
         return np.zeros((0, 0), dtype=bool), 0, 0, (height, width)
-    band = arr[rows[0]:rows[-1] + 1]
+    band = arr[rows[0] : rows[-1] + 1]
     col_any = band.any(axis=0)
     cols = np.flatnonzero(col_any if col_any.ndim == 1 else col_any.any(axis=1))
-    crop = band[:, cols[0]:cols[-1] + 1]
+    crop = band[:, cols[0] : cols[-1] + 1]
     sub = _nonzero(crop) if crop.ndim == 2 else _colour_rule(crop, has_alpha=crop.shape[2] in (2, 4))
     return sub, int(cols[0]), int(rows[0]), (height, width)
 
@@ -104,7 +106,9 @@ def mask_to_cells(mask: Image.Image | np.ndarray, grid: int = GRID_SIZE) -> set[
     cell is anomalous when it overlaps the defect at all.
     """
     if isinstance(mask, (str, bytes)) or hasattr(mask, "__fspath__"):
-        raise TypeError("mask_to_cells takes an image or array, not a path; load it with judo.images.load_mask")
+        raise TypeError(
+            "mask_to_cells takes an image or array, not a path; load it with judo.images.load_mask"
+        )
     if isinstance(mask, Image.Image):
         width, height = mask.size
         if width == 0 or height == 0:
@@ -133,9 +137,9 @@ def _cells_hit(sub: np.ndarray, offset: int, length: int, grid: int, axis: int) 
     if length >= grid:  # cells partition the pixels: find the cells holding the window's ends
         first = int(np.searchsorted(starts, offset, side="right")) - 1
         last = int(np.searchsorted(starts, offset + span - 1, side="right")) - 1
-        local = np.maximum(starts[first:last + 1] - offset, 0)
+        local = np.maximum(starts[first : last + 1] - offset, 0)
     else:  # several cells share one pixel: each takes the pixel its edge falls in
         first = int(np.searchsorted(starts, offset, side="left"))
         last = int(np.searchsorted(starts, offset + span - 1, side="right")) - 1
-        local = starts[first:last + 1] - offset
+        local = starts[first : last + 1] - offset
     return first, np.logical_or.reduceat(sub, local, axis=axis)

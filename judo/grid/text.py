@@ -46,8 +46,10 @@ def _normalise_cells(cells: Iterable[Cell]) -> list[Cell]:
             row, col = cell
         except (TypeError, ValueError):
             raise TypeError(f"a cell is a (row, col) pair of integers, got {cell!r}") from None
-        if row.__class__ is not int or col.__class__ is not int or not (
-            0 <= row < GRID_SIZE and 0 <= col < GRID_SIZE
+        if (
+            row.__class__ is not int
+            or col.__class__ is not int
+            or not (0 <= row < GRID_SIZE and 0 <= col < GRID_SIZE)
         ):
             row, col = check_cell(cell)
         out.add((row, col))
@@ -169,7 +171,7 @@ def _strict_walk(body: str) -> set[Cell]:
     cells: set[Cell] = set()
     prev_end, prev_text = 0, ""
     for m in _ITEM.finditer(body):
-        gap = body[prev_end:m.start()]
+        gap = body[prev_end : m.start()]
         if not prev_text:
             if gap and not gap.isspace():
                 raise SegFormatError(f"unexpected text {_describe(gap)} before the first cell")
@@ -187,7 +189,9 @@ def _strict_walk(body: str) -> set[Cell]:
         prev_end, prev_text = m.end(), m.group(0)
     tail = body[prev_end:]
     if not prev_text:
-        raise SegFormatError(f"no cells in seg body {_describe(body)}: write (row,col) cells or leave it empty")
+        raise SegFormatError(
+            f"no cells in seg body {_describe(body)}: write (row,col) cells or leave it empty"
+        )
     if not _TRAILING.fullmatch(tail):
         if _DANGLING_RUN.match(tail):
             raise SegFormatError(f"incomplete run: {prev_text + tail.rstrip()!r} has no valid end cell")
@@ -207,9 +211,13 @@ def _check_item(m: re.Match[str]) -> None:
     if r2 is None:
         return
     if _int(r1) != _int(r2):
-        raise SegFormatError(f"run {m.group(0)!r} crosses rows {_int(r1)} and {_int(r2)}: a run stays in one row")
+        raise SegFormatError(
+            f"run {m.group(0)!r} crosses rows {_int(r1)} and {_int(r2)}: a run stays in one row"
+        )
     if _int(c1) > _int(c2):
-        raise SegFormatError(f"run {m.group(0)!r} is reversed: its start column must not exceed its end column")
+        raise SegFormatError(
+            f"run {m.group(0)!r} is reversed: its start column must not exceed its end column"
+        )
 
 
 def _strict_tags(text: str) -> str:

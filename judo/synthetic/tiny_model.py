@@ -171,18 +171,41 @@ def _train_tokenizer():
 #: more than this tokenizer uses, as the real vocabulary is padded too).
 SIZES: dict[str, dict] = {
     "tiny": {
-        "text": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-                 "num_key_value_heads": 2, "max_position_embeddings": 4096, "mrope_section": [2, 3, 3]},
-        "vision": {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2,
-                   "fullatt_block_indexes": [1]},
+        "text": {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 4096,
+            "mrope_section": [2, 3, 3],
+        },
+        "vision": {
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "fullatt_block_indexes": [1],
+        },
         "vocab_size": None,  # len(tokenizer) rounded up to VOCAB_MULTIPLE
     },
     "7b": {
-        "text": {"hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
-                 "num_attention_heads": 28, "num_key_value_heads": 4, "max_position_embeddings": 128000,
-                 "mrope_section": [16, 24, 24]},
-        "vision": {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
-                   "fullatt_block_indexes": [7, 15, 23, 31]},
+        "text": {
+            "hidden_size": 3584,
+            "intermediate_size": 18944,
+            "num_hidden_layers": 28,
+            "num_attention_heads": 28,
+            "num_key_value_heads": 4,
+            "max_position_embeddings": 128000,
+            "mrope_section": [16, 24, 24],
+        },
+        "vision": {
+            "depth": 32,
+            "hidden_size": 1280,
+            "intermediate_size": 3420,
+            "num_heads": 16,
+            "fullatt_block_indexes": [7, 15, 23, 31],
+        },
         "vocab_size": 152064,
     },
 }
@@ -305,9 +328,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("out_dir", type=Path, help="folder to write the checkpoint to")
     parser.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default 0)")
-    parser.add_argument("--size", choices=tuple(SIZES), default="tiny",
-                        help="tiny (~1 MB, tests) or 7b (Qwen2.5-VL-7B's architecture, 16.6 GB of random bf16 "
-                             "weights, for GPU measurements)")
+    parser.add_argument(
+        "--size",
+        choices=tuple(SIZES),
+        default="tiny",
+        help="tiny (~1 MB, tests) or 7b (Qwen2.5-VL-7B's architecture, 16.6 GB of random bf16 "
+        "weights, for GPU measurements)",
+    )
     args = parser.parse_args(argv)
     if args.out_dir.exists() and not args.out_dir.is_dir():
         parser.error(f"{args.out_dir} exists and is not a folder")
