@@ -28,14 +28,21 @@ def free_port() -> int:
 def serve_tiny_app(tiny_model_dir: Path, **env_overrides: str) -> Iterator[Served]:
     """configs/tiny.yaml with the session's tiny checkpoint; closed afterwards."""
     from judo.engines import load_config
-    from judo.ui import create_app
 
     env = {
         "JUDO_ENGINE_TINY_CHECKPOINT": str(tiny_model_dir),
         "JUDO_ENGINE_TINY_RAG_CHECKPOINT": str(tiny_model_dir),
         **env_overrides,
     }
-    config = load_config(REPO / "configs" / "tiny.yaml", env=env)
+    with serve_config(load_config(REPO / "configs" / "tiny.yaml", env=env)) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def serve_config(config) -> Iterator[Served]:
+    """The real app for an `AppConfig` on 127.0.0.1 and a free port; closed afterwards."""
+    from judo.ui import create_app
+
     demo, kwargs = create_app(config)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **kwargs)

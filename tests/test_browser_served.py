@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app_server import free_port
+from tests.app_server import serve_config
 from tests.openai_server import OpenAIServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,7 +26,6 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def served_app(tiny_model_dir, tmp_path_factory):
     from judo.engines import load_config
-    from judo.ui import create_app
 
     server = OpenAIServer(tiny_model_dir).start()
     folder = tmp_path_factory.mktemp("served-app")
@@ -37,13 +36,10 @@ def served_app(tiny_model_dir, tmp_path_factory):
         " max_new_tokens: 24, timeout_s: 5}\n"
         f"templates: {{examples_dir: '{REPO / 'examples'}'}}\n"
     )
-    demo, kwargs = create_app(load_config(folder / "app.yaml", env={}))
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **kwargs)
     try:
-        yield f"http://127.0.0.1:{port}/", server
+        with serve_config(load_config(folder / "app.yaml", env={})) as served:
+            yield served.url, server
     finally:
-        demo.close()
         server.stop()
 
 

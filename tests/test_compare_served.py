@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app_server import EXAMPLES, free_port
+from tests.app_server import EXAMPLES, serve_config
 from tests.openai_server import OpenAIServer
 
 pytestmark = pytest.mark.slow
@@ -19,7 +19,6 @@ TEMPLATE = EXAMPLES / "templates" / "bottle" / "00.png"
 @pytest.fixture(scope="module")
 def mixed_app(tiny_model_dir, tmp_path_factory):
     from judo.engines import load_config
-    from judo.ui import create_app
 
     server = OpenAIServer(tiny_model_dir).start()
     folder = tmp_path_factory.mktemp("mixed-app")
@@ -31,13 +30,10 @@ def mixed_app(tiny_model_dir, tmp_path_factory):
         "  - {id: comparator, kind: comparator, label: Comparator}\n"
         f"templates: {{examples_dir: '{Path(EXAMPLES)}'}}\n"
     )
-    demo, kwargs = create_app(load_config(folder / "app.yaml", env={}))
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **kwargs)
     try:
-        yield f"http://127.0.0.1:{port}/", server
+        with serve_config(load_config(folder / "app.yaml", env={})) as served:
+            yield served.url, server
     finally:
-        demo.close()
         server.stop()
 
 

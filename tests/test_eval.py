@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +17,7 @@ from judo.evaluate.score_cli import main as score_main
 from judo.evaluate.selection import SelectionError, read_manifest, select_items
 from judo.grid import mask_to_cells
 from judo.mmad import SUBTASKS, load_mmad, question_key
+from tests.killed_eval import kill_eval_midway
 
 MAX_NEW = "4"  # the tiny model's answers are noise anyway: keep generation short
 
@@ -100,11 +96,7 @@ def test_full_eval_then_score(mmad_root, tiny_model_dir, loaded, tmp_path, capsy
 def test_eval_killed_midway_resumes_without_loss_or_duplicates(mmad_root, tiny_model_dir, loaded, tmp_path):
     out = tmp_path / "killed.jsonl"
     limit = 24
-    cmd = [
-        sys.executable,
-        "-m",
-        "judo.cli",
-        "eval",
+    args = [
         "--mmad-root",
         str(mmad_root),
         "--out",
@@ -121,25 +113,8 @@ def test_eval_killed_midway_resumes_without_loss_or_duplicates(mmad_root, tiny_m
         "2",
         "--no-progress",
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
-    try:
-        while time.monotonic() < deadline:
-            if out.exists() and out.read_bytes().count(b"\n") >= 6:
-                break
-            if proc.poll() is not None:
-                pytest.fail(f"eval exited early: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.05)
-        else:
-            pytest.fail("eval wrote nothing in time")
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-    partial = read_records([out])
+    partial = kill_eval_midway(args, out, after=6)
     assert 6 <= len(partial) < limit
-    with open(out, "ab") as fh:  # as if the kill had cut a write in half
-        fh.write(partial[0].to_json().encode()[:25])
 
     result = run(
         eval_args(mmad_root, out, tiny_model_dir, "--limit", str(limit), "--batch-size", "2"), loaded

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +9,7 @@ import pytest
 from judo.evaluate.records import read_records
 from judo.evaluate.run import EvalError, build_parser, run
 from judo.evaluate.run import main as eval_main
+from tests.killed_eval import kill_eval_midway
 from tests.openai_server import Fault, OpenAIServer, free_port
 
 MAX_NEW = "12"
@@ -108,26 +104,8 @@ def test_killed_midway_resumes_with_nothing_lost_or_repeated(mmad_root, server, 
     server.token_delay_s = 0.03
     limit = 16
     args = served_args(mmad_root, out, server.base_url, extra=("--limit", str(limit), "--batch-size", "2"))
-    cmd = [sys.executable, "-m", "judo.cli", "eval", *args]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            if out.exists() and out.read_bytes().count(b"\n") >= 4:
-                break
-            if proc.poll() is not None:
-                pytest.fail(f"eval exited early: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.02)
-        else:
-            pytest.fail("eval wrote nothing in time")
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-    partial = read_records([out])
+    partial = kill_eval_midway(list(args), out, after=4, timeout_s=120)
     assert 4 <= len(partial) < limit
-    with open(out, "ab") as fh:  # as if the kill had cut a write in half
-        fh.write(partial[0].to_json().encode()[:25])
 
     server.token_delay_s = 0.0
     result = run(build_parser().parse_args(args))
