@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"answer: {answer}" + (f" ({options[answer]})" if options and answer in options else ""))
     print(f"cells: {format_seg(last.cells)}")
     if args.record:
-        from judo.ui_record import build_record
+        from judo.record import build_record
 
         with open(args.record, "w", encoding="utf-8") as f:
             json.dump(build_record(request, last, engine_label=engine.label), f, indent=1)

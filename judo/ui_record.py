@@ -1,13 +1,8 @@
-"""The inspection record: what a lab keeps of one inspection (JSON) next to the overlay picture (PNG).
-
-The record holds what is needed to audit or reproduce an answer: the question and options, the engine
-and its settings, the raw model output, the parsed cells (as the canonical seg text too), the answer,
-truth metrics when a mask was known, image fingerprints and timing.
-"""
+"""The app's downloads: one inspection's record (JSON, built by `judo.record`) next to its overlay (PNG),
+in a fresh folder per run, named for the session that made them, pruned after an hour."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import shutil
@@ -18,73 +13,7 @@ from typing import Any
 
 from PIL import Image
 
-from judo.engines.base import InspectionRequest, Update
-from judo.grid import format_seg
 from judo.ui_owner import OWNERS, new_token
-
-RECORD_VERSION = 1
-
-
-def image_fingerprint(img: Image.Image) -> dict[str, Any]:
-    """Size and a SHA-256 of the decoded pixels (stable across file formats and metadata)."""
-    return {"size": list(img.size), "sha256": hashlib.sha256(img.tobytes()).hexdigest()}
-
-
-def build_record(
-    request: InspectionRequest,
-    update: Update,
-    *,
-    engine_label: str,
-    truth: dict[str, Any] | None = None,
-    names: dict[str, str] | None = None,
-    started_at: float | None = None,
-    elapsed_s: float | None = None,
-    first_update_s: float | None = None,
-) -> dict[str, Any]:
-    meta = dict(update.meta)
-    answer_text = (request.options or {}).get(update.answer or "", None)
-    return {
-        "version": RECORD_VERSION,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started_at or time.time())),
-        "engine": {
-            "id": meta.get("engine"),
-            "label": engine_label,
-            "checkpoint": meta.get("checkpoint"),
-            "prompt_style": meta.get("prompt_style"),
-            "settings": meta.get("settings"),
-        },
-        "question": request.question,
-        "options": request.options,
-        "category": request.category,
-        "dataset": request.dataset,
-        "images": {
-            "query": {**image_fingerprint(request.query), "name": (names or {}).get("query")},
-            "template": {**image_fingerprint(request.template), "name": (names or {}).get("template")},
-        },
-        "raw_output": update.text,
-        "cells": sorted([list(c) for c in update.cells]),
-        "seg": format_seg(update.cells),
-        "answer": update.answer,
-        "answer_text": answer_text,
-        "error": update.error,
-        "stopped": bool(meta.get("stopped")),
-        "warnings": meta.get("warnings", []),
-        "knowledge": meta.get("knowledge"),
-        "truth": truth,
-        "timing": {
-            "first_update_s": _round(first_update_s),
-            "first_token_s": meta.get("first_token_s"),
-            "total_s": _round(elapsed_s if elapsed_s is not None else meta.get("total_s")),
-            "new_tokens": meta.get("new_tokens"),
-            "tokens_per_s": meta.get("tokens_per_s"),
-        },
-        "extra": {k: v for k, v in meta.items() if k in {"comparator"}},
-    }
-
-
-def _round(x: float | None) -> float | None:
-    return None if x is None else round(float(x), 4)
-
 
 RECORDS_DIR = Path(tempfile.gettempdir()) / "judo-records"
 KEEP_RECORDS_S = 3600.0  # Gradio has copied a download into its own cache long before this
@@ -119,13 +48,6 @@ def _prune(folder: Path, older_than_s: float) -> None:
                 shutil.rmtree(old, ignore_errors=True)
         except OSError:
             pass
-
-
-def download_stem(part_name: str | None, engine_id: str, when: float | None = None) -> str:
-    """What a run's downloads are called: the part (the query's file name), the engine and the local time,
-    e.g. ``bottle-017-comparator-20260112-143005``, so a folder of downloads sorts and reads by part."""
-    part = Path(part_name).stem[:60] if part_name else "inspection"
-    return f"{part}-{engine_id}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(when or time.time()))}"
 
 
 def write_outputs(

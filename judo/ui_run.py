@@ -28,10 +28,11 @@ from PIL import Image
 
 from judo.engines.base import Engine, InspectionRequest, Update
 from judo.grid import Cell, seg_f1, seg_iou
+from judo.record import build_record, download_stem
 from judo.render import GREEN, fit_within, heatmap_overlay, outline_edges, outline_mask, overlay_cells
 from judo.ui_inputs import InputProblem, Prepared, hide_paths, prepare_inputs, settings_from, size_note
 from judo.ui_owner import OWNERS, new_token, owner_of_request
-from judo.ui_record import RecordWriteError, build_record, download_stem, write_outputs
+from judo.ui_record import RecordWriteError, write_outputs
 
 if TYPE_CHECKING:
     from transformers import GenerationConfig

@@ -169,6 +169,22 @@ def _norm_words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def says_yes(answer_text: str | None, options: dict[str, str] | None, question: str | None) -> bool | None:
+    """Whether an answer to a Yes/No detection question says the part has a defect (None when the
+    options are not one Yes and one No, or there is no answer). "Is it free of defects? Yes" is False."""
+    if not answer_text or not options or len(options) != 2:
+        return None
+    yes = [v for v in options.values() if (w := _norm_words(v)) and w[0] in _YES]
+    no = [v for v in options.values() if (w := _norm_words(v)) and w[0] in _NO]
+    words = _norm_words(answer_text)
+    if len(yes) != 1 or len(no) != 1 or not words or words[0] not in _YES | _NO:
+        return None
+    said_yes = words[0] in _YES
+    if question and _POSITIVE_QUESTION.search(question.lower()):
+        return not said_yes
+    return said_yes
+
+
 def answer_anomaly_detection(
     result: ComparisonResult, options: dict[str, str] | None, question: str | None = None
 ) -> str | None:

@@ -133,6 +133,7 @@ class ComparatorEngine(Engine):
                 "false_alarm_rate": result.false_alarm_rate,
                 "calibrated_on": result.calibration.normals if result.calibration else None,
                 "borderline": sorted(result.borderline),
+                "borderline_decision": result.borderline_decision,
                 "scores": [[round(float(v), 3) for v in row] for row in result.scores],
             },
             "abstained": answer is None and bool(request.options),
