@@ -63,7 +63,7 @@ def test_wrong_values_name_the_file_and_line(tmp_path):
     with pytest.raises(ConfigError, match=r"app.yaml, line 4: history.enabled must be true or false"):
         load_config(p, env={})
     p = _write(tmp_path, "history:\n  retention_days: 0\n")
-    with pytest.raises(ConfigError, match=r"line 4: history.retention_days must be > 0 \(got 0\)"):
+    with pytest.raises(ConfigError, match=r"line 4: history.retention_days must be > 0\.0 \(got 0\)"):
         load_config(p, env={})
     p = _write(tmp_path, "history:\n  keep: forever\n")
     with pytest.raises(ConfigError, match=r"line 4: history.keep is an unknown field"):
