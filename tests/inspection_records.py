@@ -1,9 +1,12 @@
-"""Real inspection records for the log's tests: the comparator engine run on a shipped example, the
-record built by `judo.record.build_record` and written (JSON + overlay PNG) as the app writes them."""
+"""For the inspection log's tests: real records (the comparator engine run on a shipped example, the
+record built by `judo.record.build_record`, written as JSON + overlay PNG as the app writes them), and
+a small Blocks holding only the History tab, served on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -49,3 +52,21 @@ def write_record_files(record: dict[str, Any], folder: Path, stem: str) -> tuple
     query = Image.open(next(EXAMPLES.rglob(name))).convert("RGB")
     overlay_cells(query, [tuple(c) for c in record["cells"]]).save(png_path)
     return str(json_path), str(png_path)
+
+
+@contextlib.contextmanager
+def serve_history(log, is_operator: Callable | None = None, **kwargs) -> Iterator[str]:
+    """A Blocks with only `build_history_tab` on a free port; yields its URL, closed afterwards."""
+    import gradio as gr
+
+    from judo.app.history import build_history_tab
+    from tests.app_server import free_port
+
+    with gr.Blocks(title="History") as demo:
+        build_history_tab(log, is_operator, **kwargs)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
