@@ -182,7 +182,9 @@ def build_history_tab(
             until_box = gr.DateTime(
                 None, include_time=False, type="string", label="To (date)", elem_id="judo-history-until"
             )
-            refresh = gr.Button("Refresh", scale=0, elem_id="judo-history-refresh")
+            with gr.Column(scale=0, min_width=140):
+                refresh = gr.Button("Refresh", size="sm", elem_id="judo-history-refresh")
+                export = gr.Button("Export CSV", size="sm", elem_id="judo-history-export")
         table = gr.Dataframe(
             table_frame([]),
             headers=COLUMNS,
@@ -191,12 +193,10 @@ def build_history_tab(
             label="Inspections, newest first (select a row to reopen it)",
             elem_id="judo-history-table",
         )
-        with gr.Row():
-            export = gr.Button("Export CSV", scale=0, elem_id="judo-history-export")
-            csv_file = gr.File(label="CSV export", interactive=False, elem_id="judo-history-csv")
+        csv_file = gr.File(label="CSV export", interactive=False, visible=False, elem_id="judo-history-csv")
         with gr.Row():
             with gr.Column(scale=3):
-                row_id = gr.Number(label="Inspection #", precision=0, elem_id="judo-history-id")
+                row_id = gr.Number(None, label="Inspection #", precision=0, elem_id="judo-history-id")
                 summary = gr.Markdown(label="summary", elem_id="judo-history-answer")
                 cells = gr.Textbox(label="Cells", lines=2, interactive=False, elem_id="judo-history-cells")
             with gr.Column(scale=2):
@@ -207,7 +207,8 @@ def build_history_tab(
                     interactive=False,
                     elem_id="judo-history-overlay",
                 )
-        record = gr.JSON(label="Record", elem_id="judo-history-record")
+        with gr.Accordion("The whole record (JSON)", open=False):
+            record = gr.JSON(label="Record", elem_id="judo-history-record")
 
     filters = {"product": product_box, "verdict": verdict_box, "since": since_box, "until": until_box}
 
@@ -337,7 +338,9 @@ def build_history_tab(
     )
     table.select(select_row, outputs=[row_id, *opened], api_visibility="private")
     row_id.submit(open_row, inputs_kwargs={"inspection": row_id}, outputs=opened, api_name="history_open")
-    export.click(export_csv, inputs_kwargs=filters, outputs=[csv_file], api_name="history_csv")
+    export.click(export_csv, inputs_kwargs=filters, outputs=[csv_file], api_name="history_csv").then(
+        lambda: {csv_file: gr.update(visible=True)}, outputs=[csv_file], api_visibility="private"
+    )
     return HistoryTab(
         tab=tab,
         status=status,
