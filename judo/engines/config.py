@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -65,6 +66,9 @@ ENV_HELP = {
     "JUDO_LIMITS_UPLOAD_FOLDER_CAP=1gb, JUDO_LIMITS_TRUST_FORWARDED_FOR=true (behind a proxy)",
     "JUDO_RECORDS_DIR": "where inspection records and overlays are written (default: a temp folder)",
     "JUDO_TINY_DIR": "where the tiny demo model is built/read (checkpoint 'tiny')",
+    "JUDO_DATA_DIR": "the app's data folder (default: $XDG_DATA_HOME/judo-inspector or the OS's own)",
+    "JUDO_HISTORY_<FIELD>": "override one inspection-log setting, e.g. JUDO_HISTORY_ENABLED=false, "
+    "JUDO_HISTORY_PATH=/data/inspections.sqlite, JUDO_HISTORY_RETENTION_DAYS=none (keep every row)",
 }
 
 
@@ -280,6 +284,43 @@ class LimitsConfig(Settings):
         return parse_size(value)
 
 
+APP_DIR_NAME = "judo-inspector"
+
+
+def data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The app's data folder: ``JUDO_DATA_DIR``, else the user's data folder by the OS's rules
+    (``$XDG_DATA_HOME`` or ``~/.local/share`` on Linux, ``~/Library/Application Support`` on macOS,
+    ``%LOCALAPPDATA%`` on Windows), in a ``judo-inspector`` folder."""
+    env = os.environ if env is None else env
+    if (env.get("JUDO_DATA_DIR") or "").strip():
+        return Path(os.path.expanduser(env["JUDO_DATA_DIR"].strip()))
+    home = Path(env.get("HOME") or Path.home())
+    if os.name == "nt":
+        base = Path(env.get("LOCALAPPDATA") or home / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = home / "Library" / "Application Support"
+    else:
+        xdg = (env.get("XDG_DATA_HOME") or "").strip()
+        base = Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".local" / "share"
+    return base / APP_DIR_NAME
+
+
+class HistoryConfig(Settings):
+    """The inspection log (`judo.inspection_log`): every inspection as a row of a SQLite file."""
+
+    #: null: on, except on a Hugging Face Space (``SPACE_ID`` set), where visitors would share one log.
+    enabled: bool | None = None
+    #: The SQLite file (null: <data folder>/inspections.sqlite, see `data_dir`).
+    path: str | None = None
+    #: Rows older than this many days are deleted (null: keep every row).
+    retention_days: float | None = Field(365, gt=0)
+
+    @field_validator("retention_days", mode="before")
+    @classmethod
+    def _keep(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and value.strip().lower() in {"", "none", "null"} else value
+
+
 class AppConfig(Settings):
     title: str = "JUDO Inspector"
     engines: list[EngineConfig] = Field(default_factory=list)
@@ -289,6 +330,7 @@ class AppConfig(Settings):
     templates: TemplateConfig = Field(default_factory=TemplateConfig)
     queue: QueueConfig = Field(default_factory=QueueConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    history: HistoryConfig = Field(default_factory=HistoryConfig)
     auth: str | None = None
     #: Where records and overlays are written (null: <temp>/judo-records).
     records_dir: str | None = None
@@ -467,7 +509,16 @@ def load_config(path: str | os.PathLike | None = None, env: Mapping[str, str] | 
         raise _config_error(err, path, raw, lines, from_env) from None
     cfg.source = str(path)
     _finish(cfg, path, lines)
+    _finish_history(cfg.history, project_base(path), env)
     return cfg
+
+
+def _finish_history(history: HistoryConfig, base: Path, env: Mapping[str, str]) -> None:
+    """``enabled`` and ``path`` decided: off on a Space unless the file or environment says on; the
+    default file in the data folder."""
+    if history.enabled is None:
+        history.enabled = not (env.get("SPACE_ID") or "").strip()
+    history.path = resolve_path(history.path, base) or str(data_dir(env) / "inspections.sqlite")
 
 
 def _finish(cfg: AppConfig, path: Path, lines: dict[Loc, int]) -> None:
@@ -537,6 +588,7 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[Loc, str]:
         "JUDO_QUEUE_SIZE": ("queue", "max_size"),
         "JUDO_CONCURRENCY": ("queue", "concurrency_limit"),
         **{f"JUDO_LIMITS_{name.upper()}": ("limits", name) for name in LimitsConfig.model_fields},
+        **{f"JUDO_HISTORY_{name.upper()}": ("history", name) for name in HistoryConfig.model_fields},
     }
     for key, loc in simple.items():
         if env.get(key, "").strip():
