@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from judo.app.server import create_app, port_problem, serve_address
 from judo.engines import ConfigError, load_config
-from judo.ui import create_app, port_problem, serve_address
 
 try:  # present on Hugging Face Spaces only
     import spaces

@@ -2,7 +2,7 @@
 accepted in a burst, with the app's limits off (Gradio's own behaviour: the baseline) and on (defaults).
 
 Both runs serve the same app on 127.0.0.1 in this process (configs/tiny.yaml, comparator engine, a login
-set); "off" raises every limit of `judo.ui_guard` out of reach. The guesser posts wrong passwords to
+set); "off" raises every limit of `judo.app.guard` out of reach. The guesser posts wrong passwords to
 Gradio's ``/login`` as fast as it can for ``--seconds`` s; the uploader posts distinct 20 MB files to
 ``/gradio_api/upload`` for 10 s (at most ``--max-uploads`` of them, so the baseline does not fill the
 disk). Guesses per second count the attempts whose password was actually checked (400), not the
@@ -41,8 +41,8 @@ UPLOAD_BYTES = 20 * 1024**2
 
 @contextlib.contextmanager
 def serve(env: dict[str, str], folder: Path):
+    from judo.app.server import create_app
     from judo.engines import load_config
-    from judo.ui import create_app
     from tests.app_server import free_port
 
     os.environ["GRADIO_TEMP_DIR"] = str(folder)

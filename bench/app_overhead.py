@@ -121,25 +121,13 @@ def _event(out) -> tuple[float, str | None, bool]:
 
 def inprocess_run(runner, tokens: int) -> dict:
     """The UI handler's generator consumed directly: everything the app does except HTTP."""
+    from judo.app.api import InspectForm
+
+    form = InspectForm(
+        str(QUERY), str(TEMPLATE), QUESTION, OPTIONS_TEXT, "tiny", "bottle", max_new_tokens=tokens
+    )
     t0 = time.perf_counter()
-    events = [
-        _event(out)
-        for out in runner.inspect(
-            str(QUERY),
-            str(TEMPLATE),
-            QUESTION,
-            OPTIONS_TEXT,
-            "tiny",
-            "bottle",
-            None,
-            "",
-            False,
-            tokens,
-            False,
-            0.7,
-            0.9,
-        )
-    ]
+    events = [_event(tuple(view.values().values())) for view in runner.inspect(form)]
     return _timeline(t0, events)
 
 
@@ -222,7 +210,7 @@ def serve(tiny: Path | None, tokens: int, port: int) -> int:
         demo = floor_app()
         demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     else:
-        from judo.ui import create_app
+        from judo.app.server import create_app
 
         config, engines = tiny_engines(tiny, tokens)
         demo, kwargs = create_app(config, engines=engines)
@@ -413,8 +401,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from gradio_client import Client
 
+    from judo.app.runner import Runner
     from judo.synthetic.tiny_model import build_tiny
-    from judo.ui_run import Runner
 
     with tempfile.TemporaryDirectory() as tmp:
         tiny = build_tiny(Path(tmp) / "tiny", seed=0)

@@ -11,7 +11,7 @@ import sys
 
 # name -> (module, one-line help). Order is the order shown by `judo --help`.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "app": ("judo.ui", "serve the inspection app (Gradio)"),
+    "app": ("judo.app.server", "serve the inspection app (Gradio)"),
     "tiny": (
         "judo.synthetic.tiny_model",
         "build a tiny random Qwen2.5-VL checkpoint offline (tests, plumbing demos)",

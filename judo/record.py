@@ -3,7 +3,7 @@
 The record holds what is needed to audit or reproduce an answer: the question and options, the engine
 and its settings, the raw model output, the parsed cells (as the canonical seg text too), the answer,
 the verdict, truth metrics when a mask was known, image fingerprints and timing. Writing it to disk for
-download is the app's business (`judo.ui_record`).
+download is the app's business (`judo.app.downloads`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from PIL import Image
 
 from judo.comparator.describe import says_yes
 from judo.engines.base import InspectionRequest, Update
-from judo.grid import format_seg
+from judo.grid import Cell, format_seg, seg_f1, seg_iou
 
 RECORD_VERSION = 1
 
@@ -79,6 +79,32 @@ def build_record(
     }
     record["verdict"] = verdict_of(record)
     return record
+
+
+def truth_metrics(cells: set[Cell], truth: set[Cell] | None) -> dict[str, float] | None:
+    """Patch F1 and IoU of predicted ``cells`` against the ``truth`` cells of a mask (None without one)."""
+    if truth is None:
+        return None
+    return {
+        "patch_f1": round(seg_f1(cells, truth), 4),
+        "patch_iou": round(seg_iou(cells, truth), 4),
+        "truth_cells": len(truth),
+        "predicted_cells": len(cells),
+    }
+
+
+def truth_section(
+    metrics: dict[str, Any] | None, truth_cells: set[Cell] | None, expected: str | None
+) -> dict[str, Any] | None:
+    """The record's ``truth``: the metrics, the true cells and the expected letter, as far as known."""
+    if metrics is None and expected is None:
+        return None
+    out = dict(metrics or {})
+    if truth_cells is not None:
+        out["cells"] = sorted([list(c) for c in truth_cells])
+    if expected:
+        out["answer"] = expected
+    return out
 
 
 def _round(x: float | None) -> float | None:

@@ -39,11 +39,12 @@ def serve_tiny_app(tiny_model_dir: Path, **env_overrides: str) -> Iterator[Serve
 
 
 @contextlib.contextmanager
-def serve_config(config) -> Iterator[Served]:
-    """The real app for an `AppConfig` on 127.0.0.1 and a free port; closed afterwards."""
-    from judo.ui import create_app
+def serve_config(config, **create) -> Iterator[Served]:
+    """The real app for an `AppConfig` on 127.0.0.1 and a free port (``create``: more arguments of
+    `create_app`, e.g. ``on_record``); closed afterwards."""
+    from judo.app.server import create_app
 
-    demo, kwargs = create_app(config)
+    demo, kwargs = create_app(config, **create)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **kwargs)
     try:
@@ -66,7 +67,7 @@ def inspect_args(
     max_new_tokens=32,
     sensitivity=1.0,
 ):
-    """Positional arguments of /inspect (order: judo.ui.INSPECT_API)."""
+    """Positional arguments of /inspect (order: judo.app.api.INSPECT_API)."""
     return (
         query,
         template,

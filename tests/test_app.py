@@ -48,7 +48,7 @@ def test_api_has_named_inspect_and_compare_endpoints(client):
     api = client.view_api(return_format="dict", print_info=False)
     assert {"/inspect", "/compare"} <= set(api["named_endpoints"])
     names = [p["parameter_name"] for p in api["named_endpoints"]["/inspect"]["parameters"]]
-    from judo.ui import INSPECT_API
+    from judo.app.api import INSPECT_API
 
     assert tuple(names) == INSPECT_API
 
@@ -239,7 +239,7 @@ def test_unknown_engine_is_a_clear_message(client):
 def test_the_token_slider_shows_the_engines_cap(app, tiny_model_dir):
     import urllib.request
 
-    from judo.ui import token_slider
+    from judo.app.components import token_slider
 
     config = json.loads(urllib.request.urlopen(app.url + "config", timeout=30).read())
     (slider,) = [
@@ -280,8 +280,8 @@ def test_who_counts_as_the_operator(client, headers, operator):
     import gradio as gr
     from starlette.requests import Request
 
+    from judo.app.owner import is_operator
     from judo.engines import load_config
-    from judo.ui import is_operator
     from tests.app_server import REPO
 
     scope = {
@@ -292,9 +292,9 @@ def test_who_counts_as_the_operator(client, headers, operator):
         "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
     }
     config = load_config(REPO / "configs" / "tiny.yaml", env={})
-    assert is_operator(gr.Request(request=Request(scope)), config) is operator
+    assert is_operator(gr.Request(request=Request(scope)), bool(config.auth)) is operator
     config.auth = "lab:secret"  # with a login, every visitor has signed in
-    assert is_operator(gr.Request(request=Request(scope)), config)
+    assert is_operator(gr.Request(request=Request(scope)), bool(config.auth))
 
 
 def test_compare_gives_each_engines_record_and_overlay(client):

@@ -70,15 +70,23 @@ def test_a_bad_sensitivity_is_refused_with_a_sentence(client, golden):
         assert final[5]["error"].startswith("The sensitivity must be a number above 0"), bad
         assert "Traceback" not in final[4]
     # Directly on the handler, what a slider cannot even send.
+    from judo.app.api import InspectForm
+    from judo.app.runner import Runner
     from judo.engines.comparator import ComparatorEngine
-    from judo.ui_run import Runner
 
     runner = Runner([ComparatorEngine()])
-    args = (str(query), str(root / "can" / "good_0.png"), "Is there any defect?", "A. Yes.\nB. No.")
-    args += ("comparator", "can", None, "", False, 32, False, 0.7, 0.9)
     for bad in ("abc", float("nan")):
-        first = next(iter(runner.inspect(*args, bad)))
-        assert first[5]["error"].startswith("The sensitivity must be a number above 0"), bad
+        form = InspectForm(
+            str(query),
+            str(root / "can" / "good_0.png"),
+            "Is there any defect?",
+            "A. Yes.\nB. No.",
+            "comparator",
+            "can",
+            sensitivity=bad,
+        )
+        first = next(iter(runner.inspect(form)))
+        assert first.result["error"].startswith("The sensitivity must be a number above 0"), bad
 
 
 def test_a_wrong_product_pair_shows_one_warning_headline(client, golden, tmp_path):

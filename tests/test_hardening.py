@@ -169,7 +169,7 @@ def test_taken_port_fails_fast_before_loading_models(entry):
 
 
 def test_port_problem_direct():
-    from judo.ui import port_problem, serve_address
+    from judo.app.server import port_problem, serve_address
 
     assert port_problem("127.0.0.1", 0) is not None
     with socket.socket() as s:
@@ -275,7 +275,7 @@ def test_eval_corrupt_line_mid_records_is_one_sentence(mmad_root, tmp_path, caps
 
 # ------------------------------------------------------------------------------------------ inputs
 def test_messages_hide_server_paths():
-    from judo.ui_inputs import hide_paths
+    from judo.app.inputs import hide_paths
 
     assert (
         hide_paths("cannot open /tmp/gradio/3f2a/mask.txt: not an image")
@@ -287,7 +287,7 @@ def test_messages_hide_server_paths():
 
 
 def test_mask_that_is_not_an_image_names_no_path(tmp_path):
-    from judo.ui_inputs import prepare_inputs
+    from judo.app.inputs import prepare_inputs
 
     mask = tmp_path / "deep" / "folder" / "mask.png"
     mask.parent.mkdir(parents=True)
@@ -309,7 +309,7 @@ def test_mask_that_is_not_an_image_names_no_path(tmp_path):
     ],
 )
 def test_generation_settings_are_checked(args, phrase):
-    from judo.ui_inputs import InputProblem, settings_from
+    from judo.app.inputs import InputProblem, settings_from
 
     with pytest.raises(InputProblem, match=phrase.replace("(", r"\(").replace(")", r"\)")):
         settings_from(*args)
@@ -348,33 +348,26 @@ def test_prompt_over_the_token_cap_is_refused_before_prefill(tiny_model_dir):
 
 
 def test_unwritable_records_folder_still_returns_the_result(tmp_path):
+    from judo.app.api import InspectForm
+    from judo.app.downloads import check_records_dir
+    from judo.app.runner import Runner
     from judo.engines.comparator import ComparatorEngine
-    from judo.ui_record import check_records_dir
-    from judo.ui_run import Runner
 
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     folder = blocker / "records"  # below a file: cannot be created, even by root
     assert "not writable" in check_records_dir(folder)
     runner = Runner([ComparatorEngine(id="comparator", label="Comparator")], 0.05, folder)
-    final = list(
-        runner.inspect(
-            str(QUERY),
-            str(TEMPLATE),
-            "Is there any defect in the object?",
-            "A. Yes.\nB. No.",
-            "comparator",
-            "bottle",
-            None,
-            "",
-            False,
-            64,
-            False,
-            0.7,
-            0.9,
-        )
-    )[-1]
-    status, result, record, png = final[4], final[5], final[6], final[7]
+    form = InspectForm(
+        str(QUERY),
+        str(TEMPLATE),
+        "Is there any defect in the object?",
+        "A. Yes.\nB. No.",
+        "comparator",
+        "bottle",
+    )
+    final = list(runner.inspect(form))[-1]
+    status, result, record, png = final.status, final.result, final.record, final.overlay_png
     assert result["done"] and result["error"] is None and result["answer"] in {"A", "B"}
     assert record is None and png is None
     assert "could not be saved" in status and str(tmp_path) not in status and "a-file" not in status

@@ -133,7 +133,7 @@ def test_login_is_throttled_per_client_and_user_name(tiny_model_dir, tmp_path, c
         "JUDO_LIMITS_LOGIN_PER_CLIENT": "25 per 2 seconds",
         "JUDO_LIMITS_LOGIN_PER_USER": "25 per 2 seconds",
     }
-    caplog.set_level("WARNING", logger="judo.ui_guard")
+    caplog.set_level("WARNING", logger="judo.app.guard")
     with serve_tiny_app(tiny_model_dir, **env) as s, httpx.Client() as attacker:
         login = s.url + "login"
         checked, refused, t0 = 0, 0, time.perf_counter()
@@ -256,7 +256,7 @@ def test_unwritable_records_folder_is_said_once_and_results_still_come(tiny_mode
 
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
-    caplog.set_level("WARNING", logger="judo.ui")
+    caplog.set_level("WARNING", logger="judo.app")
     with serve_tiny_app(tiny_model_dir, JUDO_RECORDS_DIR=str(blocker / "records")) as s:
         client = Client(s.url, verbose=False)
         for _ in range(2):

@@ -13,7 +13,7 @@ Three ASGI middlewares around Gradio's own FastAPI app (installed through ``laun
   ``upload_keep_s`` (a queued inspection may still need them) and none the app cached itself before
   it served (examples, gallery); when that cannot make room the upload is refused (507).
 - `OwnedFiles`: hands each browser or API client a ``judo-client`` cookie and refuses (404) a file
-  the app wrote for someone else (see `judo.ui_owner`).
+  the app wrote for someone else (see `judo.app.owner`).
 
 Refusals are one sentence in a JSON ``detail``, as Gradio's own errors are.
 """
@@ -34,8 +34,8 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 from starlette.middleware import Middleware
 
+from judo.app.owner import CLIENT_COOKIES, OWNERS, client_id, cookie_value, new_token, owner_from
 from judo.engines.config import LimitsConfig, parse_byte_rate, parse_rate_text
-from judo.ui_owner import CLIENT_COOKIES, OWNERS, client_id, cookie_value, new_token, owner_from
 
 log = logging.getLogger(__name__)
 #: A sign-in form is a user name and a password: anything bigger is not one.

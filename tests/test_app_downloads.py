@@ -11,20 +11,20 @@ from pathlib import Path
 
 from PIL import Image
 
-from judo import ui_record
+from judo.app import downloads
 
 
 def test_write_outputs_writes_json_and_png_and_prunes_old_folders(tmp_path, monkeypatch):
-    monkeypatch.setattr(ui_record, "RECORDS_DIR", tmp_path)
+    monkeypatch.setattr(downloads, "RECORDS_DIR", tmp_path)
     stale = tmp_path / "judo-stale"
     stale.mkdir()
     (stale / "old.json").write_text("{}")
-    hour_ago = time.time() - ui_record.KEEP_RECORDS_S - 60
+    hour_ago = time.time() - downloads.KEEP_RECORDS_S - 60
     os.utime(stale, (hour_ago, hour_ago))
     fresh = tmp_path / "judo-fresh"
     fresh.mkdir()
 
-    record_path, png_path = ui_record.write_outputs(
+    record_path, png_path = downloads.write_outputs(
         {"answer": "A", "cells": {(1, 2)}}, Image.new("RGB", (32, 32), "red"), stem="judo/x y"
     )
 
@@ -32,5 +32,5 @@ def test_write_outputs_writes_json_and_png_and_prunes_old_folders(tmp_path, monk
     assert json.loads(Path(record_path).read_text(encoding="utf-8")) == {"answer": "A", "cells": [[1, 2]]}
     with Image.open(png_path) as png:
         assert png.format == "PNG" and png.size == (32, 32)
-    # the stem, then a random token: the name is claimed for its session (judo.ui_owner)
+    # the stem, then a random token: the name is claimed for its session (judo.app.owner)
     assert re.fullmatch(r"judo-x-y-[0-9a-f]{16}\.json", os.path.basename(record_path))

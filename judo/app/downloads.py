@@ -13,7 +13,7 @@ from typing import Any
 
 from PIL import Image
 
-from judo.ui_owner import OWNERS, new_token
+from judo.app.owner import OWNERS, new_token
 
 RECORDS_DIR = Path(tempfile.gettempdir()) / "judo-records"
 KEEP_RECORDS_S = 3600.0  # Gradio has copied a download into its own cache long before this
@@ -60,7 +60,7 @@ def write_outputs(
 ) -> tuple[str, str]:
     """Write record JSON and overlay PNG into a fresh folder under ``folder``; return both paths.
 
-    The file names carry a random token and are claimed for ``owner`` (`judo.ui_owner`), so only the
+    The file names carry a random token and are claimed for ``owner`` (`judo.app.owner`), so only the
     session that made them can download them. Folders older than KEEP_RECORDS_S are removed on the
     way, so the app does not fill the disk. Raises `RecordWriteError` (no server path in it)."""
     root = folder or RECORDS_DIR

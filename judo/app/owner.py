@@ -1,8 +1,9 @@
-"""Who may fetch which file the app wrote: records and overlays go only to the session (or user) that made them.
+"""Who is asking: who may fetch which file the app wrote (records and overlays go only to the session or
+user that made them), and who may see the server's details (`is_operator`).
 
 Gradio serves every file it has cached to anyone who asks for its URL. The files the app writes for
 one inspection (the record JSON, the overlay PNG, the pictures streamed while it runs) carry a random
-token in their name, and `OWNERS` remembers which requester made each name; `judo.ui_guard.OwnedFiles`
+token in their name, and `OWNERS` remembers which requester made each name; `judo.app.guard.OwnedFiles`
 answers any other requester "not found". The requester is the logged-in user when a login is on,
 else the browser (or API client) holding the ``judo-client`` cookie the app hands out.
 """
@@ -20,7 +21,7 @@ from typing import Any
 #: on huggingface.co) and an ``-unsecure`` copy with ``SameSite=Lax`` for plain http (a lab network).
 CLIENT_COOKIE = "judo-client"
 CLIENT_COOKIES = (CLIENT_COOKIE, f"{CLIENT_COOKIE}-unsecure")
-#: How long a name is remembered; far longer than the records are kept on disk (judo.ui_record).
+#: How long a name is remembered; far longer than the records are kept on disk (judo.app.downloads).
 KEEP_S = 6 * 3600.0
 
 
@@ -93,3 +94,23 @@ class FileOwners:
 
 
 OWNERS = FileOwners()
+
+
+LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+
+
+def is_operator(request: Any, auth_configured: bool) -> bool:
+    """True when the visitor may see server details: a login is configured (every visitor signed in), or
+    the page is opened on the server itself (a loopback client asking for a loopback host name, so a
+    reverse proxy on the same machine, which forwards a public host name, does not count)."""
+    if auth_configured:
+        return True
+    if request is None:
+        return False
+    client = getattr(request, "client", None)
+    try:
+        host_header = (request.headers.get("host") or "").rsplit(":", 1)[0].strip("[]")
+    except Exception:  # noqa: BLE001 - a request built without headers
+        return False
+    forwarded = any(request.headers.get(h) for h in ("x-forwarded-for", "x-forwarded-host", "forwarded"))
+    return getattr(client, "host", None) in LOOPBACK_HOSTS and host_header in LOOPBACK_HOSTS and not forwarded
