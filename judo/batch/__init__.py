@@ -6,7 +6,7 @@ exports the CSV, the JSON records and one self-contained HTML report. Used by `j
 and the app's Batch tab.
 """
 
-from judo.batch.discover import (
+from judo.batch.parts import (
     BatchInputError,
     Discovery,
     Part,

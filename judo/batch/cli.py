@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from judo.batch.discover import BatchInputError, discover
+from judo.batch.parts import BatchInputError, discover
 from judo.batch.report import export, load_results
 from judo.batch.run import (
     DEFAULT_OPTIONS,

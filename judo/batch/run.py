@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from filelock import FileLock, Timeout
 from PIL import Image
 
-from judo.batch.discover import BatchInputError, Discovery, Part
+from judo.batch.parts import BatchInputError, Discovery, Part
 from judo.engines.base import Engine, InspectionRequest, Update
 from judo.images import ImageInputError, load_image
 from judo.jsonl import JsonlFile, OutputInUse
