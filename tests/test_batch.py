@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from judo.batch import BatchSpec, discover, discover_zip, run_batch
 import judo.batch.parts as parts_mod
+from judo.batch import BatchSpec, discover, discover_zip, run_batch
 from judo.batch.parts import BatchInputError
 from judo.batch.report import export, load_results
 from judo.batch.tray import make_tray
@@ -135,7 +135,7 @@ def test_corrupt_part_is_skipped_with_its_reason_and_the_rest_inspected(tray, pa
 
 def test_rerun_skips_finished_parts_and_writes_no_duplicate(tray, parts, tmp_path) -> None:
     out = tmp_path / "out"
-    first = [p for p in run_batch(discover(parts), spec(tray, out))]
+    first = list(run_batch(discover(parts), spec(tray, out)))
     assert [p.done for p in first] == list(range(1, PARTS + 1)) and first[-1].total == PARTS
     again = [p.result for p in run_batch(discover(parts), spec(tray, out))]
     assert all(r.resumed for r in again) and len(lines(out)) == PARTS
