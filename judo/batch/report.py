@@ -109,7 +109,9 @@ def write_html(results: list[BatchResult], path: Path, info: dict[str, Any] | No
     """One HTML file holding the whole batch: the settings, a count per verdict and one row per part."""
     esc = html.escape
     counts = Counter(r.verdict for r in results)
-    summary = ", ".join(f"{counts[v]} {v}" for v in sorted(counts, key=lambda v: ORDER.get(v, 99)))
+    summary = f"{len(results)} parts: " + ", ".join(
+        f"{counts[v]} {v}" for v in sorted(counts, key=lambda v: ORDER.get(v, 99))
+    )
     facts = {"inspected": time.strftime("%Y-%m-%d %H:%M"), "parts": str(len(results)), **(info or {})}
     rows = []
     for r in results:
