@@ -2,8 +2,8 @@
 
 `build_batch_tab` lays the tab out inside an open ``gr.Blocks`` and wires it; the work is judo.batch's
 (`run_batch`, the exports). Results stream in as parts finish: a progress bar, a table growing row by
-row (the worst news sorts first when clicked), overlay thumbnails, and at the end the downloads (CSV,
-JSON records, the HTML report). Stop ends the run after the part in flight and the downloads cover
+row, overlay thumbnails (refreshed by a timer while the batch runs), and at the end the downloads
+(CSV, JSON records, the HTML report). Stop ends the run after the part in flight and the downloads cover
 what finished. The run is the API endpoint ``/batch`` (gradio_client: ``client.predict(..., api_name="/batch")``).
 
 Each batch writes into ``records_root/batch/<key>``, the key a hash of the parts (names and sizes) and
@@ -42,7 +42,12 @@ UPLOADED = "(uploaded golden samples)"
 THUMB_SIDE = 256
 #: At most one streamed update per this many seconds (the last one always goes out): the page and
 #: the API client get every result, without a full re-send after each fast part.
-UPDATE_EVERY_S = 0.5
+UPDATE_EVERY_S = 1.0
+#: The page refreshes the thumbnails this often while a batch runs (a timer of its own, not an output
+#: of /batch: gradio_client downloads every file of every streamed update, which would cost an API
+#: client more than the inspection; it gets the table and the downloads, the report holding the
+#: overlays).
+GALLERY_EVERY_S = 2.0
 OPTIONS_TEXT = "\n".join(f"{k}. {v}" for k, v in DEFAULT_OPTIONS.items())
 
 
@@ -63,7 +68,10 @@ class BatchTab:
     table: gr.Dataframe
     gallery: gr.Gallery
     downloads: gr.File
+    timer: gr.Timer | None = None
     stops: dict[str, threading.Event] = field(default_factory=dict)
+    #: The results so far of each session's running (or last) batch, for the gallery.
+    live: dict[str, list[BatchResult]] = field(default_factory=dict)
 
 
 def _session(request: gr.Request | None) -> str:
@@ -198,12 +206,10 @@ def build_batch_tab(
         downloads,
     )
 
-    def state(results: list[BatchResult], done: int, total: int, note: str, files: list[str] | None):
-        shown = [r for r in results if r.overlay is not None]
+    def state(results: list[BatchResult], done: int, total: int, note: str, files: list[str] | None) -> dict:
         return {
             tab.progress: progress_html(done, total, note),
             tab.table: table_rows(results),
-            tab.gallery: [(_thumb(r.overlay), r.part) for r in shown],
             tab.downloads: files,
         }
 
@@ -255,15 +261,17 @@ def build_batch_tab(
         results: list[BatchResult] = []
         total, done, last = len(found.parts), 0, 0.0
         t0 = time.perf_counter()
+        tab.live[session] = results
         yield state(results, 0, total, "starting", None)
         note = "finished"
         try:
             for step in run_batch(found, spec, stop_event):
                 results.append(step.result)
                 done = step.done
-                if time.perf_counter() - last >= UPDATE_EVERY_S:
-                    last = time.perf_counter()
-                    yield state(results, done, total, f"{time.perf_counter() - t0:.1f} s", None)
+                now = time.perf_counter()
+                if now - last >= UPDATE_EVERY_S:
+                    last = now
+                    yield state(results, done, total, f"{now - t0:.1f} s", None)
             if stop_event.is_set():
                 note = "stopped: the finished parts are kept"
         except (JsonlError, OSError) as err:
@@ -288,6 +296,18 @@ def build_batch_tab(
             note += f" · {count} file{'s' if count > 1 else ''} left out (see the table)"
         yield state(results, done, total, note, downloads_named(exports.paths(), out))
 
+    def thumbnails(request: gr.Request | None = None) -> list[tuple[str, str]]:
+        results = list(tab.live.get(_session(request), []))
+        return [(_thumb(r.overlay), r.part) for r in results if r.overlay is not None]
+
+    def timer_on() -> dict:
+        return {tab.timer: gr.Timer(active=True)}
+
+    def last_thumbnails(request: gr.Request | None = None) -> dict:
+        shown = thumbnails(request)
+        tab.live.pop(_session(request), None)
+        return {tab.gallery: shown, tab.timer: gr.Timer(active=False)}
+
     def stop_handler(request: gr.Request | None = None) -> None:
         event = tab.stops.get(_session(request))
         if event is not None:
@@ -297,7 +317,9 @@ def build_batch_tab(
     queue: dict[str, Any] = {"concurrency_limit": concurrency_limit}
     if concurrency_id:
         queue["concurrency_id"] = concurrency_id
-    run.click(
+    tab.timer = gr.Timer(GALLERY_EVERY_S, active=False)
+    tab.timer.tick(thumbnails, None, tab.gallery, queue=False, api_name=False, show_progress="hidden")
+    run.click(timer_on, None, [tab.timer], queue=False, api_name=False).then(
         fn,
         None,
         inputs_kwargs={
@@ -309,11 +331,12 @@ def build_batch_tab(
             "options": tab.options,
             "sensitivity": tab.sensitivity,
         },
-        outputs=[tab.progress, tab.table, tab.gallery, tab.downloads],
+        outputs=[tab.progress, tab.table, tab.downloads],
         api_name="batch",
-        api_description="Inspect a tray of parts against a product's golden samples (a batch).",
+        api_description="Inspect a tray of parts against a product's golden samples (a batch): the "
+        "progress, the table and the downloads (CSV, JSON records, HTML report with the overlays).",
         **queue,
-    )
+    ).then(last_thumbnails, None, [tab.gallery, tab.timer], queue=False, api_name=False)
     stop.click(stop_handler, None, None, queue=False, api_name=False)
     return tab
 
