@@ -4,6 +4,15 @@ Streams the engine's output as it is generated, then prints the answer, the seg 
 --record, writes the same inspection record the app offers for download. Several templates are the
 comparator's bank of golden samples (the first is the one a language-model engine is shown);
 --sensitivity and --false-alarm-rate set the comparator's threshold.
+
+`judo inspect --folder DIR|ZIP TEMPLATE [TEMPLATE ...] --out OUT`: a batch. Every image in DIR (not
+its subfolders, unless --recursive) or in the zip is inspected against the templates (the golden
+samples), one line per part as it finishes, then a summary; OUT gets results.jsonl (the records, one
+line per part), the overlays, results.csv, records.json and report.html. A rerun with the same OUT
+does only the parts not done yet. The question defaults to anomaly detection ("Is there any defect in
+the object?" A. Yes. B. No.). Exit status: 0 every part was inspected (whatever the verdicts), 1 a
+part failed or could not be read, or no engine can run, 2 bad arguments, 130 interrupted (Ctrl-C:
+what finished is kept).
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ import json
 import os
 import sys
 
-from judo.engines import ConfigError, InspectionRequest, build_engines, default_engine, load_config
+from judo.engines import ConfigError, Engine, InspectionRequest, build_engines, default_engine, load_config
 from judo.grid import format_seg
 from judo.images import ImageInputError, load_image
 from judo.inputs import InputError, parse_options
@@ -35,16 +44,40 @@ def _templates(paths: list[str]) -> list:
     return images
 
 
+def choose_engine(config, engine_id: str | None) -> tuple[Engine | None, int]:
+    """The engine to run (built from the config) or None and the exit status, the reason printed."""
+    if engine_id:
+        try:
+            config.engines = [config.engine(engine_id)]
+        except KeyError:
+            print(f"judo inspect: unknown engine {engine_id!r}", file=sys.stderr)
+            return None, 2
+    engines = build_engines(config)
+    engine = default_engine(engines, engine_id or config.default_engine)
+    if engine is None:
+        reasons = "; ".join(f"{e.label}: {e.reason}" for e in engines if not e.available)
+        print(f"judo inspect: no engine can run ({reasons})", file=sys.stderr)
+        return None, 1
+    return engine, 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="judo inspect", description=__doc__.splitlines()[0])
-    parser.add_argument("query", help="query image")
     parser.add_argument(
-        "templates", nargs="+", metavar="template", help="normal template image(s) of the same product"
+        "images",
+        nargs="+",
+        metavar="image",
+        help="QUERY TEMPLATE [TEMPLATE ...]; with --folder: TEMPLATE [TEMPLATE ...] (the golden samples)",
     )
-    parser.add_argument("--question", required=True)
+    parser.add_argument("--question", help="required for one inspection; --folder: anomaly detection")
     parser.add_argument(
-        "--options", default="", help="options, one per line or ';'-separated, e.g. 'A. Yes.;B. No.'"
+        "--options", default=None, help="options, one per line or ';'-separated, e.g. 'A. Yes.;B. No.'"
     )
+    parser.add_argument("--folder", help="batch: inspect every image in this folder or .zip")
+    parser.add_argument("--zip", help="batch: inspect every image in this zip archive")
+    parser.add_argument("--recursive", action="store_true", help="--folder: include its subfolders")
+    parser.add_argument("--out", help="batch: output folder (results, overlays, CSV, HTML report)")
+    parser.add_argument("--heatmap", action="store_true", help="batch: also save comparator heat maps")
     parser.add_argument("--engine", help="engine id from the config (default: the app's default engine)")
     parser.add_argument("--category", help="product category (oracle domain knowledge for RAG engines)")
     parser.add_argument("--config", help="YAML file (default: $JUDO_CONFIG or configs/app.yaml)")
@@ -56,12 +89,20 @@ def main(argv: list[str] | None = None) -> int:
         help="comparator, 3+ templates: false cells per good part (default 0.05)",
     )
     args = parser.parse_args(argv)
+    if args.folder or args.zip:
+        from judo.batch.cli import run_folder
+
+        return run_folder(args, parser)
+    if len(args.images) < 2:
+        parser.error("give a query image and at least one template (or --folder DIR for a batch)")
+    if args.question is None:
+        parser.error("--question is required")
     try:
-        options = parse_options(args.options.replace(";", "\n"))
-        query = load_image(args.query)
+        options = parse_options((args.options or "").replace(";", "\n"))
+        query = load_image(args.images[0])
         request = InspectionRequest(
             query,
-            _templates(args.templates),
+            _templates(args.images[1:]),
             args.question,
             options,
             category=args.category,
@@ -69,20 +110,12 @@ def main(argv: list[str] | None = None) -> int:
             false_alarm_rate=args.false_alarm_rate,
         )
         config = load_config(args.config)
-        if args.engine:
-            config.engines = [config.engine(args.engine)]
     except (InputError, ImageInputError, ConfigError, ValueError) as err:
         print(f"judo inspect: {err}", file=sys.stderr)
         return 2
-    except KeyError:
-        print(f"judo inspect: unknown engine {args.engine!r}", file=sys.stderr)
-        return 2
-    engines = build_engines(config)
-    engine = default_engine(engines, args.engine or config.default_engine)
+    engine, status = choose_engine(config, args.engine)
     if engine is None:
-        reasons = "; ".join(f"{e.label}: {e.reason}" for e in engines if not e.available)
-        print(f"judo inspect: no engine can run ({reasons})", file=sys.stderr)
-        return 1
+        return status
     print(f"[{engine.label}]", file=sys.stderr)
     shown, last = 0, None
     for update in engine.run(request):
