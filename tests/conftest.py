@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The inspection log (judo.inspection_log) of every app a test serves goes to a throwaway folder.
+os.environ.setdefault("JUDO_DATA_DIR", tempfile.mkdtemp(prefix="judo-test-data-"))
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -129,12 +129,14 @@ def build_batch_tab(
     *,
     concurrency_id: str | None = None,
     concurrency_limit: int | None = 1,
+    on_record: Callable[..., str | None] | None = None,
 ) -> BatchTab:
     """The Batch tab's layout and events, inside the caller's open ``gr.Blocks`` (and ``gr.Tab``).
 
     engines: those offered (unavailable ones are left out); templates_for(product): the product's
     golden sample files; records_root: where batches write; gpu: a decorator for the run (ZeroGPU);
-    concurrency_id/limit: the queue the run shares with the app's other GPU work."""
+    concurrency_id/limit: the queue the run shares with the app's other GPU work; on_record: told of each
+    part inspected (not resumed or skipped ones), as `judo.app.runner.RecordHook` with kind "batch"."""
     usable = [e for e in engines if e.available]
     by_id = {e.id: e for e in usable}
     root = Path(records_root) / "batch"
@@ -213,6 +215,22 @@ def build_batch_tab(
             tab.downloads: files,
         }
 
+    def logged(result: BatchResult, product: str, request: gr.Request | None) -> str | None:
+        """Hand a part's fresh record to the inspection log; its complaint (if any) as one sentence."""
+        if on_record is None or result.record is None or result.resumed:
+            return None
+        try:
+            return on_record(
+                result.record,
+                record_path=None,
+                user=getattr(request, "username", None) if request is not None else None,
+                part=Path(result.part).stem,
+                product=None if product == UPLOADED else product,
+                kind="batch",
+            )
+        except Exception as err:  # noqa: BLE001 - the log's failure must not cost the batch its results
+            return f"The part {result.part} was not logged: {err or type(err).__name__}"
+
     def run_handler(
         parts: list[str] | None,
         product: str | None = None,
@@ -267,6 +285,8 @@ def build_batch_tab(
         try:
             for step in run_batch(found, spec, stop_event):
                 results.append(step.result)
+                if problem := logged(step.result, chosen, request):
+                    gr.Warning(problem)
                 done = step.done
                 now = time.perf_counter()
                 if now - last >= UPDATE_EVERY_S:

@@ -20,13 +20,16 @@ from dataclasses import dataclass
 import gradio as gr
 
 from judo.app.api import COMPARE_OUTPUTS, INSPECT_OUTPUTS, MAX_COMPARE
+from judo.app.batch import build_batch_tab
 from judo.app.components import accept_raw_upload, accept_raw_value, engine_choices, token_slider
 from judo.app.handlers import CUSTOM_PRODUCT, Handlers
+from judo.app.history import build_history_tab
+from judo.app.owner import is_operator
 from judo.app.presets import preset, preset_choices
 from judo.app.runner import Runner
 from judo.app.state import AppState
 from judo.app.views import compare_needs_two, engines_markdown
-from judo.app.wiring import wire_inputs, wire_runs
+from judo.app.wiring import GPU_CONCURRENCY_ID, wire_inputs, wire_runs
 from judo.engines import Engine, default_engine
 from judo.engines.pool import LANGUAGE_MODEL_KINDS
 
@@ -313,6 +316,23 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
                         inspect = inspect_panel(state, default)
                     with gr.Tab("Compare", id="compare"):
                         compare = compare_panel(available)
+                    with gr.Tab("Batch", id="batch"):
+                        build_batch_tab(
+                            state.engines,
+                            state.library.templates_for,
+                            state.library.products(),
+                            state.config.records_folder,
+                            gpu,
+                            concurrency_id=GPU_CONCURRENCY_ID,
+                            concurrency_limit=state.config.queue.concurrency_limit,
+                            on_record=state.on_record,
+                        )
+                    with gr.Tab("History", id="history"):
+                        build_history_tab(
+                            state.inspection_log,
+                            lambda request: is_operator(request, bool(state.config.auth)),
+                            unavailable=state.log_problem,
+                        )
                     with gr.Tab("Engines", id="engines"):
                         engines_md = gr.Markdown(engines_markdown(state), elem_id="judo-engines")
         handlers = Handlers(state, runner, inputs, inspect)

@@ -12,6 +12,7 @@ from judo.app.downloads import check_records_dir
 from judo.app.library import TemplateLibrary
 from judo.app.runner import RecordHook
 from judo.engines import AppConfig, Engine, build_engines
+from judo.inspection_log import InspectionLog, LogUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,8 @@ class AppState:
     defect_titles: dict[str, list[str]] = field(default_factory=dict)  # category -> defect titles
     records_problem: str | None = None  # why records cannot be written, checked once at start-up
     on_record: RecordHook | None = None  # told of every finished inspection (the inspection log)
+    inspection_log: InspectionLog | None = None  # None: off (history.enabled) or unavailable
+    log_problem: LogUnavailable | None = None  # why the log could not be opened
 
     @classmethod
     def load(
@@ -38,8 +41,32 @@ class AppState:
         records_problem = check_records_dir(config.records_folder)
         if records_problem:
             log.warning("%s", records_problem)
+        inspection_log, log_problem = open_inspection_log(config)
+        if on_record is None and inspection_log is not None:
+            on_record = inspection_log.add_record
         engines = engines if engines is not None else build_engines(config)
-        return cls(config, engines, library, defect_titles(config.knowledge), records_problem, on_record)
+        return cls(
+            config,
+            engines,
+            library,
+            defect_titles(config.knowledge),
+            records_problem,
+            on_record,
+            inspection_log,
+            log_problem,
+        )
+
+
+def open_inspection_log(config: AppConfig) -> tuple[InspectionLog | None, LogUnavailable | None]:
+    """The inspection log the settings ask for (None when off); a log that cannot be opened is reported
+    once here and the app runs without it."""
+    if not config.history.enabled or not config.history.path:
+        return None, None
+    try:
+        return InspectionLog.open(config.history.path, retention_days=config.history.retention_days), None
+    except LogUnavailable as err:
+        log.warning("inspection log off: %s", err)
+        return None, err
 
 
 def defect_titles(path: str | None) -> dict[str, list[str]]:
