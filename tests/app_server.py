@@ -39,18 +39,42 @@ def serve_tiny_app(tiny_model_dir: Path, **env_overrides: str) -> Iterator[Serve
 
 
 @contextlib.contextmanager
-def serve_config(config, **create) -> Iterator[Served]:
-    """The real app for an `AppConfig` on 127.0.0.1 and a free port (``create``: more arguments of
-    `create_app`, e.g. ``on_record``); closed afterwards."""
-    from judo.app.server import create_app
-
-    demo, kwargs = create_app(config, **create)
+def serve_blocks(demo, **launch) -> Iterator[Served]:
+    """A built ``gr.Blocks`` served on 127.0.0.1 and a free port; closed afterwards."""
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **kwargs)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch)
     try:
         yield Served(f"http://127.0.0.1:{port}/", demo)
     finally:
         demo.close()
+
+
+@contextlib.contextmanager
+def serve_config(config, **create) -> Iterator[Served]:
+    """The real app for an `AppConfig` (``create``: more arguments of `create_app`, e.g. ``on_record``)."""
+    from judo.app.server import create_app
+
+    demo, kwargs = create_app(config, **create)
+    with serve_blocks(demo, **kwargs) as served:
+        yield served
+
+
+def compare_args(query, template, engines, *, category="", max_new_tokens=24):
+    """Positional arguments of /compare (order: judo.app.api.COMPARE_API), for a Yes/No detection."""
+    return (
+        query,
+        template,
+        "Is there any defect in the object?",
+        "A. Yes.\nB. No.",
+        list(engines),
+        category,
+        None,
+        "",
+        max_new_tokens,
+        False,
+        0.7,
+        0.9,
+    )
 
 
 def inspect_args(

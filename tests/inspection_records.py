@@ -60,13 +60,9 @@ def serve_history(log, is_operator: Callable | None = None, **kwargs) -> Iterato
     import gradio as gr
 
     from judo.app.history import build_history_tab
-    from tests.app_server import free_port
+    from tests.app_server import serve_blocks
 
     with gr.Blocks(title="History") as demo:
         build_history_tab(log, is_operator, **kwargs)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with serve_blocks(demo) as served:
+        yield served.url

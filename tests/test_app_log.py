@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app_server import EXAMPLES, inspect_args, serve_config
+from tests.app_server import EXAMPLES, compare_args, inspect_args, serve_config
 
 QUERY = EXAMPLES / "bottle" / "bottle-contamination-000.png"
 TEMPLATE = EXAMPLES / "templates" / "bottle" / "00.png"
@@ -48,18 +48,9 @@ def test_single_compare_and_batch_inspections_are_logged_and_listed(logged_app):
             api_name="/inspect",
         )
     job = client.submit(
-        handle_file(str(QUERY)),
-        handle_file(str(TEMPLATE)),
-        "Is there any defect in the object?",
-        "A. Yes.\nB. No.",
-        ["comparator", "strict"],
-        "bottle",
-        None,
-        "",
-        24,
-        False,
-        0.7,
-        0.9,
+        *compare_args(
+            handle_file(str(QUERY)), handle_file(str(TEMPLATE)), ["comparator", "strict"], category="bottle"
+        ),
         api_name="/compare",
     )
     job.result()

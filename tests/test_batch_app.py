@@ -13,7 +13,7 @@ import pytest
 from judo.app.batch import UPLOADED, batch_demo
 from judo.batch.tray import make_tray
 from judo.engines.comparator import ComparatorEngine
-from tests.app_server import free_port
+from tests.app_server import serve_blocks
 from tests.test_browser import CHROMIUM, sync_playwright  # noqa: F401 - the fixture (skips without a browser)
 
 pytestmark = pytest.mark.slow
@@ -28,12 +28,8 @@ def tray(tmp_path_factory):
 @pytest.fixture(scope="module")
 def served(tray, tmp_path_factory):
     demo = batch_demo([ComparatorEngine()], {"bottle": tray.golden}, tmp_path_factory.mktemp("records"))
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with serve_blocks(demo) as served:
+        yield served.url
 
 
 def test_client_calls_the_batch_endpoint_and_gets_every_part(served, tray, tmp_path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app_server import EXAMPLES, serve_config
+from tests.app_server import EXAMPLES, compare_args, serve_config
 from tests.openai_server import OpenAIServer
 
 pytestmark = pytest.mark.slow
@@ -42,18 +42,12 @@ def test_compare_mixes_served_and_in_process_engines(mixed_app):
 
     url, server = mixed_app
     job = Client(url, verbose=False).submit(
-        handle_file(str(QUERY)),
-        handle_file(str(TEMPLATE)),
-        "Is there any defect in the object?",
-        "A. Yes.\nB. No.",
-        ["served", "local", "comparator"],
-        "",
-        None,
-        "",
-        24,
-        False,
-        0.7,
-        0.9,
+        *compare_args(
+            handle_file(str(QUERY)),
+            handle_file(str(TEMPLATE)),
+            ["served", "local", "comparator"],
+            category="",
+        ),
         api_name="/compare",
     )
     for _ in job:

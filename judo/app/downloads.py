@@ -39,10 +39,10 @@ def check_records_dir(folder: Path) -> str | None:
     return None
 
 
-def _prune(folder: Path, older_than_s: float) -> None:
-    """Remove record folders older than `older_than_s`: a workstation app runs for weeks."""
+def prune_folders(folder: Path, older_than_s: float, pattern: str = "judo-*") -> None:
+    """Remove the folders matching `pattern` older than `older_than_s`: a workstation app runs for weeks."""
     cutoff = time.time() - older_than_s
-    for old in folder.glob("judo-*"):
+    for old in folder.glob(pattern):
         try:
             if old.stat().st_mtime < cutoff:
                 shutil.rmtree(old, ignore_errors=True)
@@ -68,7 +68,7 @@ def write_outputs(
     token = new_token()
     try:
         root.mkdir(parents=True, exist_ok=True)
-        _prune(root, KEEP_RECORDS_S)
+        prune_folders(root, KEEP_RECORDS_S)
         out = Path(tempfile.mkdtemp(prefix="judo-", dir=root))
         json_path = out / f"{safe}-{token}.json"
         png_path = out / f"{safe}-{token}-overlay.png"

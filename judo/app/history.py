@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ import gradio as gr
 import pandas as pd
 from PIL import Image
 
+from judo.app.downloads import prune_folders
 from judo.inspection_log import InspectionLog, LogRow, LogUnavailable
 from judo.record import VERDICTS
 
@@ -125,16 +125,6 @@ def _summary(row: LogRow, operator: bool) -> str:
     if operator and row.record_path:
         lines.append(f"**Record file:** `{row.record_path}`")
     return "\n\n".join(lines)
-
-
-def _prune_exports(folder: Path) -> None:
-    cutoff = time.time() - KEEP_EXPORTS_S
-    for old in folder.glob("export-*"):
-        try:
-            if old.stat().st_mtime < cutoff:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            pass
 
 
 def build_history_tab(
@@ -308,7 +298,7 @@ def build_history_tab(
             return {csv_file: None}
         try:
             EXPORT_DIR.mkdir(parents=True, exist_ok=True)
-            _prune_exports(EXPORT_DIR)
+            prune_folders(EXPORT_DIR, KEEP_EXPORTS_S, "export-*")
             out = Path(tempfile.mkdtemp(prefix="export-", dir=EXPORT_DIR))
             path = out / f"inspections-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}.csv"
             count = log.export_csv(path, **_filters(product, verdict, since, until))

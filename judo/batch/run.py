@@ -18,6 +18,7 @@ language model mid-answer); what finished is on disk and the stopped part is not
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import threading
@@ -311,17 +312,13 @@ def run_batch(
         finally:
             claim.release()
 
-    for part in part_list:
+    # First pass: every part nobody else holds; then, waiting, the parts another run was inspecting
+    # (`deferred` fills during the first pass and is read only after it).
+    passes = itertools.chain(((p, False) for p in part_list), ((p, True) for p in deferred))
+    for part, wait in passes:
         if stop.is_set():
             return
-        result = one(part, wait=False)
-        if result is not None:
-            done += 1
-            yield Progress(result, done, total)
-    for part in deferred:
-        if stop.is_set():
-            return
-        result = one(part, wait=True)
+        result = one(part, wait=wait)
         if result is not None:
             done += 1
             yield Progress(result, done, total)
