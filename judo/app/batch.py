@@ -316,16 +316,20 @@ def build_batch_tab(
             note += f" · {count} file{'s' if count > 1 else ''} left out (see the table)"
         yield state(results, done, total, note, downloads_named(exports.paths(), out))
 
-    def thumbnails(request: gr.Request | None = None) -> list[tuple[str, str]]:
-        results = list(tab.live.get(_session(request), []))
+    def shown_thumbnails(results: list[BatchResult]) -> list[tuple[str, str]]:
         return [(_thumb(r.overlay), r.part) for r in results if r.overlay is not None]
+
+    def thumbnails(request: gr.Request | None = None) -> Any:
+        """The timer's refresh while a run streams. After the run's last refresh (which forgets the
+        session's results) a late tick changes nothing: it must not blank the finished gallery."""
+        results = tab.live.get(_session(request))
+        return gr.skip() if results is None else shown_thumbnails(list(results))
 
     def timer_on() -> dict:
         return {tab.timer: gr.Timer(active=True)}
 
     def last_thumbnails(request: gr.Request | None = None) -> dict:
-        shown = thumbnails(request)
-        tab.live.pop(_session(request), None)
+        shown = shown_thumbnails(list(tab.live.pop(_session(request), [])))
         return {tab.gallery: shown, tab.timer: gr.Timer(active=False)}
 
     def stop_handler(request: gr.Request | None = None) -> None:
