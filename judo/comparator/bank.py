@@ -24,11 +24,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
-from scipy.spatial import cKDTree
 
 from judo.comparator.matching import descriptors, nearest_distance
 from judo.comparator.prepare import ANALYSIS_SIZE, Prepared, prepare
-from judo.comparator.texture import texture_tree
+from judo.comparator.texture import TextureTrees, texture_trees
 from judo.images import ImageInputError, ImageSource, load_image
 
 if TYPE_CHECKING:
@@ -47,7 +46,7 @@ ASPECT_TOLERANCE = 0.05
 CACHE_SIZE = 256
 
 _cache: OrderedDict[tuple[str, int], Normal] = OrderedDict()
-_trees: dict[tuple[str, int], cKDTree] = {}
+_trees: dict[tuple[str, int], TextureTrees] = {}
 _outlier_memory: dict[tuple[str, ...], list[int]] = {}
 
 
@@ -127,12 +126,12 @@ def load_normal(src: ImageSource, name: str, size: int = ANALYSIS_SIZE) -> Norma
     return normal
 
 
-def normal_tree(normal: Normal) -> cKDTree:
-    """The normal's texture look-up tree (texture.py), built once per picture and analysis size."""
+def normal_trees(normal: Normal) -> TextureTrees:
+    """The normal's texture look-up trees (texture.py), built once per picture and analysis size."""
     key = (normal.digest, normal.prepared.rgb.shape[0])
     tree = _trees.get(key)
     if tree is None:
-        tree = _trees[key] = texture_tree(_ycc(normal.prepared.rgb))
+        tree = _trees[key] = texture_trees(_ycc(normal.prepared.rgb))
         while len(_trees) > CACHE_SIZE:
             _trees.pop(next(iter(_trees)))
     return tree

@@ -43,10 +43,10 @@ WEIGHTS = np.array([1.0, 2.0, 2.0, 1.5], np.float32)
 PHASES = ((0, 0), (0, 2), (2, 0), (2, 2))
 
 
-def descriptors(ycc: np.ndarray) -> np.ndarray:
-    """(N, N, 3) YCrCb -> (64, 64, 4): block-mean Y, Cr, Cb and the block's standard deviation of Y."""
-    mean = cv2.resize(ycc, (MATCH_SIZE, MATCH_SIZE), interpolation=cv2.INTER_AREA)
-    sq = cv2.resize(ycc[:, :, 0] ** 2, (MATCH_SIZE, MATCH_SIZE), interpolation=cv2.INTER_AREA)
+def descriptors(ycc: np.ndarray, size: int = MATCH_SIZE) -> np.ndarray:
+    """(N, N, 3) YCrCb -> (size, size, 4): block-mean Y, Cr, Cb and the block's standard deviation of Y."""
+    mean = cv2.resize(ycc, (size, size), interpolation=cv2.INTER_AREA)
+    sq = cv2.resize(ycc[:, :, 0] ** 2, (size, size), interpolation=cv2.INTER_AREA)
     std = np.sqrt(np.maximum(sq - mean[:, :, 0] ** 2, 0.0))
     return np.dstack([mean, std]).astype(np.float32) * WEIGHTS
 

@@ -12,6 +12,8 @@ with the normal (registration-independent).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 from scipy.spatial import cKDTree
@@ -20,13 +22,32 @@ from judo.comparator.matching import MATCH_SIZE, descriptors
 
 #: Absolute floor of the distance scale and the pair-noise rule (as features.py / matching.py).
 TEXTURE_NN_FLOOR, NOISE_QUANTILE, NOISE_FACTOR = 0.05, 0.75, 2.5
+#: The colour look-up's floor: a chroma distance ([0, 1] units x matching.WEIGHTS) below it is no change.
+COLOUR_NN_FLOOR = 0.03
+#: Pictures are smoothed by this (px at analysis size) before they are described: sensor noise and JPEG
+#: blocks differ from photo to photo and would read as a change of fine contrast.
+DENOISE_SIGMA = 1.0
+#: Descriptor grids looked up (blocks of 7 and 14 px at 448 px): fine grain, and blobs such as a stain
+#: or a hole that a fine block sees only in part.
+GRIDS = (MATCH_SIZE, MATCH_SIZE // 2)
 #: Approximate nearest-neighbour slack (cKDTree eps): distances within (1 + eps) of the exact ones.
 KD_EPS = 0.3
 
 
-def texture_features(ycc: np.ndarray) -> np.ndarray:
-    """(64*64, 20) descriptors of one (N, N, 3) YCrCb picture (see the module docstring)."""
-    d = descriptors(ycc).astype(np.float32)
+@dataclass(frozen=True)
+class TextureTrees:
+    """One normal's look-up trees per descriptor grid (GRIDS): structure (brightness and contrast of a
+    3x3 block neighbourhood) and colour (the centre block's chroma) apart, so that a change of one is
+    not diluted by a match of the other (a stain of a new colour on ordinary grain; a scratch in the
+    usual colour)."""
+
+    structure: tuple[cKDTree, ...]
+    colour: tuple[cKDTree, ...]
+
+
+def texture_features(ycc: np.ndarray, size: int = MATCH_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """(size*size, 18) structure and (size*size, 2) colour descriptors of one (N, N, 3) YCrCb picture."""
+    d = descriptors(cv2.GaussianBlur(ycc, (0, 0), DENOISE_SIGMA), size).astype(np.float32)
     y, contrast = d[:, :, 0], d[:, :, 3]
     spread = float(y.std()) + 1e-3
     y = (y - y.mean()) / spread * 0.1
@@ -36,25 +57,37 @@ def texture_features(ycc: np.ndarray) -> np.ndarray:
     for plane in (y, contrast):
         padded = cv2.copyMakeBorder(plane, 1, 1, 1, 1, cv2.BORDER_REFLECT)
         planes += [
-            padded[1 + dy : 1 + dy + MATCH_SIZE, 1 + dx : 1 + dx + MATCH_SIZE]
-            for dy in (-1, 0, 1)
-            for dx in (-1, 0, 1)
+            padded[1 + dy : 1 + dy + size, 1 + dx : 1 + dx + size] for dy in (-1, 0, 1) for dx in (-1, 0, 1)
         ]
-    stacked = np.dstack([*planes, chroma])
-    return stacked.reshape(-1, stacked.shape[2]).astype(np.float32)
+    structure = np.dstack(planes).reshape(-1, len(planes))
+    return structure.astype(np.float32), chroma.reshape(-1, 2).astype(np.float32)
 
 
-def texture_tree(ycc: np.ndarray) -> cKDTree:
-    return cKDTree(texture_features(ycc))
+def texture_trees(ycc: np.ndarray) -> TextureTrees:
+    feats = [texture_features(ycc, size) for size in GRIDS]
+    return TextureTrees(tuple(cKDTree(s) for s, _ in feats), tuple(cKDTree(c) for _, c in feats))
 
 
-def foreign_map(query_ycc: np.ndarray, trees: list[cKDTree]) -> np.ndarray:
-    """(64, 64) distance of each query neighbourhood to its nearest look-alike in any tree, in noise
-    units (1 = this query's ordinary distance)."""
-    feats = texture_features(query_ycc)
+def _nearest(feats: np.ndarray, trees: list[cKDTree], floor: float) -> np.ndarray:
+    """Distance of each feature to its nearest look-alike in any tree, in this query's noise units."""
     best = np.full(len(feats), np.inf, np.float32)
     for tree in trees:
         dist, _ = tree.query(feats, k=1, eps=KD_EPS)
         np.minimum(best, dist.astype(np.float32), out=best)
-    scale = max(TEXTURE_NN_FLOOR, NOISE_FACTOR * float(np.quantile(best, NOISE_QUANTILE)))
-    return (best / scale).reshape(MATCH_SIZE, MATCH_SIZE)
+    return best / max(floor, NOISE_FACTOR * float(np.quantile(best, NOISE_QUANTILE)))
+
+
+def foreign_map(query_ycc: np.ndarray, trees: list[TextureTrees]) -> np.ndarray:
+    """(64, 64) distance of each query neighbourhood to its nearest look-alike among the normals, in
+    noise units (1 = this query's ordinary distance): the worst of structure and colour, per grid."""
+    out = np.zeros((MATCH_SIZE, MATCH_SIZE), np.float32)
+    for g, size in enumerate(GRIDS):
+        structure, colour = texture_features(query_ycc, size)
+        foreign = np.maximum(
+            _nearest(structure, [t.structure[g] for t in trees], TEXTURE_NN_FLOOR),
+            _nearest(colour, [t.colour[g] for t in trees], COLOUR_NN_FLOOR),
+        ).reshape(size, size)
+        if size != MATCH_SIZE:
+            foreign = cv2.resize(foreign, (MATCH_SIZE, MATCH_SIZE), interpolation=cv2.INTER_NEAREST)
+        np.maximum(out, foreign, out=out)
+    return out

@@ -23,8 +23,9 @@ from judo.grid import GRID_SIZE, Cell, cell_boxes
 ABSOLUTE_FLOOR = 1.5
 #: Robust z above the pair's median cell.
 Z_THRESHOLD = 6.0
-#: A neighbour of a detected cell is accepted at this fraction of the threshold.
-GROW_FRACTION = 0.9
+#: A neighbour of a detected cell is accepted at this fraction of the threshold, up to GROW_RINGS cells
+#: away (a defect's rim rarely reaches the threshold in the cells it only grazes).
+GROW_FRACTION, GROW_RINGS = 0.7, 2
 #: Cells scoring within this factor of the threshold (above or below) are "borderline": a small change
 #: of sensitivity flips them, so an answer resting on them says so.
 BORDERLINE_BAND = 1.25
@@ -96,7 +97,9 @@ def select_cells(
     base = adaptive_threshold(values) if threshold is None else float(threshold)
     effective = base / sensitivity
     scores = values / effective
-    chosen = _grow(scores >= 1.0, scores >= GROW_FRACTION)
+    chosen = scores >= 1.0
+    for _ in range(GROW_RINGS):
+        chosen = _grow(chosen, scores >= GROW_FRACTION)
     cells = {(int(r), int(c)) for r, c in zip(*np.nonzero(chosen), strict=True)}
     near = (scores >= 1.0 / BORDERLINE_BAND) & (scores < BORDERLINE_BAND)
     borderline = {(int(r), int(c)) for r, c in zip(*np.nonzero(near), strict=True)}
