@@ -214,3 +214,23 @@ def test_the_page_adds_and_removes_with_a_confirmation(golden_app, sync_playwrig
             assert not visitor.locator("#judo-golden-add").is_visible(), "a visitor sees no golden controls"
         finally:
             browser.close()
+
+
+def test_which_folder_a_product_writes_to(tmp_path, mmad_root):
+    from judo.app.golden_panel import golden_folder
+    from judo.app.library import TemplateLibrary
+    from judo.engines.config import TemplateConfig
+    from judo.golden import GoldenError, add_golden
+
+    own = tmp_path / "pcb-samples"
+    own.mkdir()
+    config = TemplateConfig(golden={"pcb": str(own)}, mmad_root=str(mmad_root), examples_dir=None)
+    library = TemplateLibrary.from_config(config)
+    assert golden_folder(config, library, "pcb") == own  # an explicit product -> folder map
+    add_golden(None, "pcb", NEW_GOOD, name="first", folder=own)
+    assert [p.parent for p in library.refresh("pcb", own)] == [own]
+    mmad_product = next(p for p in library.products() if p != "pcb")
+    with pytest.raises(GoldenError) as err:
+        golden_folder(config, library, mmad_product)
+    assert f"{mmad_product}'s golden samples come from the MMAD dataset" in str(err.value)
+    assert "configure a golden-sample folder (templates.golden_dir or JUDO_GOLDEN_DIR)" in str(err.value)
