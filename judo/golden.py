@@ -54,6 +54,14 @@ def product_folder(golden_dir: str | Path, product: str) -> Path:
     return Path(golden_dir) / product
 
 
+def _folder(golden_dir: str | Path | None, product: str, folder: str | Path | None) -> Path:
+    if folder is not None:
+        return Path(folder)
+    if golden_dir is None:
+        raise GoldenError(f"{product} has no golden-sample folder.")
+    return product_folder(golden_dir, product)
+
+
 def golden_images(folder: Path) -> list[Path]:
     """The images directly in `folder`, sorted (the removed ones and hidden files are not)."""
     if not folder.is_dir():
@@ -75,10 +83,18 @@ def _stem(name: str | None) -> str:
     return safe[:40] or "golden"
 
 
-def add_golden(golden_dir: str | Path, product: str, image: object, name: str | None = None) -> GoldenChange:
+def add_golden(
+    golden_dir: str | Path | None,
+    product: str,
+    image: object,
+    name: str | None = None,
+    *,
+    folder: str | Path | None = None,
+) -> GoldenChange:
     """Add `image` (a path, bytes, array or PIL image; validated as any input) to `product`'s golden
-    samples. The same picture already there is not added again (``changed`` False)."""
-    folder = product_folder(golden_dir, product)
+    samples. The same picture already there is not added again (``changed`` False). ``folder``: the
+    product's own folder when it is not ``<golden_dir>/<product>`` (a configured product -> folder map)."""
+    folder = _folder(golden_dir, product, folder)
     try:
         img = load_image(image)
     except ImageInputError as err:
@@ -119,9 +135,12 @@ def add_golden(golden_dir: str | Path, product: str, image: object, name: str | 
     return GoldenChange(target, f"Added {target.name} to {product}: {count} golden sample(s) now.")
 
 
-def remove_golden(golden_dir: str | Path, product: str, file_name: str) -> GoldenChange:
-    """Move `file_name` out of `product`'s golden samples into its ``.removed/`` folder."""
-    folder = product_folder(golden_dir, product)
+def remove_golden(
+    golden_dir: str | Path | None, product: str, file_name: str, *, folder: str | Path | None = None
+) -> GoldenChange:
+    """Move `file_name` out of `product`'s golden samples into its ``.removed/`` folder (``folder`` as
+    in `add_golden`)."""
+    folder = _folder(golden_dir, product, folder)
     name = Path(str(file_name)).name
     source = folder / name
     if name != str(file_name).replace("\\", "/").split("/")[-1] or source not in golden_images(folder):

@@ -51,17 +51,32 @@ def gallery_bank(request: InspectionRequest, gallery: list[Path]) -> tuple[Inspe
         return request, notes
     bank = replace(request, template=[request.template, *images])
     if found and not notes and len(images) >= 2:
-        _store_calibration(gallery, bank)
+        _store_calibration(gallery, bank.templates)
     return bank, notes
 
 
-def _store_calibration(paths: list[Path], request: InspectionRequest) -> None:
+def refresh_calibration(gallery: list[Path]) -> bool:
+    """After the golden samples changed (judo.golden): the stored calibration of the product's new bank,
+    rebuilt now rather than by the next inspection (its key, the pictures' content hashes, changed).
+    False when nothing is stored: the gallery is not one folder of enough readable pictures."""
+    from judo.comparator.bank import BankError
+
+    try:
+        return _store_calibration(gallery, list(gallery))
+    except BankError:
+        return False
+
+
+def _store_calibration(paths: list[Path], templates: list) -> bool:
     """Keep the calibration beside the golden samples when they all lie in one folder."""
     from judo.comparator import build_bank, stored_calibration
+    from judo.comparator.calibration import MIN_NORMALS
 
     folders = {Path(p).resolve().parent for p in paths}
     if len(folders) != 1:
-        return
-    bank = build_bank(request.templates)
-    if len(bank) >= 3:
-        stored_calibration(bank, folders.pop())
+        return False
+    bank = build_bank(templates)
+    if len(bank) < MIN_NORMALS:
+        return False
+    stored_calibration(bank, folders.pop())
+    return True

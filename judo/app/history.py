@@ -1,8 +1,10 @@
 """The History tab: the inspection log (`judo.inspection_log`) listed, filtered, reopened and exported.
 
 Everyone who can reach the app sees the log: it is a lab's shared record (on a public Space the log
-is off by default). Server paths (the record's file) are shown to the operator only, as in the
-Engines tab. The list is an API endpoint (``/history``, with the filters as parameters), and so is
+is off by default). With a login configured (``per_user``) each row names its user and the list
+shows the signed-in user's own inspections ("Mine only", on by default); an operator may switch it off
+to see everyone's. The endpoints apply the same rule on the server, whatever a caller sends. Server
+paths (the record's file) are shown to the operator only, as in the Engines tab. The list is an API endpoint (``/history``, with the filters as parameters), and so is
 reopening one inspection (``/history_open``) and the CSV export (``/history_csv``).
 
 Handlers take their inputs as a set of components (a dict by component) and return dicts, so the
@@ -62,6 +64,7 @@ class HistoryTab:
 
     tab: gr.Tab
     status: gr.Markdown
+    mine: gr.Checkbox  # shown only with a login configured
     product: gr.Dropdown
     verdict: gr.Dropdown
     since: gr.DateTime
@@ -133,9 +136,11 @@ def build_history_tab(
     *,
     unavailable: LogUnavailable | None = None,
     label: str = "History",
+    per_user: bool = False,
 ) -> HistoryTab:
     """The History tab, built inside an open `gr.Blocks`. ``log`` None: the tab says why (the reason
-    of ``unavailable`` when the log could not be opened: with the file's path for the operator)."""
+    of ``unavailable`` when the log could not be opened: with the file's path for the operator).
+    ``per_user``: a login is configured, so every request names its user (see the module docstring)."""
 
     def operator(request: gr.Request | None) -> bool:
         if is_operator is None or request is None:
@@ -153,6 +158,14 @@ def build_history_tab(
     with gr.Tab(label, id="history", elem_id="judo-history-tab") as tab:
         status = gr.Markdown(OFF if log is None else "", label="status", elem_id="judo-history-status")
         with gr.Row(equal_height=True):
+            mine_box = gr.Checkbox(
+                True,
+                label="Mine only",
+                visible=per_user,
+                scale=0,
+                min_width=110,
+                elem_id="judo-history-mine",
+            )
             product_box = gr.Dropdown(
                 [ALL_PRODUCTS],
                 value="",
@@ -200,12 +213,28 @@ def build_history_tab(
         with gr.Accordion("The whole record (JSON)", open=False):
             record = gr.JSON(label="Record", elem_id="judo-history-record")
 
-    filters = {"product": product_box, "verdict": verdict_box, "since": since_box, "until": until_box}
+    filters = {
+        "product": product_box,
+        "verdict": verdict_box,
+        "since": since_box,
+        "until": until_box,
+        "mine_only": mine_box,
+    }
 
     def _filters(
         product: str | None, verdict: str | None, since: str | None, until: str | None
     ) -> dict[str, Any]:
         return {"product": product or None, "verdict": verdict or None, "since": since, "until": until}
+
+    def _user(request: gr.Request | None, mine_only: Any) -> dict[str, Any]:
+        """The user filter: none without a login; with one, the requester's own rows unless an operator
+        asks for everyone's (a request without a user name sees no row)."""
+        if not per_user:
+            return {}
+        everyone = mine_only is False or str(mine_only).strip().lower() in {"false", "0", "no"}
+        if everyone and operator(request):
+            return {}
+        return {"user": getattr(request, "username", None) or "\0nobody"}
 
     def list_rows(
         request: gr.Request,
@@ -213,15 +242,18 @@ def build_history_tab(
         verdict: str | None = "",
         since: str | None = None,
         until: str | None = None,
+        mine_only: bool = True,
     ) -> dict[Any, Any]:
         """The newest matching inspections (at most TABLE_ROWS), with a line saying how many there are.
-        ``since``/``until``: dates (2026-01-31, whole days) or times (2026-01-31 14:30:00)."""
+        ``since``/``until``: dates (2026-01-31, whole days) or times (2026-01-31 14:30:00). ``mine_only``
+        (with a login): the signed-in user's own inspections; off shows everyone's to an operator."""
         if log is None:
             return {table: table_frame([]), status: off_message(request), product_box: gr.skip()}
         try:
             wanted = _filters(product, verdict, since, until)
-            rows = log.query(**wanted, limit=TABLE_ROWS)
-            total = log.count(**wanted)
+            whose = _user(request, mine_only)
+            rows = log.query(**wanted, **whose, limit=TABLE_ROWS)
+            total = log.count(**wanted, **whose)
             products = log.products()
         except ValueError as err:
             return {table: gr.skip(), status: f"**Filter:** {err}", product_box: gr.skip()}
@@ -238,6 +270,8 @@ def build_history_tab(
             line = f"Showing the newest {len(rows)} of {total} inspections; Export CSV has all of them."
         else:
             line = f"{total} inspection{'s' if total != 1 else ''}, newest first."
+        if whose:
+            line = f"Mine only ({getattr(request, 'username', None) or 'no user'}): {line}"
         choices = [ALL_PRODUCTS, *((p, p) for p in products)]
         if wanted["product"] and wanted["product"] not in products:
             choices.append((wanted["product"], wanted["product"]))
@@ -253,6 +287,8 @@ def build_history_tab(
             row = None
         except LogUnavailable as err:
             return {**empty, summary: str(err) if operator(request) else err.reason}
+        if row is not None and per_user and not operator(request):
+            row = row if row.user == getattr(request, "username", None) else None  # only one's own
         if row is None:
             return {**empty, summary: f"No inspection #{row_number} in the log (pruned, or never logged)."}
         picture = None
@@ -291,8 +327,9 @@ def build_history_tab(
         verdict: str | None = "",
         since: str | None = None,
         until: str | None = None,
+        mine_only: bool = True,
     ) -> dict[Any, Any]:
-        """Every inspection matching the filters as a CSV file."""
+        """Every inspection matching the filters as a CSV file (``mine_only`` as in the list)."""
         if log is None:
             gr.Warning(off_message(request))
             return {csv_file: None}
@@ -301,7 +338,9 @@ def build_history_tab(
             prune_folders(EXPORT_DIR, KEEP_EXPORTS_S, "export-*")
             out = Path(tempfile.mkdtemp(prefix="export-", dir=EXPORT_DIR))
             path = out / f"inspections-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}.csv"
-            count = log.export_csv(path, **_filters(product, verdict, since, until))
+            count = log.export_csv(
+                path, **_filters(product, verdict, since, until), **_user(request, mine_only)
+            )
         except ValueError as err:
             gr.Warning(str(err))
             return {csv_file: None}
@@ -334,6 +373,7 @@ def build_history_tab(
     return HistoryTab(
         tab=tab,
         status=status,
+        mine=mine_box,
         product=product_box,
         verdict=verdict_box,
         since=since_box,

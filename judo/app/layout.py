@@ -22,6 +22,7 @@ import gradio as gr
 from judo.app.api import COMPARE_OUTPUTS, INSPECT_OUTPUTS, MAX_COMPARE
 from judo.app.batch import build_batch_tab
 from judo.app.components import accept_raw_upload, accept_raw_value, engine_choices, token_slider
+from judo.app.golden_panel import golden_controls
 from judo.app.handlers import CUSTOM_PRODUCT, Handlers
 from judo.app.history import build_history_tab
 from judo.app.owner import is_operator
@@ -133,6 +134,7 @@ def inputs_panel(state: AppState, default: Engine | None) -> InputsPanel:
             show_label=True,
             elem_id="judo-gallery",
         )
+        golden_controls(state, product, gallery, query)
         subtask = gr.Dropdown(
             preset_choices(), value=FIRST_SUBTASK, label="Question type", elem_id="judo-subtask"
         )
@@ -332,6 +334,7 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
                             state.inspection_log,
                             lambda request: is_operator(request, bool(state.config.auth)),
                             unavailable=state.log_problem,
+                            per_user=bool(state.config.auth),
                         )
                     with gr.Tab("Engines", id="engines"):
                         engines_md = gr.Markdown(engines_markdown(state), elem_id="judo-engines")

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from judo.engines.config import TemplateConfig
+from judo.golden import golden_images
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 #: A gallery with thousands of thumbnails helps nobody and slows the page: show the first ones.
 MAX_TEMPLATES_PER_PRODUCT = 48
 
@@ -56,6 +56,13 @@ class TemplateLibrary:
     def example(self, example_id: str) -> Example | None:
         return next((e for e in self.examples if e.id == example_id), None)
 
+    def refresh(self, product: str, folder: Path) -> list[Path]:
+        """Re-read `product`'s golden folder after a change (judo.golden): its pictures replace the ones
+        listed from it before, in front of those from other sources. Returns the product's gallery."""
+        others = [p for p in self.templates.get(product, []) if p.parent != folder]
+        self.templates[product] = [*golden_images(folder), *others]
+        return self.templates_for(product)
+
     def _add(self, product: str, paths: list[Path]) -> None:
         seen = self.templates.setdefault(product, [])
         seen.extend(p for p in paths if p not in seen)
@@ -78,7 +85,7 @@ class TemplateLibrary:
         if not folder.is_dir():
             self.notes.append(f"golden samples for {product}: folder {folder} not found")
             return
-        images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        images = golden_images(folder)
         if not images:
             self.notes.append(f"golden samples for {product}: no images in {folder}")
             return
