@@ -77,7 +77,6 @@ class Shown:
     update: Update
     notes: list[str]  # the run's own notes (input, bank, prior): shown again with every re-threshold
     elapsed: float  # the run's time: the status still names the run after a re-threshold
-    first_update_s: float | None
     record_id: str | None  # the run's record: a re-thresholded record names it (``retuned_from``)
     owner: str | None  # whose downloads these are (judo.app.owner)
 

@@ -291,7 +291,6 @@ class Runner:
                 last,
                 list(notes),
                 elapsed,
-                first_update_s,
                 saved.record.get("id"),
                 painter.files.owner,
             ),
