@@ -241,3 +241,33 @@ def test_the_engine_and_the_rethreshold_say_the_same(tmp_path):
             {k: v for k, v in u.meta["comparator"].items() if k != "elapsed_ms"} for u in (fresh, again)
         ]
         assert timeless[0] == timeless[1]  # the time is the comparison's: the kept one took its own
+
+
+def test_kept_results_are_per_session_bounded_and_refuse_what_cannot_be_rethresholded():
+    """A stopped or failed comparator run has nothing to re-threshold (one sentence each); the store
+    keeps the newest sessions only."""
+    from judo.app.inputs import prepare_inputs
+    from judo.app.retune import KeptResults, Shown
+    from judo.engines.base import Update
+    from judo.engines.comparator import ComparatorEngine
+
+    engine = ComparatorEngine()
+    prep = prepare_inputs(
+        str(QUERY), str(TEMPLATE), "Is there any defect in the object?", "A. Yes.\nB. No.", "", None, ""
+    )
+    measured = engine.answer(prep.request)
+    stopped = Update(done=True, meta={"stopped": True})
+    failed = Update(done=True, error="Comparison failed: boom")
+
+    def shown(update):
+        return Shown(engine, prep, update, [], 0.1, "r1", None)
+
+    assert shown(measured).refusal() is None
+    assert shown(stopped).refusal().startswith("The shown comparator run was stopped")
+    assert shown(failed).refusal().startswith("The shown comparator run failed")
+    kept = KeptResults(size=2)
+    for session in ("a", "b", "c"):
+        kept.keep(session, shown(measured))
+    assert kept.get("a") is None and kept.get("b") is not None and kept.get("c") is not None
+    kept.forget("c")
+    assert kept.get("c") is None
