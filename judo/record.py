@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ def build_record(
     answer_text = (request.options or {}).get(update.answer or "", None)
     record = {
         "version": RECORD_VERSION,
+        "id": uuid.uuid4().hex[:16],  # names this inspection: a re-thresholded one says `retuned_from` it
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started_at or time.time())),
         "engine": {
             "id": meta.get("engine"),
@@ -75,7 +77,7 @@ def build_record(
             "new_tokens": meta.get("new_tokens"),
             "tokens_per_s": meta.get("tokens_per_s"),
         },
-        "extra": {k: v for k, v in meta.items() if k in {"comparator"}},
+        "extra": {k: v for k, v in meta.items() if k in {"comparator", "retuned_from"}},
     }
     record["verdict"] = verdict_of(record)
     return record

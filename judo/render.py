@@ -1,4 +1,5 @@
-"""Drawing what an inspection found: red seg cells, the green true region, a comparator heat map.
+"""Drawing what an inspection found: red seg cells, amber dashed borderline cells, the green true region,
+a comparator heat map, the template and the query side by side.
 
 Everything works on the query image at its own size, so the red cells line up with the pixels the
 inspector looks at (the model sees a 448x448 copy; the 16x16 grid is the same in both). Rendering
@@ -18,12 +19,20 @@ from judo.grid import GRID_SIZE, Cell, cell_boxes, cells_to_mask
 
 RED = (255, 0, 0)
 GREEN = (0, 200, 0)
+#: Borderline cells (within the band around the threshold): amber, under a dashed outline, so they read
+#: as "near the line" next to the red anomalous cells.
+AMBER = (255, 170, 0)
 
 # A small perceptual colour map (dark blue -> purple -> orange -> yellow), 256 entries. Built from five
 # anchors so the heat map needs no plotting library on floor 2.
-_ANCHORS = np.array(
-    [[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], dtype=np.float32
+HEAT_ANCHORS: tuple[tuple[int, int, int], ...] = (
+    (0, 0, 4),
+    (87, 16, 110),
+    (188, 55, 84),
+    (249, 142, 9),
+    (252, 255, 164),
 )
+_ANCHORS = np.array(HEAT_ANCHORS, dtype=np.float32)
 _LUT = np.stack(
     [np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, len(_ANCHORS)), _ANCHORS[:, c]) for c in range(3)],
     axis=1,
@@ -67,6 +76,87 @@ def overlay_cells(
         x0, y0, _, _ = boxes[r][c0]
         _, _, x1, y1 = boxes[r][c1]
         draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=fill)  # PIL boxes are inclusive
+    return out
+
+
+def overlay_findings(
+    image: Image.Image,
+    cells: Iterable[Cell],
+    borderline: Iterable[Cell] = (),
+    *,
+    alpha: float = 0.45,
+    grid: int = GRID_SIZE,
+) -> Image.Image:
+    """The image with the anomalous cells in red and the borderline ones (within the band around the
+    threshold, above or below it) in amber under a dashed outline: a borderline cell that is also
+    anomalous is drawn as borderline, since a small change of sensitivity would drop it."""
+    near = {c for c in borderline if 0 <= c[0] < grid and 0 <= c[1] < grid}
+    out = overlay_cells(image, set(cells) - near, alpha=alpha, grid=grid)
+    if near:
+        out = overlay_cells(out, near, color=AMBER, alpha=alpha * 0.7, grid=grid)
+        dashed_outline(out, near, AMBER, grid=grid)
+    return out
+
+
+def dashed_outline(
+    image: Image.Image,
+    cells: Iterable[Cell],
+    color: tuple[int, int, int] = AMBER,
+    *,
+    width: int | None = None,
+    grid: int = GRID_SIZE,
+) -> Image.Image:
+    """Draw (in place) a dashed line around the region the ``cells`` cover: only the cell sides that
+    face a cell outside the region, so a group of cells gets one outline. Returns ``image``."""
+    region = {(r, c) for r, c in cells if 0 <= r < grid and 0 <= c < grid}
+    if not region:
+        return image
+    boxes = cell_boxes(image.size, grid)
+    width = width or _edge_width(image.size)
+    dash = max(3, round(min(image.size) / grid / 4))
+    draw = ImageDraw.Draw(image)
+    for r, c in region:
+        x0, y0, x1, y1 = boxes[r][c]
+        x1, y1 = x1 - 1, y1 - 1  # inclusive
+        sides = (
+            ((r - 1, c), (x0, y0), (x1, y0)),
+            ((r + 1, c), (x0, y1 - width + 1), (x1, y1 - width + 1)),
+            ((r, c - 1), (x0, y0), (x0, y1)),
+            ((r, c + 1), (x1 - width + 1, y0), (x1 - width + 1, y1)),
+        )
+        for neighbour, (ax, ay), (bx, by) in sides:
+            if neighbour in region:
+                continue
+            _dashes(draw, (ax, ay), (bx, by), dash, width, color)
+    return image
+
+
+def _dashes(
+    draw: ImageDraw.ImageDraw, a: tuple[int, int], b: tuple[int, int], dash: int, width: int, color
+) -> None:
+    """Dashes ``dash`` px long with gaps as long along the axis-parallel segment a-b (``width`` px thick,
+    growing right/down from the segment)."""
+    horizontal = a[1] == b[1]
+    start, end = (a[0], b[0]) if horizontal else (a[1], b[1])
+    for t in range(start, end + 1, 2 * dash):
+        u = min(t + dash - 1, end)
+        if horizontal:
+            draw.rectangle((t, a[1], u, a[1] + width - 1), fill=color)
+        else:
+            draw.rectangle((a[0], t, a[0] + width - 1, u), fill=color)
+
+
+def side_by_side(left: Image.Image, right: Image.Image, *, gap: int = 8) -> Image.Image:
+    """``left`` and ``right`` next to each other on white, ``left`` scaled to ``right``'s height (the
+    template beside the query with its cells: the inspector looks from one to the other)."""
+    right = right.convert("RGB")
+    h = right.height
+    left = left.convert("RGB")
+    if left.height != h:
+        left = left.resize((max(1, round(left.width * h / left.height)), h), Image.Resampling.BILINEAR)
+    out = Image.new("RGB", (left.width + gap + right.width, h), (255, 255, 255))
+    out.paste(left, (0, 0))
+    out.paste(right, (left.width + gap, 0))
     return out
 
 

@@ -94,7 +94,8 @@ def test_inspect_streams_in_order_and_records(client):
 
 
 def test_final_overlay_has_red_exactly_in_the_cells(client):
-    """The comparator marks real cells on this pair: the overlay changes exactly those pixels."""
+    """The comparator marks real cells on this pair: the overlay changes exactly those pixels (and those of
+    the borderline cells, amber: tested in test_render), red where a cell is firmly anomalous."""
     from gradio_client import handle_file
 
     question = "There is a defect in the object. Where is the defect?"
@@ -115,10 +116,13 @@ def test_final_overlay_has_red_exactly_in_the_cells(client):
     assert final[5]["answer"] in parse_options(options)
     query = np.asarray(Image.open(QUERY).convert("RGB")).astype(int)
     overlay = np.asarray(Image.open(final[0]).convert("RGB")).astype(int)
+    borderline = {tuple(c) for c in final[5]["comparator"]["borderline"]}
     changed = np.any(overlay != query, axis=2)
-    assert np.array_equal(changed, cells_to_mask(cells, (256, 256)))
+    assert np.array_equal(changed, cells_to_mask(cells | borderline, (256, 256)))
+    assert cells - borderline, "some cells are firmly anomalous"
+    firm = cells_to_mask(cells - borderline, (256, 256))
     red = (overlay[..., 0] - query[..., 0] >= 0) & (overlay[..., 1] < query[..., 1] + 1)
-    assert red[changed].all()
+    assert red[firm].all()
 
 
 def test_truth_mask_gives_green_outline_and_metrics(client, tmp_path):

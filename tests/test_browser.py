@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from judo.grid import GRID_SIZE, cell_boxes
-from judo.render import GREEN, RED
+from judo.render import AMBER, GREEN, RED
 from tests.app_server import EXAMPLES, serve_tiny_app
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -66,25 +66,28 @@ def _example_query() -> Image.Image:
     return Image.open(EXAMPLES / example["query"]).convert("RGB")
 
 
-def _red_cells(overlay: np.ndarray, base: np.ndarray) -> set[tuple[int, int]]:
-    """Cells whose pixels are the base under translucent red; every other cell must be the bare base.
-
-    Pixels of the green truth outline (drawn over everything) are left out of both tests.
-    """
+def _marked_cells(overlay: np.ndarray, base: np.ndarray) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
+    """The cells whose pixels are the base under translucent red, and those under translucent amber (or
+    its dashed outline: judo.render.overlay_findings, borderline cells); every other cell must be the bare
+    base. Pixels of the green truth outline (drawn over everything) are left out of the tests."""
     red = base + (np.array(RED) - base) * (round(ALPHA * 255) / 255)
+    amber = base + (np.array(AMBER) - base) * (round(ALPHA * 0.7 * 255) / 255)
     not_green = ~np.all(overlay == np.array(GREEN), axis=2)
     as_red = np.all(np.abs(overlay - red) <= 2, axis=2)
+    as_amber = np.all(np.abs(overlay - amber) <= 2, axis=2) | np.all(overlay == np.array(AMBER), axis=2)
     as_base = np.all(overlay == base, axis=2)
-    found, unexplained = set(), []
+    found, near, unexplained = set(), set(), []
     for r, row in enumerate(cell_boxes((overlay.shape[1], overlay.shape[0]), GRID_SIZE)):
         for c, (x0, y0, x1, y1) in enumerate(row):
             keep = not_green[y0:y1, x0:x1]
             if as_red[y0:y1, x0:x1][keep].mean() > 0.95:
                 found.add((r, c))
+            elif as_amber[y0:y1, x0:x1][keep].mean() > 0.95:
+                near.add((r, c))
             elif not as_base[y0:y1, x0:x1][keep].all():
                 unexplained.append((r, c))
-    assert not unexplained, f"cells neither bare nor red in the overlay: {unexplained}"
-    return found
+    assert not unexplained, f"cells neither bare, red nor amber in the overlay: {unexplained}"
+    return found, near
 
 
 # Draw the overlay <img> onto a canvas at its natural size and hand back the decoded pixels as PNG.
@@ -142,8 +145,9 @@ def test_inspection_shows_the_records_cells_in_red(sync_playwright, page_url, ar
             query = _example_query()
             assert record["images"]["query"]["sha256"] == hashlib.sha256(query.tobytes()).hexdigest()
             assert shown.size == query.size  # the example is smaller than the display side: shown 1:1
-            found = _red_cells(np.asarray(shown).astype(float), np.asarray(query).astype(float))
-            assert found == cells
+            found, near = _marked_cells(np.asarray(shown).astype(float), np.asarray(query).astype(float))
+            borderline = {tuple(c) for c in record["extra"]["comparator"]["borderline"]}
+            assert found == cells - borderline and near == borderline
 
             shot = artifacts_dir / "app-inspection.png"
             page.screenshot(path=str(shot), full_page=True)

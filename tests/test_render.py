@@ -1,4 +1,5 @@
-"""Rendering: red cells change exactly their pixels, the green outline hugs the mask, heat maps are sane."""
+"""Rendering: red cells change exactly their pixels, borderline cells are amber under a dashed outline,
+the green outline hugs the mask, heat maps are sane, side by side keeps both pictures."""
 
 from __future__ import annotations
 
@@ -7,7 +8,17 @@ import pytest
 from PIL import Image
 
 from judo.grid import cell_box, cells_to_mask
-from judo.render import fit_within, heatmap_overlay, outline_mask, overlay_cells
+from judo.render import (
+    AMBER,
+    RED,
+    dashed_outline,
+    fit_within,
+    heatmap_overlay,
+    outline_mask,
+    overlay_cells,
+    overlay_findings,
+    side_by_side,
+)
 
 
 def _noise(size: tuple[int, int], seed: int = 0) -> Image.Image:
@@ -96,3 +107,50 @@ def test_fit_within_downscales_only():
     assert fit_within(img, 1024).size == (1024, 341)
     small = Image.new("RGB", (100, 50))
     assert fit_within(small, 1024) is small
+
+
+def _is(arr: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
+    return np.all(arr == np.array(colour, dtype=arr.dtype), axis=-1)
+
+
+def test_borderline_cells_are_amber_with_a_dashed_outline_and_the_others_red():
+    base = Image.new("RGB", (448, 448), (40, 40, 40))
+    cells, borderline = {(2, 2), (2, 3), (9, 9)}, {(9, 9), (12, 4)}  # (9, 9): anomalous yet borderline
+    out = np.asarray(overlay_findings(base, cells, borderline))
+    grey = np.asarray(base)
+    for cell in ((2, 2), (2, 3)):  # firm: red fill, no amber anywhere
+        x0, y0, x1, y1 = cell_box(cell, (448, 448))
+        inside = out[y0:y1, x0:x1].astype(int)
+        assert (inside[..., 0] > grey[y0:y1, x0:x1, 0] + 60).all() and (inside[..., 1] <= 40).all()
+        assert not _is(out[y0:y1, x0:x1], AMBER).any()
+    for cell in borderline:
+        x0, y0, x1, y1 = cell_box(cell, (448, 448))
+        top = _is(out[y0, x0:x1], AMBER)  # the outline's top edge: amber dashes with gaps between
+        assert 0.3 < top.mean() < 0.8, (cell, top.mean())
+        assert _is(out[y0:y1, x0], AMBER).any() and _is(out[y1 - 1, x0:x1], AMBER).any()
+        middle = out[(y0 + y1) // 2, (x0 + x1) // 2].astype(int)
+        assert middle[0] > middle[2] + 60 and middle[1] > middle[2] + 30, "an amber tint, not red"
+    # an outline only where the region ends: two borderline neighbours share no dashed side
+    pair = np.asarray(dashed_outline(base.copy(), {(5, 5), (5, 6)}))
+    x0, y0, x1, _ = cell_box((5, 6), (448, 448))
+    assert not _is(pair[y0 + 8 : y0 + 20, x0 : x0 + 2], AMBER).any()
+    assert _is(pair[y0, x0:x1], AMBER).any()
+
+
+def test_findings_without_borderline_cells_are_the_red_overlay():
+    base = _noise((200, 120))
+    cells = {(1, 1), (7, 8)}
+    assert np.array_equal(np.asarray(overlay_findings(base, cells)), np.asarray(overlay_cells(base, cells)))
+    drawn = np.asarray(overlay_findings(base, cells, {(30, 30)}))  # outside the grid: ignored
+    assert np.array_equal(drawn, np.asarray(overlay_cells(base, cells)))
+    assert _is(np.asarray(overlay_cells(Image.new("RGB", (64, 64)), {(0, 0)}, alpha=1.0))[:4, :4], RED).all()
+
+
+def test_side_by_side_puts_the_template_left_at_the_query_height():
+    template = Image.new("RGB", (100, 50), (0, 0, 255))
+    query = Image.new("RGB", (120, 200), (0, 255, 0))
+    out = side_by_side(template, query, gap=8)
+    assert out.size == (400 + 8 + 120, 200)
+    a = np.asarray(out)
+    assert _is(a[:, :400], (0, 0, 255)).mean() > 0.99 and _is(a[:, 408:], (0, 255, 0)).all()
+    assert _is(a[:, 400:408], (255, 255, 255)).all()

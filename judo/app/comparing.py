@@ -18,6 +18,7 @@ from judo.app.pictures import OverlayPainter, ShownFiles
 from judo.app.streaming import STOPS, Pacer, public, session_of
 from judo.app.views import answer_html, disagreement_summary, result_json
 from judo.engines.base import Engine, Update
+from judo.engines.comparator import borderline_of
 from judo.record import build_record, download_stem, truth_metrics, truth_section
 
 if TYPE_CHECKING:
@@ -146,7 +147,11 @@ def _final(
     metrics = [truth_metrics(u.cells, prep.truth_cells) for u in latest]
     summary = disagreement_summary([e.label for e in engines], latest, req.options)
     panels = [
-        PanelView(painters[j].show(u.cells), u.text, answer_html(u, req.options, prep.expected, e.label))
+        PanelView(
+            painters[j].show(u.cells, borderline_of(u)),
+            u.text,
+            answer_html(u, req.options, prep.expected, e.label),
+        )
         for j, (e, u) in enumerate(zip(engines, latest, strict=True))
     ]
     stopped = any(u.meta.get("stopped") for u in latest)
@@ -201,7 +206,7 @@ def _downloads(
             try:
                 written = write_outputs(
                     record,
-                    painter.full_size(u.cells),
+                    painter.full_size(u.cells, borderline_of(u)),
                     folder=runner.records_dir,
                     owner=owner,
                     stem=download_stem(prep.names.get("query"), e.id),

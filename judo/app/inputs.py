@@ -135,3 +135,17 @@ def settings_from(max_new_tokens, do_sample, temperature, top_p) -> GenerationCo
         )
     except GenerationError as err:
         raise InputProblem(str(err)[:1].upper() + str(err)[1:] + ".") from None
+
+
+def sensitivity_from(value: Any) -> float:
+    """The comparator's sensitivity as sent (slider, API): a number above 0 and at most 100 (1 = the
+    default threshold); anything else is one sentence."""
+    try:
+        sensitivity = 1.0 if value in (None, "") else float(value)
+    except (TypeError, ValueError):
+        sensitivity = float("nan")
+    if not 0 < sensitivity <= 100:  # NaN fails too
+        raise InputProblem(
+            f"The sensitivity must be a number above 0 and at most 100 (1 = default), got {value!r}."
+        )
+    return sensitivity

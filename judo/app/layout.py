@@ -27,9 +27,10 @@ from judo.app.handlers import CUSTOM_PRODUCT, Handlers
 from judo.app.history import build_history_tab
 from judo.app.owner import is_operator
 from judo.app.presets import preset, preset_choices
+from judo.app.retune import OVERLAY, SLIDER_INFO, VIEWS, Retune
 from judo.app.runner import Runner
 from judo.app.state import AppState
-from judo.app.views import compare_needs_two, engines_markdown
+from judo.app.views import compare_needs_two, engines_markdown, legend_html
 from judo.app.wiring import GPU_CONCURRENCY_ID, wire_inputs, wire_runs
 from judo.engines import Engine, default_engine
 from judo.engines.pool import LANGUAGE_MODEL_KINDS
@@ -66,6 +67,9 @@ class InspectPanel:
     run: gr.Button
     stop: gr.Button
     outputs: dict[str, gr.components.Component]  # by `INSPECT_OUTPUTS` name
+    view: gr.Radio  # overlay / heat map / side by side (judo.app.retune)
+    legend: gr.HTML
+    retune_note: gr.Markdown
 
 
 @dataclass
@@ -179,7 +183,7 @@ def inputs_panel(state: AppState, default: Engine | None) -> InputsPanel:
                     step=0.05,
                     elem_id="judo-sensitivity",
                     label="Sensitivity (the threshold is divided by it)",
-                    info="Judged against the product's whole gallery; the chosen template is the one shown.",
+                    info=SLIDER_INFO,
                 )
             )
     return InputsPanel(
@@ -216,9 +220,12 @@ def inspect_panel(state: AppState, default: Engine | None) -> InspectPanel:
         run = gr.Button("Inspect", variant="primary", elem_id="judo-run")
         stop = gr.Button("Stop", variant="stop", elem_id="judo-stop")
     picture = {"type": "pil", "format": "png", "interactive": False, "height": 360}
+    view = gr.Radio(list(VIEWS), value=OVERLAY, label="View", elem_id="judo-view", container=False)
     with gr.Row():
-        overlay = gr.Image(label="Red: model cells · green: truth", elem_id="judo-overlay", **picture)
+        overlay = gr.Image(label="Result (see the legend)", elem_id="judo-overlay", **picture)
         prior_img = gr.Image(label="Visual prior", elem_id="judo-prior-img", **picture)
+    legend = gr.HTML(legend_html(False, True), label="Legend", elem_id="judo-legend")
+    retune_note = gr.Markdown(label="Sensitivity note", elem_id="judo-retune-note")
     answer = gr.HTML(label="Answer", elem_id="judo-answer")
     status = gr.Markdown(label="Status", elem_id="judo-status")
     reasoning = gr.Textbox(
@@ -240,7 +247,7 @@ def inspect_panel(state: AppState, default: Engine | None) -> InspectPanel:
         "overlay_png": overlay_png,
     }
     assert tuple(outputs) == INSPECT_OUTPUTS  # noqa: S101 - the endpoint's return order
-    return InspectPanel(engine, prior, run, stop, outputs)
+    return InspectPanel(engine, prior, run, stop, outputs, view, legend, retune_note)
 
 
 def compare_panel(available: list[Engine]) -> ComparePanel:
@@ -341,7 +348,8 @@ def build_demo(state: AppState, gpu: Callable[[Callable], Callable] | None = Non
         handlers = Handlers(state, runner, inputs, inspect)
         demo.load(handlers.engines_page, None, engines_md, queue=False, api_name=False)
         wire_inputs(demo, handlers, inputs, inspect)
-        wire_runs(state, runner, handlers, inputs, inspect, compare, gpu or (lambda fn: fn))
+        inspect_run = wire_runs(state, runner, handlers, inputs, inspect, compare, gpu or (lambda fn: fn))
+        Retune(runner, inputs.sensitivity, inspect).wire(inspect_run)
     demo.queue(
         max_size=state.config.queue.max_size, default_concurrency_limit=state.config.queue.concurrency_limit
     )

@@ -1,5 +1,6 @@
-"""The pictures a run shows while it streams: the overlay (red cells, green truth) and the visual prior,
-written once per change as display-size PNG files (see `ShownFiles` for why files)."""
+"""The pictures a run shows while it streams: the overlay (red cells, amber dashed borderline cells, green
+truth) and the visual prior, written once per change as display-size PNG files (see `ShownFiles` for why
+files)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,15 @@ from PIL import Image
 from judo.app.owner import OWNERS, new_token
 from judo.engines.base import InspectionRequest
 from judo.grid import Cell
-from judo.render import GREEN, fit_within, heatmap_overlay, outline_edges, outline_mask, overlay_cells
+from judo.render import (
+    GREEN,
+    fit_within,
+    heatmap_overlay,
+    outline_edges,
+    outline_mask,
+    overlay_cells,
+    overlay_findings,
+)
 
 #: Longest side of the pictures sent to the browser while streaming (downloads keep full size).
 DISPLAY_SIDE = 1024
@@ -55,7 +64,8 @@ class ShownFiles:
 
 
 class OverlayPainter:
-    """Draws the query with red cells and the green truth outline on top, at display size.
+    """Draws the query with red cells (amber dashed where borderline) and the green truth outline on top,
+    at display size.
 
     The display copy and the outline stencil are computed once; a re-render (only when the cell set
     changes) is one translucent rectangle per run of cells plus one paste. `show` returns the path of
@@ -76,26 +86,29 @@ class OverlayPainter:
         self.files = files or ShownFiles()
         self.stem = stem
         self.cells: frozenset[Cell] | None = None
+        self.borderline: frozenset[Cell] = frozenset()
         self.path: str | None = None
 
     def changed(self, cells: set[Cell]) -> bool:
         return self.cells is None or len(cells) != len(self.cells) or frozenset(cells) != self.cells
 
-    def render(self, cells: set[Cell]) -> Image.Image:
-        img = overlay_cells(self.base, cells)
+    def render(self, cells: set[Cell], borderline: set[Cell] | frozenset[Cell] = frozenset()) -> Image.Image:
+        img = overlay_findings(self.base, cells, borderline)
         if self.edges is not None:
             img.paste(GREEN, (0, 0), self.edges)
         return img
 
-    def show(self, cells: set[Cell]) -> str:
+    def show(self, cells: set[Cell], borderline: set[Cell] | frozenset[Cell] = frozenset()) -> str:
         """The display picture's file for these cells, drawn and written only when they changed."""
-        if self.path is None or self.changed(cells):
-            self.cells = frozenset(cells)
-            self.path = self.files.save(self.render(self.cells), self.stem)
+        if self.path is None or self.changed(cells) or frozenset(borderline) != self.borderline:
+            self.cells, self.borderline = frozenset(cells), frozenset(borderline)
+            self.path = self.files.save(self.render(self.cells, self.borderline), self.stem)
         return self.path
 
-    def full_size(self, cells: set[Cell]) -> Image.Image:
-        img = overlay_cells(self.query, cells)
+    def full_size(
+        self, cells: set[Cell], borderline: set[Cell] | frozenset[Cell] = frozenset()
+    ) -> Image.Image:
+        img = overlay_findings(self.query, cells, borderline)
         return outline_mask(img, self.truth_mask) if self.truth_mask is not None else img
 
 

@@ -20,19 +20,31 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import gradio as gr
+from PIL import Image
 
 from judo.app.api import CompareForm, CompareView, InspectForm, InspectView
 from judo.app.downloads import RecordWriteError, write_outputs
-from judo.app.inputs import InputProblem, Prepared, hide_paths, prepare_inputs, settings_from, size_note
+from judo.app.inputs import (
+    InputProblem,
+    Prepared,
+    hide_paths,
+    prepare_inputs,
+    sensitivity_from,
+    settings_from,
+    size_note,
+)
 from judo.app.owner import owner_of_request
 from judo.app.pictures import OverlayPainter, ShownFiles, prior_heatmap
+from judo.app.retune import KeptResults, Shown
 from judo.app.streaming import STOPS, TICK_S, Pacer, public, session_of, stopped_before_start, ticking
 from judo.app.views import answer_html, result_json, status_markdown
 from judo.engines.base import Engine, Update
+from judo.engines.comparator import borderline_of
 from judo.record import build_record, download_stem, truth_metrics, truth_section
 
 if TYPE_CHECKING:
@@ -58,6 +70,18 @@ class RecordHook(Protocol):
     ) -> str | None: ...
 
 
+@dataclass
+class Saved:
+    """What `Runner.save` made of a finished inspection: its record, the downloads (None when they could
+    not be written), the notes to show (the run's, plus any problem on the way) and the truth metrics."""
+
+    record: dict[str, Any]
+    record_path: str | None
+    png_path: str | None
+    notes: list[str]
+    metrics: dict[str, Any] | None
+
+
 class Runner:
     """The app's runs, bound to its engines: `inspect` (one engine) and `compare` (two or three)."""
 
@@ -68,8 +92,10 @@ class Runner:
         records_dir=None,
         gallery: Callable[[str | None], list] | None = None,
         on_record: RecordHook | None = None,
+        kept: KeptResults | None = None,
     ) -> None:
         self.engines = {e.id: e for e in engines}
+        self.kept = kept or KeptResults()  # the shown result per session, for the live re-threshold
         self.interval = stream_interval_s
         self.records_dir = records_dir  # None: judo.app.downloads.RECORDS_DIR
         self.gallery = gallery  # product -> its golden samples: the comparator's bank (judo.app.bank)
@@ -113,6 +139,7 @@ class Runner:
         t0 = time.perf_counter()
         session = session_of(request)
         stop = STOPS.start(session)  # taken first: a Stop pressed from now on (or before, see arm) counts
+        self.kept.forget(session)  # the result shown until now is being replaced
         try:
             try:
                 prep = prepare_inputs(
@@ -153,15 +180,7 @@ class Runner:
         """The comparator judges against the product's whole gallery (the chosen template first)."""
         from judo.app.bank import gallery_bank
 
-        try:
-            value = 1.0 if sensitivity in (None, "") else float(sensitivity)
-        except (TypeError, ValueError):
-            value = float("nan")
-        if not 0 < value <= 100:  # NaN fails too
-            raise InputProblem(
-                f"The sensitivity must be a number above 0 and at most 100 (1 = default), got {sensitivity!r}."
-            )
-        prep.request.sensitivity = value
+        prep.request.sensitivity = sensitivity_from(sensitivity)
         if self.gallery is not None and category:
             prep.request, notes = gallery_bank(prep.request, self.gallery(category))
             prep.notes += notes
@@ -251,25 +270,77 @@ class Runner:
                 error="The engine stopped without a final answer.",
                 meta=last.meta,
             )
-        metrics = truth_metrics(last.cells, prep.truth_cells)
         elapsed = time.perf_counter() - t0
-        record = build_record(
-            req,
+        borderline = borderline_of(last)
+        saved = self.save(
+            engine,
+            prep,
             last,
+            painter.full_size(last.cells, borderline),
+            notes,
+            elapsed=elapsed,
+            first_update_s=first_update_s,
+            request=request,
+            owner=painter.files.owner,
+        )
+        self.kept.keep(
+            session_of(request),
+            Shown(
+                engine,
+                prep,
+                last,
+                list(notes),
+                elapsed,
+                saved.record.get("id"),
+                painter.files.owner,
+            ),
+        )
+        if last.error:
+            gr.Warning(last.error)
+        return InspectView(
+            overlay=painter.show(last.cells, borderline),
+            visual_prior=prior_path,
+            output_text=last.text,
+            answer_html=answer_html(last, req.options, prep.expected),
+            status=status_markdown(engine.label, last, saved.notes, saved.metrics, elapsed, False),
+            result=result_json(last, saved.metrics, engine.id),
+            record=saved.record_path,
+            overlay_png=saved.png_path,
+        )
+
+    def save(
+        self,
+        engine: Engine,
+        prep: Prepared,
+        update: Update,
+        overlay: Image.Image,
+        notes: list[str],
+        *,
+        elapsed: float,
+        first_update_s: float | None,
+        request: Any,
+        owner: str | None,
+    ) -> Saved:
+        """A finished inspection's record: built, written with its full-size overlay for download, handed
+        to `on_record` (kind "single"). What went wrong on the way is added to the notes and shown as a
+        warning; the result stands either way."""
+        metrics = truth_metrics(update.cells, prep.truth_cells)
+        record = build_record(
+            prep.request,
+            update,
             engine_label=engine.label,
             truth=truth_section(metrics, prep.truth_cells, prep.expected),
             names=prep.names,
             elapsed_s=elapsed,
             first_update_s=first_update_s,
         )
-        full = painter.full_size(last.cells)
         try:
             record_path, png_path = write_outputs(
                 record,
-                full,
+                overlay,
                 stem=download_stem(prep.names.get("query"), engine.id),
                 folder=self.records_dir,
-                owner=painter.files.owner,
+                owner=owner,
             )
         except RecordWriteError as err:  # the analysis is done: show it, say the download is missing
             record_path = png_path = None
@@ -278,18 +349,7 @@ class Runner:
         if problem := self.told(record, record_path, request, prep, "single"):
             notes = [*notes, problem]
             gr.Warning(problem)
-        if last.error:
-            gr.Warning(last.error)
-        return InspectView(
-            overlay=painter.show(last.cells),
-            visual_prior=prior_path,
-            output_text=last.text,
-            answer_html=answer_html(last, req.options, prep.expected),
-            status=status_markdown(engine.label, last, notes, metrics, elapsed, False),
-            result=result_json(last, metrics, engine.id),
-            record=record_path,
-            overlay_png=png_path,
-        )
+        return Saved(record, record_path, png_path, notes, metrics)
 
     # ---------------------------------------------------------------------------------- compare
     def compare(self, form: CompareForm, request: gr.Request | None = None) -> Iterator[CompareView]:

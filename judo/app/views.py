@@ -177,3 +177,40 @@ def engines_markdown(state: AppState, private: bool = False) -> str:
     lines += ["", "**Configuration** (`" + (state.config.source or "") + "`), environment overrides:"]
     lines += [f"- `{k}`: {v}" for k, v in ENV_HELP.items()]
     return "\n".join(lines)
+
+
+def legend_html(heat: bool, comparator: bool, note: str | None = None) -> str:
+    """What the colours of the shown picture mean: the heat map's scale (``heat``: 0.5 of it is the
+    threshold) and the cell marks, red anomalous and amber dashed borderline (``comparator``: only a
+    measurement has a threshold to be near); ``note``: one line more (why a view is not available)."""
+    from judo.render import AMBER, GREEN, HEAT_ANCHORS, RED
+
+    def rgb(c: tuple[int, int, int]) -> str:
+        return f"rgb({c[0]},{c[1]},{c[2]})"
+
+    parts = []
+    if heat:
+        stops = ", ".join(
+            f"{rgb(c)} {round(100 * i / (len(HEAT_ANCHORS) - 1))}%" for i, c in enumerate(HEAT_ANCHORS)
+        )
+        parts.append(
+            "<div class='judo-legend-heat' style='max-width:420px'>"
+            f"<div class='judo-legend-bar' style='height:12px;border-radius:3px;background:linear-gradient(to right, {stops})'>"
+            "</div><div style='display:flex;justify-content:space-between;font-size:0.85em'>"
+            "<span>below threshold</span><span>threshold</span><span>strong (2x)</span></div></div>"
+        )
+    box = "display:inline-block;width:14px;height:14px;vertical-align:middle;margin:0 4px 0 10px;"
+    red = "anomalous cell" if comparator else "cell the model marked"
+    marks = [f"<span style='{box}background:{rgb(RED)};opacity:0.6'></span>{red}"]
+    if comparator:
+        marks.append(
+            f"<span style='{box}background:rgba({AMBER[0]},{AMBER[1]},{AMBER[2]},0.35);"
+            f"border:2px dashed {rgb(AMBER)}'></span>borderline cell (near the threshold)"
+        )
+    marks.append(f"<span style='{box}border:2px solid {rgb(GREEN)}'></span>truth (mask)")
+    parts.append(f"<div class='judo-legend-marks' style='font-size:0.85em'>{''.join(marks)}</div>")
+    if note:
+        parts.append(
+            f"<div class='judo-legend-note' style='font-size:0.85em'>{html.escape(note, quote=False)}</div>"
+        )
+    return f"<div class='judo-legend'>{''.join(parts)}</div>"

@@ -56,8 +56,9 @@ def wire_runs(
     inspect: InspectPanel,
     cmp: ComparePanel,
     wrap,
-) -> None:
-    """Inspect and Compare: each the named API endpoint itself, its parameters in the endpoint's order."""
+) -> gr.events.Dependency:
+    """Inspect and Compare: each the named API endpoint itself, its parameters in the endpoint's order.
+    Returns the Inspect run's event (what follows a finished run chains on it: `judo.app.retune`)."""
     shared = {
         "query": f.query,
         "template": f.template,
@@ -78,7 +79,7 @@ def wire_runs(
     }
     compare_in = shared | {"engines": cmp.engines}
     gpu = {"concurrency_id": GPU_CONCURRENCY_ID, "concurrency_limit": state.config.queue.concurrency_limit}
-    inspect.run.click(h.arm, None, None, queue=False, api_name=False).then(
+    inspect_run = inspect.run.click(h.arm, None, None, queue=False, api_name=False).then(
         wrap(inspect_endpoint(runner, inspect.outputs)),
         [inspect_in[name] for name in INSPECT_API],
         list(inspect.outputs.values()),
@@ -99,3 +100,4 @@ def wire_runs(
     # event would end with none, and leave its last streamed update on screen).
     for button in (inspect.stop, cmp.stop):
         button.click(h.stop, None, None, queue=False, api_name=False)
+    return inspect_run

@@ -33,10 +33,11 @@ from PIL import Image
 
 from judo.batch.parts import BatchInputError, Discovery, Part
 from judo.engines.base import Engine, InspectionRequest, Update
+from judo.engines.comparator import borderline_of
 from judo.images import ImageInputError, load_image
 from judo.jsonl import JsonlFile, OutputInUse
 from judo.record import build_record, image_fingerprint
-from judo.render import fit_within, heatmap_overlay, overlay_cells
+from judo.render import fit_within, heatmap_overlay, overlay_findings
 
 if TYPE_CHECKING:
     from transformers import GenerationConfig
@@ -234,7 +235,7 @@ def _save_overlay(spec: BatchSpec, part: str, query: Image.Image, update: Update
     folder.mkdir(exist_ok=True)
     shown = fit_within(query, OVERLAY_SIDE)
     name = overlay_name(part)
-    overlay_cells(shown, update.cells).save(folder / name, compress_level=1)
+    overlay_findings(shown, update.cells, borderline_of(update)).save(folder / name, compress_level=1)
     scores = (update.meta.get("comparator") or {}).get("scores")
     if spec.heatmap and scores:
         heatmap_overlay(shown, scores).save(folder / overlay_name(part, ".heat"), compress_level=1)

@@ -78,6 +78,9 @@ class Update:
     done: bool = False
     error: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: What a measuring engine's answer was derived from (the comparator's ComparisonResult, on its final
+    #: update): kept so the app can re-threshold the shown result without a new run. Never serialised.
+    measurement: Any = field(default=None, repr=False, compare=False)
 
 
 class Engine(ABC):
