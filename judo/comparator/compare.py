@@ -285,11 +285,6 @@ def pair_evidence(q: Prepared, t: Prepared) -> PairEvidence:
     )
 
 
-def is_texture(q: Prepared) -> bool:
-    """A picture that is a surface filling the frame, not one object on a plain background."""
-    return foreground(cv2.resize(q.gray, (POSE_SIZE, POSE_SIZE), interpolation=cv2.INTER_AREA)) is None
-
-
 def _choose(q: Prepared, bank: Bank, count: int) -> list[int]:
     """The `count` normals whose local looks are nearest the query's (bank order on ties): the
     evidence is taken against them only, so the cost per query stops growing with the bank."""
@@ -397,7 +392,8 @@ def compare_prepared(
     best = np.argmin(evidence, axis=0)
     values = np.take_along_axis(evidence, best[None], axis=0)[0]
     combined = _where_seen([p.combined for p in usable], [p.covered for p in usable]).min(axis=0)
-    if len(bank) > 1 and is_texture(q):
+    on_object = object_cells(q)  # None: a surface filling the frame
+    if len(bank) > 1 and on_object is None:
         # A surface: a look-alike anywhere on the nearest normals explains a place, also where no
         # registered normal covers it.
         foreign = foreign_map(_ycc(q.rgb), [normal_trees(n) for n in chosen])
@@ -406,7 +402,7 @@ def compare_prepared(
         side = combined.shape[0]
         combined = np.minimum(combined, cv2.resize(foreign, (side, side), interpolation=cv2.INTER_LINEAR))
     names = usable[0].pooled.keys()
-    base = calibrated_threshold(calibration, rate, values)
+    base = calibrated_threshold(calibration, rate, values, on_object)
     selection = select_cells(values, base, sensitivity)
     return ComparisonResult(
         scores=selection.scores,
@@ -433,11 +429,23 @@ def compare_prepared(
     )
 
 
-def calibrated_threshold(calibration: Calibration | None, rate: float, values: np.ndarray) -> float:
+def object_cells(q: Prepared) -> np.ndarray | None:
+    """(16, 16) the cells mostly on the object of a picture that shows one object on a plain background
+    (pose.foreground), else None. The pair-adaptive noise floor is measured there: the empty background
+    agrees with any template and would set the floor at nothing, so that an object's ordinary
+    part-to-part variation (a pill's speckles) would read as defects."""
+    mask = foreground(cv2.resize(q.gray, (POSE_SIZE, POSE_SIZE), interpolation=cv2.INTER_AREA))
+    return None if mask is None else pool_cells(mask.astype(np.float32), stat="mean") >= 0.5
+
+
+def calibrated_threshold(
+    calibration: Calibration | None, rate: float, values: np.ndarray, where: np.ndarray | None = None
+) -> float:
     """The threshold at sensitivity 1: the calibration's for `rate` (as measured on the bank: no floor,
-    or the rate would not be the one asked for), or the pair-adaptive rule without a calibration."""
+    or the rate would not be the one asked for), or the pair-adaptive rule without a calibration (its
+    noise floor over the cells `where`: object_cells)."""
     if calibration is None:
-        return adaptive_threshold(values)
+        return adaptive_threshold(values, where)
     if calibration.normals < FEW_NORMALS:  # a small bank's tail is a guess: no lower than what it saw
         return max(calibration.threshold(rate), calibration.max_value)
     return calibration.threshold(rate)

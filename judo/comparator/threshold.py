@@ -21,6 +21,8 @@ from judo.grid import GRID_SIZE, Cell, cell_boxes
 
 #: The threshold in noise units (see features.py): at least this, whatever the pair.
 ABSOLUTE_FLOOR = 1.5
+#: The noise floor needs at least this many cells to rest on.
+MIN_STAT_CELLS = 12
 #: Robust z above the pair's median cell.
 Z_THRESHOLD = 6.0
 #: A neighbour of a detected cell is accepted at this fraction of the threshold, up to GROW_RINGS cells
@@ -80,8 +82,11 @@ def _grow(above: np.ndarray, near: np.ndarray) -> np.ndarray:
     return above | (neighbour & near)
 
 
-def adaptive_threshold(values: np.ndarray) -> float:
-    """The pair-adaptive threshold of a (16, 16) grid of cell values (see the module docstring)."""
+def adaptive_threshold(values: np.ndarray, where: np.ndarray | None = None) -> float:
+    """The pair-adaptive threshold of a (16, 16) grid of cell values (see the module docstring), its
+    noise floor taken over the cells `where` is True (default all; fewer than MIN_STAT_CELLS: all)."""
+    if where is not None and int(where.sum()) >= MIN_STAT_CELLS:
+        values = values[where]
     median = float(np.median(values))
     mad = float(np.median(np.abs(values - median))) * 1.4826
     return max(ABSOLUTE_FLOOR, median + Z_THRESHOLD * mad)
