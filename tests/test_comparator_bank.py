@@ -62,12 +62,13 @@ def test_a_defect_is_found_against_a_bank(can_bank: list[Image.Image]) -> None:
 
 
 def test_a_normal_unlike_every_single_template_but_within_the_banks_variation_gives_no_cells() -> None:
-    """Pills differ speckle by speckle: each single template flags a normal pill, the bank does not."""
-    bank = build_bank(_normals("pill", 8))
+    """A can's pull tab and print sit a little differently on every can: most single templates flag a
+    normal can (several cells), the bank of them does not."""
+    bank = build_bank(_normals("drink_can", 8))
     for seed in (5, 6):
-        query = _product("pill", seed)
-        singles = [compare(query, n.prepared.rgb) for n in bank.normals]
-        assert all(len(r.cells) >= 5 for r in singles), [len(r.cells) for r in singles]
+        query = _product("drink_can", seed)
+        singles = [len(compare(query, n.prepared.rgb).cells) for n in bank.normals]
+        assert sum(count >= 3 for count in singles) >= 5, singles
         assert compare(query, bank).cells == set()
 
 
