@@ -1,15 +1,22 @@
-"""Launch the real app on 127.0.0.1 with the tiny engine for a test module (shared by app/bad-input/browser tests)."""
+"""Launch the real app on 127.0.0.1 with the tiny engine for a test module (shared by app/bad-input/browser
+tests), and open one of its pages in Debian chromium."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator, Page, Request
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu")  # as root in a container, without a GPU
 
 
 @dataclass
@@ -57,6 +64,52 @@ def serve_config(config, **create) -> Iterator[Served]:
     demo, kwargs = create_app(config, **create)
     with serve_blocks(demo, **kwargs) as served:
         yield served
+
+
+@contextlib.contextmanager
+def browser_page(
+    sync_playwright: Callable[[], Any],
+    url: str,
+    viewport: tuple[int, int] = (1400, 1100),
+    *,
+    example: str | None = None,
+    args: Sequence[str] = (),
+    on_request: Callable[[Request], object] | None = None,
+    **page_options: Any,
+) -> Iterator[Page]:
+    """``url`` loaded to network idle in a new chromium, which is closed on exit, also when the test fails
+    (a browser left open would outlive the test and hold the machine's two cores).
+
+    ``sync_playwright`` is the browser tests' fixture of that name (tests.test_browser), which skips without
+    a browser. ``example``: the title of an example to click once loaded, then half a second for its inputs
+    to arrive. ``args``: more chromium flags. ``on_request``: told every request from before the page loads.
+    ``page_options``: more of playwright's ``new_page`` arguments (``is_mobile``, ``accept_downloads``, ...).
+    More pages of the same browser: ``page.context.browser.new_page()``.
+    """
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *args])
+        try:
+            width, height = viewport
+            page = browser.new_page(viewport={"width": width, "height": height}, **page_options)
+            if on_request is not None:
+                page.on("request", on_request)
+            page.goto(url, wait_until="networkidle", timeout=60_000)
+            if example is not None:
+                page.get_by_text(example, exact=True).first.click()
+                page.wait_for_timeout(500)
+            yield page
+        finally:
+            browser.close()
+
+
+def decoded_image(page: Page, selector: str, width: int | None = None) -> Locator:
+    """The first ``<img>`` under ``selector`` once the browser has decoded it (``width``: once it is that
+    many pixels wide): a Gradio image shows its element before its pixels, which read as empty until then."""
+    image = page.locator(f"{selector} img").first
+    image.wait_for(timeout=10_000)
+    wide = "img.naturalWidth > 0" if width is None else f"img.naturalWidth === {int(width)}"
+    page.wait_for_function(f"(img) => img.complete && {wide}", arg=image.element_handle(), timeout=10_000)
+    return image
 
 
 def compare_args(query, template, engines, *, category="", max_new_tokens=24):

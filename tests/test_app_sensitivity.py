@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.app_server import EXAMPLES, REPO, inspect_args, serve_config
-from tests.test_browser import CHROMIUM, EXAMPLE_TITLE, sync_playwright  # noqa: F401 - the fixture
+from tests.app_server import EXAMPLES, REPO, browser_page, inspect_args, serve_config
+from tests.test_browser import EXAMPLE_TITLE, sync_playwright  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.slow
 
@@ -162,56 +162,48 @@ def test_in_the_browser_the_slider_changes_the_cells_without_a_new_run(served, s
     url, told, counted = served
     status = "() => document.querySelector('#judo-status')?.innerText || ''"
     overlay_src = "() => document.querySelector('#judo-overlay img')?.src || ''"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(url, wait_until="networkidle", timeout=60_000)
-            page.get_by_text(EXAMPLE_TITLE, exact=True).first.click()
-            page.wait_for_timeout(500)
-            page.locator("#judo-run").click()
-            page.wait_for_function(f"() => ({status})().includes('finished in')", timeout=60_000)
-            page.wait_for_function(f"() => ({overlay_src})() !== ''", timeout=10_000)
-            run_line = page.evaluate(status).split("\n")[0]
-            cells_before = int(re.search(r"\((\d+) predicted", page.evaluate(status)).group(1))
-            src_before = page.evaluate(overlay_src)
-            logged, comparisons = len(told), counted["comparisons"]
+    with browser_page(sync_playwright, url, example=EXAMPLE_TITLE) as page:
+        page.locator("#judo-run").click()
+        page.wait_for_function(f"() => ({status})().includes('finished in')", timeout=60_000)
+        page.wait_for_function(f"() => ({overlay_src})() !== ''", timeout=10_000)
+        run_line = page.evaluate(status).split("\n")[0]
+        cells_before = int(re.search(r"\((\d+) predicted", page.evaluate(status)).group(1))
+        src_before = page.evaluate(overlay_src)
+        logged, comparisons = len(told), counted["comparisons"]
 
-            note = "() => document.querySelector('#judo-retune-note')?.innerText || ''"
-            page.wait_for_function(f"() => ({note})().includes('re-threshold this result')", timeout=10_000)
-            page.get_by_role("button", name=re.compile("Comparator settings")).click()
-            track = page.locator("#judo-sensitivity input[type=range]")
-            track.wait_for(timeout=10_000)
-            track.scroll_into_view_if_needed()
-            page.wait_for_timeout(300)  # the accordion has opened
-            box = track.bounding_box()
-            y = box["y"] + box["height"] / 2
-            page.mouse.move(box["x"] + box["width"] * 0.2, y)  # near 1.0
-            page.mouse.down()
-            page.mouse.move(box["x"] + 2, y, steps=8)  # drag to the least sensitive end
-            page.mouse.up()
-            page.wait_for_function(f"() => ({note})().includes('Re-thresholded')", timeout=20_000)
-            page.wait_for_function(f"() => ({overlay_src})() !== {json.dumps(src_before)}", timeout=10_000)
-            text = page.evaluate(status)
-            assert text.split("\n")[0] == run_line, "the same run, re-thresholded"
-            cells_after = int(re.search(r"\((\d+) predicted", text).group(1))
-            assert cells_after < cells_before
-            assert counted["comparisons"] == comparisons, "no new comparison"
-            assert len(told) == logged + 1 and told[-1]["record"]["extra"]["retuned_from"]
-            assert told[-1]["record"]["extra"]["comparator"]["sensitivity"] < 0.5
+        note = "() => document.querySelector('#judo-retune-note')?.innerText || ''"
+        page.wait_for_function(f"() => ({note})().includes('re-threshold this result')", timeout=10_000)
+        page.get_by_role("button", name=re.compile("Comparator settings")).click()
+        track = page.locator("#judo-sensitivity input[type=range]")
+        track.wait_for(timeout=10_000)
+        track.scroll_into_view_if_needed()
+        page.wait_for_timeout(300)  # the accordion has opened
+        box = track.bounding_box()
+        y = box["y"] + box["height"] / 2
+        page.mouse.move(box["x"] + box["width"] * 0.2, y)  # near 1.0
+        page.mouse.down()
+        page.mouse.move(box["x"] + 2, y, steps=8)  # drag to the least sensitive end
+        page.mouse.up()
+        page.wait_for_function(f"() => ({note})().includes('Re-thresholded')", timeout=20_000)
+        page.wait_for_function(f"() => ({overlay_src})() !== {json.dumps(src_before)}", timeout=10_000)
+        text = page.evaluate(status)
+        assert text.split("\n")[0] == run_line, "the same run, re-thresholded"
+        cells_after = int(re.search(r"\((\d+) predicted", text).group(1))
+        assert cells_after < cells_before
+        assert counted["comparisons"] == comparisons, "no new comparison"
+        assert len(told) == logged + 1 and told[-1]["record"]["extra"]["retuned_from"]
+        assert told[-1]["record"]["extra"]["comparator"]["sensitivity"] < 0.5
 
-            src_overlay = page.evaluate(overlay_src)
-            page.locator("#judo-view").get_by_text("Heat map", exact=True).click()
-            page.wait_for_function(
-                "() => (document.querySelector('#judo-legend')?.innerText || '').includes('below threshold')",
-                timeout=10_000,
-            )
-            legend = page.locator("#judo-legend").inner_text()
-            assert "threshold" in legend and "strong" in legend and "borderline" in legend
-            page.wait_for_function(f"() => ({overlay_src})() !== {json.dumps(src_overlay)}", timeout=10_000)
-            assert counted["comparisons"] == comparisons and len(told) == logged + 1
-        finally:
-            browser.close()
+        src_overlay = page.evaluate(overlay_src)
+        page.locator("#judo-view").get_by_text("Heat map", exact=True).click()
+        page.wait_for_function(
+            "() => (document.querySelector('#judo-legend')?.innerText || '').includes('below threshold')",
+            timeout=10_000,
+        )
+        legend = page.locator("#judo-legend").inner_text()
+        assert "threshold" in legend and "strong" in legend and "borderline" in legend
+        page.wait_for_function(f"() => ({overlay_src})() !== {json.dumps(src_overlay)}", timeout=10_000)
+        assert counted["comparisons"] == comparisons and len(told) == logged + 1
 
 
 def test_the_engine_and_the_rethreshold_say_the_same(tmp_path):

@@ -13,8 +13,8 @@ import pytest
 from judo.app.batch import UPLOADED, batch_demo
 from judo.batch.tray import make_tray
 from judo.engines.comparator import ComparatorEngine
-from tests.app_server import serve_blocks
-from tests.test_browser import CHROMIUM, sync_playwright  # noqa: F401 - the fixture (skips without a browser)
+from tests.app_server import browser_page, serve_blocks
+from tests.test_browser import sync_playwright  # noqa: F401 - the fixture (skips without a browser)
 
 pytestmark = pytest.mark.slow
 PARTS = 6
@@ -100,41 +100,33 @@ def test_browser_runs_a_tray_of_six_and_the_report_opens(
     tmp_path,
     artifacts_dir,
 ):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
-            page.goto(served, wait_until="networkidle", timeout=60_000)
-            page.locator("#batch-parts input[type=file]").set_input_files([str(p) for p in tray.parts])
-            page.get_by_text("part-005").first.wait_for(timeout=30_000)  # the upload is listed
-            page.locator("#batch-run").click()
-            page.wait_for_function(
-                "() => (document.querySelector('#batch-progress')?.innerText || '').includes('finished')",
-                timeout=60_000,
-            )
-            assert f"{PARTS} / {PARTS} parts" in page.locator("#batch-progress").inner_text()
-            body = page.locator("#batch-table").inner_text()
-            assert all(f"part-00{i}.png" in body for i in range(PARTS))
-            page.wait_for_function(  # the thumbnails follow the run (not an output of /batch)
-                f"() => document.querySelectorAll('#batch-gallery img').length >= {PARTS}", timeout=20_000
-            )
-            link = page.locator('#batch-downloads a[href*="report.html"]').first
-            link.wait_for(timeout=10_000)
-            with page.expect_download() as info:
-                link.click()
-            saved = tmp_path / "report.html"
-            info.value.save_as(saved)
-            page.screenshot(path=str(artifacts_dir / "batch-tab.png"), full_page=True)
+    with browser_page(sync_playwright, served, accept_downloads=True) as page:
+        page.locator("#batch-parts input[type=file]").set_input_files([str(p) for p in tray.parts])
+        page.get_by_text("part-005").first.wait_for(timeout=30_000)  # the upload is listed
+        page.locator("#batch-run").click()
+        page.wait_for_function(
+            "() => (document.querySelector('#batch-progress')?.innerText || '').includes('finished')",
+            timeout=60_000,
+        )
+        assert f"{PARTS} / {PARTS} parts" in page.locator("#batch-progress").inner_text()
+        body = page.locator("#batch-table").inner_text()
+        assert all(f"part-00{i}.png" in body for i in range(PARTS))
+        page.wait_for_function(  # the thumbnails follow the run (not an output of /batch)
+            f"() => document.querySelectorAll('#batch-gallery img').length >= {PARTS}", timeout=20_000
+        )
+        link = page.locator('#batch-downloads a[href*="report.html"]').first
+        link.wait_for(timeout=10_000)
+        with page.expect_download() as info:
+            link.click()
+        saved = tmp_path / "report.html"
+        info.value.save_as(saved)
+        page.screenshot(path=str(artifacts_dir / "batch-tab.png"), full_page=True)
 
-            report = browser.new_page()
-            report.route(
-                re.compile(r"^https?://"), lambda route: route.abort()
-            )  # offline: nothing is fetched
-            report.goto(saved.as_uri())
-            assert report.locator("#results tbody tr").count() == PARTS
-            images = report.locator("#results img")
-            assert images.count() == PARTS
-            assert report.evaluate("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
-            assert report.locator("#summary").inner_text().startswith(f"{PARTS} parts: ")
-        finally:
-            browser.close()
+        report = page.context.browser.new_page()
+        report.route(re.compile(r"^https?://"), lambda route: route.abort())  # offline: nothing is fetched
+        report.goto(saved.as_uri())
+        assert report.locator("#results tbody tr").count() == PARTS
+        images = report.locator("#results img")
+        assert images.count() == PARTS
+        assert report.evaluate("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
+        assert report.locator("#summary").inner_text().startswith(f"{PARTS} parts: ")

@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import os
-from pathlib import Path
 from urllib.parse import urljoin
 
 import numpy as np
@@ -22,9 +21,8 @@ from PIL import Image
 
 from judo.grid import GRID_SIZE, cell_boxes
 from judo.render import AMBER, GREEN, RED
-from tests.app_server import EXAMPLES, serve_tiny_app
+from tests.app_server import CHROMIUM, EXAMPLES, browser_page, decoded_image, serve_tiny_app
 
-CHROMIUM = Path("/usr/bin/chromium")
 EXAMPLE_TITLE = "bottle: contamination"
 ALPHA = 0.45  # the red cells' opacity (judo.render.overlay_cells' default)
 
@@ -101,58 +99,43 @@ READ_PIXELS = """(img) => {
 
 
 def test_inspection_shows_the_records_cells_in_red(sync_playwright, page_url, artifacts_dir):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--force-color-profile=srgb"],
+    with browser_page(sync_playwright, page_url, args=["--force-color-profile=srgb"]) as page:
+        page.get_by_text("JUDO Inspector").first.wait_for(timeout=30_000)
+
+        options = "() => document.querySelector('#judo-options textarea')?.value"
+        before = page.evaluate(options)
+        page.get_by_text(EXAMPLE_TITLE, exact=True).first.click()
+        # the example loads its own question set (options in the example's letter order)
+        page.wait_for_function(f"() => ({options})() !== {before!r}", timeout=30_000)
+        page.locator("#judo-run").click()
+        page.wait_for_function(
+            "() => (document.querySelector('#judo-status')?.innerText || '').includes('finished')",
+            timeout=60_000,
         )
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(page_url, wait_until="networkidle", timeout=60_000)
-            page.get_by_text("JUDO Inspector").first.wait_for(timeout=30_000)
+        chosen = page.locator("#judo-answer .judo-chosen")
+        chosen.first.wait_for(timeout=10_000)
+        assert chosen.count() == 1
+        assert "patch F1" in page.locator("#judo-status").inner_text()
 
-            options = "() => document.querySelector('#judo-options textarea')?.value"
-            before = page.evaluate(options)
-            page.get_by_text(EXAMPLE_TITLE, exact=True).first.click()
-            # the example loads its own question set (options in the example's letter order)
-            page.wait_for_function(f"() => ({options})() !== {before!r}", timeout=30_000)
-            page.locator("#judo-run").click()
-            page.wait_for_function(
-                "() => (document.querySelector('#judo-status')?.innerText || '').includes('finished')",
-                timeout=60_000,
-            )
-            chosen = page.locator("#judo-answer .judo-chosen")
-            chosen.first.wait_for(timeout=10_000)
-            assert chosen.count() == 1
-            assert "patch F1" in page.locator("#judo-status").inner_text()
+        record_link = page.locator("#judo-record a[href]").first
+        record_link.wait_for(timeout=10_000)
+        record = page.request.get(urljoin(page_url, record_link.get_attribute("href"))).json()
+        cells = {tuple(c) for c in record["cells"]}
+        assert cells, "the comparator marks the contamination: the record has cells"
 
-            record_link = page.locator("#judo-record a[href]").first
-            record_link.wait_for(timeout=10_000)
-            record = page.request.get(urljoin(page_url, record_link.get_attribute("href"))).json()
-            cells = {tuple(c) for c in record["cells"]}
-            assert cells, "the comparator marks the contamination: the record has cells"
+        overlay_img = decoded_image(page, "#judo-overlay")
+        data_url = overlay_img.evaluate(READ_PIXELS)
+        shown = Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGB")
 
-            overlay_img = page.locator("#judo-overlay img").first
-            overlay_img.wait_for(timeout=10_000)
-            page.wait_for_function(
-                "(img) => img.complete && img.naturalWidth > 0",
-                arg=overlay_img.element_handle(),
-                timeout=10_000,
-            )
-            data_url = overlay_img.evaluate(READ_PIXELS)
-            shown = Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGB")
+        query = _example_query()
+        assert record["images"]["query"]["sha256"] == hashlib.sha256(query.tobytes()).hexdigest()
+        assert shown.size == query.size  # the example is smaller than the display side: shown 1:1
+        found, near = _marked_cells(np.asarray(shown).astype(float), np.asarray(query).astype(float))
+        borderline = {tuple(c) for c in record["extra"]["comparator"]["borderline"]}
+        assert found == cells - borderline and near == borderline
 
-            query = _example_query()
-            assert record["images"]["query"]["sha256"] == hashlib.sha256(query.tobytes()).hexdigest()
-            assert shown.size == query.size  # the example is smaller than the display side: shown 1:1
-            found, near = _marked_cells(np.asarray(shown).astype(float), np.asarray(query).astype(float))
-            borderline = {tuple(c) for c in record["extra"]["comparator"]["borderline"]}
-            assert found == cells - borderline and near == borderline
-
-            shot = artifacts_dir / "app-inspection.png"
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
+        shot = artifacts_dir / "app-inspection.png"
+        page.screenshot(path=str(shot), full_page=True)
 
 
 @pytest.fixture(scope="module")
@@ -167,52 +150,38 @@ def lm_page_url(sync_playwright, tiny_model_dir):
 @pytest.mark.parametrize("delay_ms", [0, 300, 800])
 def test_an_early_stop_ends_with_a_stopped_record(sync_playwright, lm_page_url, delay_ms):
     status = "() => document.querySelector('#judo-status')?.innerText || ''"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(lm_page_url, wait_until="networkidle", timeout=60_000)
-            page.get_by_text(EXAMPLE_TITLE, exact=True).first.click()
-            page.wait_for_timeout(500)
-            page.locator("#judo-run").click()
-            page.wait_for_timeout(delay_ms)
-            page.locator("#judo-stop").click()
-            page.wait_for_function(
-                f"() => /stopped by the user|finished in|Error/.test(({status})())", timeout=60_000
-            )
-            page.wait_for_timeout(1000)  # a late reply of the Stop handler must not change the status
-            shown = page.evaluate(status)
-            assert "stopped by the user" in shown and "stopping" not in shown.lower(), shown
-            text = page.locator("#judo-reasoning textarea").input_value()
-            # (the random tiny model emits stray bytes of its own mid-text; a stop must not leave a cut one last)
-            assert not text.rstrip().endswith("\ufffd")
-            record_link = page.locator("#judo-record a[href]").first
-            record_link.wait_for(timeout=10_000)
-            record = page.request.get(urljoin(lm_page_url, record_link.get_attribute("href"))).json()
-            assert record["stopped"] is True
-        finally:
-            browser.close()
+    with browser_page(sync_playwright, lm_page_url, example=EXAMPLE_TITLE) as page:
+        page.locator("#judo-run").click()
+        page.wait_for_timeout(delay_ms)
+        page.locator("#judo-stop").click()
+        page.wait_for_function(
+            f"() => /stopped by the user|finished in|Error/.test(({status})())", timeout=60_000
+        )
+        page.wait_for_timeout(1000)  # a late reply of the Stop handler must not change the status
+        shown = page.evaluate(status)
+        assert "stopped by the user" in shown and "stopping" not in shown.lower(), shown
+        text = page.locator("#judo-reasoning textarea").input_value()
+        # (the random tiny model emits stray bytes of its own mid-text; a stop must not leave a cut one last)
+        assert not text.rstrip().endswith("\ufffd")
+        record_link = page.locator("#judo-record a[href]").first
+        record_link.wait_for(timeout=10_000)
+        record = page.request.get(urljoin(lm_page_url, record_link.get_attribute("href"))).json()
+        assert record["stopped"] is True
 
 
 def test_the_use_via_api_snippet_runs(sync_playwright, lm_page_url, tmp_path):
     import subprocess
     import sys
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(lm_page_url, wait_until="networkidle", timeout=60_000)
-            assert "\n" in page.locator("#judo-options textarea").input_value(), (
-                "the page shows one option a line"
-            )
-            page.get_by_text("Use via API").first.click()
-            snippet = page.locator("code", has_text='api_name="/inspect"').first
-            snippet.wait_for(timeout=30_000)
-            code = snippet.inner_text()
-            docs = page.locator("body").inner_text()
-        finally:
-            browser.close()
+    with browser_page(sync_playwright, lm_page_url) as page:
+        assert "\n" in page.locator("#judo-options textarea").input_value(), (
+            "the page shows one option a line"
+        )
+        page.get_by_text("Use via API").first.click()
+        snippet = page.locator("code", has_text='api_name="/inspect"').first
+        snippet.wait_for(timeout=30_000)
+        code = snippet.inner_text()
+        docs = page.locator("body").inner_text()
     assert "INSPECT_OUTPUTS" not in docs and "INSPECT_API" not in docs, (
         "the API page names no internal constant"
     )
@@ -242,45 +211,31 @@ def test_an_own_upload_switches_to_a_custom_product(sync_playwright, lm_page_url
     _example_query().save(own)
     gallery_images = "() => document.querySelectorAll('#judo-gallery img').length"
     product = "() => document.querySelector('#judo-product input')?.value || ''"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(lm_page_url, wait_until="networkidle", timeout=60_000)
-            page.get_by_text("carpet: hole", exact=True).first.click()
-            page.wait_for_function(
-                f"() => ({product})() === 'carpet' && ({gallery_images})() > 0", timeout=30_000
-            )
-            page.locator("#judo-query input[type=file]").set_input_files(str(own))
-            page.wait_for_function(f"() => ({product})().startsWith('Custom product')", timeout=30_000)
-            page.wait_for_function(f"() => ({gallery_images})() === 0", timeout=30_000)
-            page.locator("#judo-product input").click()  # picking a product brings its gallery back
-            page.get_by_role("option", name="bottle", exact=True).click()
-            page.wait_for_function(f"() => ({gallery_images})() > 0", timeout=30_000)
-        finally:
-            browser.close()
+    with browser_page(sync_playwright, lm_page_url) as page:
+        page.get_by_text("carpet: hole", exact=True).first.click()
+        page.wait_for_function(
+            f"() => ({product})() === 'carpet' && ({gallery_images})() > 0", timeout=30_000
+        )
+        page.locator("#judo-query input[type=file]").set_input_files(str(own))
+        page.wait_for_function(f"() => ({product})().startsWith('Custom product')", timeout=30_000)
+        page.wait_for_function(f"() => ({gallery_images})() === 0", timeout=30_000)
+        page.locator("#judo-product input").click()  # picking a product brings its gallery back
+        page.get_by_role("option", name="bottle", exact=True).click()
+        page.wait_for_function(f"() => ({gallery_images})() > 0", timeout=30_000)
 
 
 def test_the_engines_tab_on_the_server_itself(sync_playwright, lm_page_url):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page(
-                viewport={"width": 900, "height": 900}
-            )  # a narrow window squeezes the table
-            page.goto(lm_page_url, wait_until="networkidle", timeout=60_000)
-            page.get_by_role("tab", name="Engines").click()
-            table = page.locator("#judo-engines table")
-            table.wait_for(timeout=10_000)
-            assert "JUDO_ENGINES" in page.locator("#judo-engines").inner_text(), (
-                "localhost sees the configuration"
+    with browser_page(sync_playwright, lm_page_url, viewport=(900, 900)) as page:  # squeezes the table
+        page.get_by_role("tab", name="Engines").click()
+        table = page.locator("#judo-engines table")
+        table.wait_for(timeout=10_000)
+        assert "JUDO_ENGINES" in page.locator("#judo-engines").inner_text(), (
+            "localhost sees the configuration"
+        )
+        cells = page.locator("#judo-engines td:nth-child(2)")
+        for i in range(cells.count()):
+            lines = cells.nth(i).evaluate(
+                "(td) => { const r = document.createRange(); r.selectNodeContents(td);"
+                " return new Set([...r.getClientRects()].map((x) => Math.round(x.top))).size; }"
             )
-            cells = page.locator("#judo-engines td:nth-child(2)")
-            for i in range(cells.count()):
-                lines = cells.nth(i).evaluate(
-                    "(td) => { const r = document.createRange(); r.selectNodeContents(td);"
-                    " return new Set([...r.getClientRects()].map((x) => Math.round(x.top))).size; }"
-                )
-                assert lines == 1, f"the status {cells.nth(i).inner_text()!r} is broken over {lines} lines"
-        finally:
-            browser.close()
+            assert lines == 1, f"the status {cells.nth(i).inner_text()!r} is broken over {lines} lines"

@@ -4,27 +4,17 @@ then the server goes away and the next inspection shows one clear sentence inste
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.app_server import serve_config
+from tests.app_server import REPO, browser_page, serve_config
 from tests.openai_server import OpenAIServer
+from tests.test_browser import sync_playwright  # noqa: F401 - the fixture (skips without a browser)
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Debian chromium is not installed (make browser installs it)"
-    ),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")
-def served_app(tiny_model_dir, tmp_path_factory):
+def served_app(sync_playwright, tiny_model_dir, tmp_path_factory):  # noqa: F811 - no browser, no server
     from judo.engines import load_config
 
     server = OpenAIServer(tiny_model_dir).start()
@@ -47,28 +37,25 @@ def status_includes(text: str) -> str:
     return f"() => (document.querySelector('#judo-status')?.innerText || '').includes({text!r})"
 
 
-def test_served_engine_streams_in_the_browser_then_a_dead_server_is_one_sentence(served_app, artifacts_dir):
-    playwright = pytest.importorskip("playwright.sync_api")
+def test_served_engine_streams_in_the_browser_then_a_dead_server_is_one_sentence(
+    sync_playwright,  # noqa: F811 - the fixture imported above
+    served_app,
+    artifacts_dir,
+):
     url, server = served_app
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(url, wait_until="networkidle", timeout=60_000)
-            page.get_by_text("JUDO Inspector").first.wait_for(timeout=30_000)
-            page.get_by_text("bottle: contamination", exact=True).first.click()
-            page.wait_for_timeout(1000)
-            page.locator("#judo-run").click()
-            page.wait_for_function(status_includes("finished"), timeout=60_000)
-            streamed = page.locator("#judo-reasoning textarea").input_value()
-            assert streamed.strip() and server.completed == 1
-            assert server.requests[0].body["stream"] is True
-            page.screenshot(path=str(artifacts_dir / "app-served-inspection.png"), full_page=True)
+    with browser_page(sync_playwright, url) as page:
+        page.get_by_text("JUDO Inspector").first.wait_for(timeout=30_000)
+        page.get_by_text("bottle: contamination", exact=True).first.click()
+        page.wait_for_timeout(1000)
+        page.locator("#judo-run").click()
+        page.wait_for_function(status_includes("finished"), timeout=60_000)
+        streamed = page.locator("#judo-reasoning textarea").input_value()
+        assert streamed.strip() and server.completed == 1
+        assert server.requests[0].body["stream"] is True
+        page.screenshot(path=str(artifacts_dir / "app-served-inspection.png"), full_page=True)
 
-            server.stop()  # the server goes away while the app keeps running
-            page.locator("#judo-run").click()
-            page.wait_for_function(status_includes("cannot be reached"), timeout=60_000)
-            status = page.locator("#judo-status").inner_text()
-            assert server.base_url in status and "Traceback" not in status
-        finally:
-            browser.close()
+        server.stop()  # the server goes away while the app keeps running
+        page.locator("#judo-run").click()
+        page.wait_for_function(status_includes("cannot be reached"), timeout=60_000)
+        status = page.locator("#judo-status").inner_text()
+        assert server.base_url in status and "Traceback" not in status

@@ -16,9 +16,9 @@ from gradio_client import Client, handle_file
 
 from judo.comparator.calibration import CALIBRATION_FILE, MIN_NORMALS
 from judo.golden import REMOVED_FOLDER, golden_images
-from tests.app_server import EXAMPLES, inspect_args, serve_config
+from tests.app_server import EXAMPLES, browser_page, inspect_args, serve_config
 from tests.test_bad_input import _bomb_png
-from tests.test_browser import CHROMIUM, sync_playwright  # noqa: F401 - the fixture
+from tests.test_browser import sync_playwright  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.slow
 
@@ -177,43 +177,37 @@ def test_the_page_adds_and_removes_with_a_confirmation(golden_app, sync_playwrig
     count = len(golden_images(folder))
     shown = "() => document.querySelectorAll('#judo-gallery img').length"
     status = "() => document.querySelector('#judo-golden-status')?.innerText || ''"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(golden_app["url"], wait_until="networkidle", timeout=60_000)
-            page.locator("#judo-golden-add").wait_for(state="visible", timeout=30_000)  # on the server itself
-            page.locator("#judo-query input[type=file]").set_input_files(str(own))  # a custom product now
-            page.wait_for_function(f"() => ({shown})() === 0", timeout=30_000)
-            page.locator("#judo-product input").click()
-            page.get_by_role("option", name=PRODUCT, exact=True).click()
-            add = page.locator("#judo-golden-add")
-            page.wait_for_function(
-                "() => document.querySelector('#judo-golden-add')?.innerText.includes(\"widget's golden\")",
-                timeout=30_000,
-            )
-            add.click()
-            page.wait_for_function(f"() => ({status})().startsWith('Added zz-part-')", timeout=30_000)
-            page.wait_for_function(f"() => ({shown})() === {count + 1}", timeout=30_000)
-            assert len(golden_images(folder)) == count + 1
+    with browser_page(sync_playwright, golden_app["url"]) as page:
+        page.locator("#judo-golden-add").wait_for(state="visible", timeout=30_000)  # on the server itself
+        page.locator("#judo-query input[type=file]").set_input_files(str(own))  # a custom product now
+        page.wait_for_function(f"() => ({shown})() === 0", timeout=30_000)
+        page.locator("#judo-product input").click()
+        page.get_by_role("option", name=PRODUCT, exact=True).click()
+        add = page.locator("#judo-golden-add")
+        page.wait_for_function(
+            "() => document.querySelector('#judo-golden-add')?.innerText.includes(\"widget's golden\")",
+            timeout=30_000,
+        )
+        add.click()
+        page.wait_for_function(f"() => ({status})().startsWith('Added zz-part-')", timeout=30_000)
+        page.wait_for_function(f"() => ({shown})() === {count + 1}", timeout=30_000)
+        assert len(golden_images(folder)) == count + 1
 
-            page.locator("#judo-gallery img").last.click()
-            page.locator("#judo-golden-remove").click()
-            confirm = page.locator("#judo-golden-confirm-text")
-            confirm.wait_for(state="visible", timeout=30_000)
-            assert "zz-part-" in confirm.inner_text() and REMOVED_FOLDER in confirm.inner_text()
-            assert len(golden_images(folder)) == count + 1, "nothing is removed before the confirmation"
-            page.locator("#judo-golden-confirm").click()
-            page.wait_for_function(f"() => ({status})().startsWith('Removed zz-part-')", timeout=30_000)
-            page.wait_for_function(f"() => ({shown})() === {count}", timeout=30_000)
-            assert any(p.name.startswith("zz-part-") for p in (folder / REMOVED_FOLDER).iterdir())
+        page.locator("#judo-gallery img").last.click()
+        page.locator("#judo-golden-remove").click()
+        confirm = page.locator("#judo-golden-confirm-text")
+        confirm.wait_for(state="visible", timeout=30_000)
+        assert "zz-part-" in confirm.inner_text() and REMOVED_FOLDER in confirm.inner_text()
+        assert len(golden_images(folder)) == count + 1, "nothing is removed before the confirmation"
+        page.locator("#judo-golden-confirm").click()
+        page.wait_for_function(f"() => ({status})().startsWith('Removed zz-part-')", timeout=30_000)
+        page.wait_for_function(f"() => ({shown})() === {count}", timeout=30_000)
+        assert any(p.name.startswith("zz-part-") for p in (folder / REMOVED_FOLDER).iterdir())
 
-            visitor = browser.new_page(extra_http_headers={"X-Forwarded-For": "203.0.113.7"})
-            visitor.goto(golden_app["url"], wait_until="networkidle", timeout=60_000)
-            visitor.locator("#judo-gallery").wait_for(timeout=30_000)
-            assert not visitor.locator("#judo-golden-add").is_visible(), "a visitor sees no golden controls"
-        finally:
-            browser.close()
+        visitor = page.context.browser.new_page(extra_http_headers={"X-Forwarded-For": "203.0.113.7"})
+        visitor.goto(golden_app["url"], wait_until="networkidle", timeout=60_000)
+        visitor.locator("#judo-gallery").wait_for(timeout=30_000)
+        assert not visitor.locator("#judo-golden-add").is_visible(), "a visitor sees no golden controls"
 
 
 def test_which_folder_a_product_writes_to(tmp_path, mmad_root):
