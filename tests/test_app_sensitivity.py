@@ -205,6 +205,13 @@ def test_in_the_browser_the_slider_changes_the_cells_without_a_new_run(served, s
         page.wait_for_function(f"() => ({overlay_src})() !== {json.dumps(src_overlay)}", timeout=10_000)
         assert counted["comparisons"] == comparisons and len(told) == logged + 1
 
+        # The keyboard moves the slider too, and the shown result follows it (one record, as for a drag).
+        track.focus()
+        page.keyboard.press("End")  # the most sensitive end
+        page.wait_for_function(f"() => ({note})().includes('sensitivity 4')", timeout=20_000)
+        assert len(told) == logged + 2 and told[-1]["record"]["extra"]["comparator"]["sensitivity"] == 4.0
+        assert counted["comparisons"] == comparisons
+
 
 def test_the_engine_and_the_rethreshold_say_the_same(tmp_path):
     """One function turns a comparison into text/answer/meta: the engine's final update at a sensitivity

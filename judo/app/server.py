@@ -24,6 +24,8 @@ from judo.engines.config import ConfigError
 log = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 #: Ctrl+Enter (Cmd+Enter on a Mac) anywhere on the page runs Inspect while the Inspect tab is shown.
+#: Keys that move the sensitivity slider end as a drag ends: Gradio's slider says "release" only on
+#: pointer-up, so without this the slider would show a value the shown result was not thresholded at.
 KEYBOARD_SCRIPT = """<script>
 document.addEventListener("keydown", (event) => {
   if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey) || event.repeat) return;
@@ -31,6 +33,13 @@ document.addEventListener("keydown", (event) => {
   if (!run || run.offsetParent === null || run.disabled) return;  // another tab is shown
   event.preventDefault();
   run.click();
+});
+const SLIDER_KEYS = ["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "PageUp", "PageDown", "Home", "End"];
+document.addEventListener("keyup", (event) => {
+  const input = event.target;
+  if (!SLIDER_KEYS.includes(event.key) || !(input instanceof HTMLInputElement) || input.type !== "range") return;
+  if (!input.closest("#judo-sensitivity")) return;
+  input.dispatchEvent(new PointerEvent("pointerup", { bubbles: true }));
 });
 </script>"""
 
