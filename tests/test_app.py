@@ -338,3 +338,17 @@ def test_compare_with_one_engine_says_why_and_how_to_add_one(tiny_model_dir):
         c for c in page_config["components"] if c["type"] == "column" and c["props"].get("visible") is False
     ]
     assert hidden, "the compare controls and panels are hidden"
+
+
+def test_raw_inputs_keep_their_rule_when_a_handler_refits_them() -> None:
+    """Gradio rebuilds a component from its class when a handler updates its settings (the token slider,
+    refitted per engine): the rebuilt copy still hands bad values over unchecked (the app says what is
+    wrong in one sentence) and is still drawn as Gradio's own slider or image."""
+    from judo.app.components import RawImage, RawSlider
+
+    for made in (RawSlider(16, 512, value=64, render=False), RawImage(type="filepath", render=False)):
+        rebuilt = made.__class__(**{**made.constructor_args, "render": False})
+        assert rebuilt.get_block_name() in ("slider", "image")
+        assert rebuilt.get_block_name() == made.get_block_name()
+    slider = RawSlider(16, 512, value=64, render=False)
+    assert slider.__class__(**{**slider.constructor_args, "render": False}).preprocess("abc") == "abc"

@@ -90,6 +90,11 @@ def test_client_gets_a_clear_error_for_a_batch_without_parts_or_golden_samples(s
         client.predict(parts=[], api_name="/batch")
     with pytest.raises(Exception, match="No golden samples"):
         client.predict(parts=[handle_file(str(tray.parts[0]))], product=UPLOADED, api_name="/batch")
+    for bad in ("abc", -1, 1e9):
+        with pytest.raises(Exception, match="The sensitivity must be a number above 0"):
+            client.predict(
+                parts=[handle_file(str(tray.parts[0]))], product="bottle", sensitivity=bad, api_name="/batch"
+            )
 
 
 @pytest.mark.browser

@@ -27,6 +27,8 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
+from judo.app.components import RawSlider
+from judo.app.inputs import InputProblem, sensitivity_from
 from judo.batch import DEFAULT_OPTIONS, DEFAULT_QUESTION, BatchInputError, BatchSpec, discover, run_batch
 from judo.batch.report import CSV_COLUMNS, export, table_rows
 from judo.batch.run import BatchResult, skipped_results
@@ -170,7 +172,7 @@ def build_batch_tab(
         with gr.Column(scale=1):
             question = gr.Textbox(DEFAULT_QUESTION, label="Question", lines=2)
             options = gr.Textbox(OPTIONS_TEXT, label="Options (one per line)", lines=3)
-            sensitivity = gr.Slider(0.25, 4.0, value=1.0, step=0.05, label="Sensitivity (comparator)")
+            sensitivity = RawSlider(0.25, 4.0, value=1.0, step=0.05, label="Sensitivity (comparator)")
             with gr.Row():
                 run = gr.Button("Run batch", variant="primary", elem_id="batch-run")
                 stop = gr.Button("Stop", variant="stop", elem_id="batch-stop")
@@ -258,9 +260,10 @@ def build_batch_tab(
             raise gr.Error(f"Choose an engine among: {', '.join(by_id) or 'none is available'}.")
         try:
             opts = parse_options(options or "")
+            strength = sensitivity_from(sensitivity)
             found = discover(files)
             images = [load_image(t) for t in templates]
-            settings = {"q": question, "o": opts, "s": sensitivity, "p": chosen}
+            settings = {"q": question, "o": opts, "s": strength, "p": chosen}
             out = root / _key(files, templates, selected.id, settings)
             spec = BatchSpec(
                 selected,
@@ -270,9 +273,9 @@ def build_batch_tab(
                 options=opts,
                 template_names=[t.name for t in templates],
                 category=None if chosen == UPLOADED else chosen,
-                sensitivity=float(sensitivity),
+                sensitivity=strength,
             )
-        except (InputError, ImageInputError, BatchInputError, ValueError) as err:
+        except (InputError, ImageInputError, BatchInputError, ValueError) as err:  # InputProblem too
             raise gr.Error(str(err)) from None
         session = _session(request)
         stop_event = tab.stops[session] = threading.Event()

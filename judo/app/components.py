@@ -13,32 +13,36 @@ from judo.generation import DEFAULT_MAX_NEW_TOKENS
 SLIDER_MAX_TOKENS = 2048  # the slider's top for an engine without a token budget of its own
 
 
-def accept_raw_upload(component: gr.Image) -> gr.Image:
-    """Hand uploads to the handler as the stored file path, unopened.
+class RawImage(gr.Image):
+    """An image input handed to the handler as the stored file path, unopened.
 
     Gradio's Image.preprocess opens every upload with PIL first, so a non-image or a decompression
     bomb would fail inside Gradio with a generic error. Every image must go through
     `judo.images.load_image` instead, which answers bad input with one clear sentence.
+    A class, not a patched instance: when a handler updates a component's settings Gradio rebuilds the
+    session's copy from the class (`block.__class__(**kwargs)`), and the copy must keep this rule.
     """
-    original = component.preprocess
 
-    def preprocess(payload):
+    is_template = True  # drawn by the frontend as Gradio's own Image
+
+    def preprocess(self, payload: Any) -> Any:
         if payload is None:
             return None
         path = getattr(payload, "path", None)
         if path:
             return str(path)
-        return original(payload)  # data: URLs (pasted images) are decoded by Gradio
-
-    component.preprocess = preprocess  # type: ignore[method-assign]
-    return component
+        return super().preprocess(payload)  # data: URLs (pasted images) are decoded by Gradio
 
 
-def accept_raw_value(component: gr.Slider) -> gr.Slider:
-    """Hand a slider's value to the handler as sent: `judo.app.inputs.settings_from` checks it and says
-    what is wrong in one sentence (Gradio's own check fails on a non-number with an internal error)."""
-    component.preprocess = lambda payload: payload  # type: ignore[method-assign]
-    return component
+class RawSlider(gr.Slider):
+    """A slider whose value reaches the handler as sent: `judo.app.inputs.settings_from` checks it and
+    says what is wrong in one sentence (Gradio's own check fails on a non-number with an internal error).
+    A class for the reason RawImage is one: the token slider is refitted per engine (`token_slider`)."""
+
+    is_template = True  # drawn by the frontend as Gradio's own Slider
+
+    def preprocess(self, payload: Any) -> Any:
+        return payload
 
 
 def token_slider(engine: Engine | None, value: Any = None) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import gradio as gr
 
 from judo.app.api import COMPARE_OUTPUTS, INSPECT_OUTPUTS, MAX_COMPARE
 from judo.app.batch import build_batch_tab
-from judo.app.components import accept_raw_upload, accept_raw_value, engine_choices, token_slider
+from judo.app.components import RawImage, RawSlider, engine_choices, token_slider
 from judo.app.golden_panel import golden_controls
 from judo.app.handlers import CUSTOM_PRODUCT, Handlers
 from judo.app.history import build_history_tab
@@ -103,11 +103,7 @@ def inputs_panel(state: AppState, default: Engine | None) -> InputsPanel:
     example_id = gr.Textbox(visible="hidden", elem_id="judo-example-id")
     with gr.Row(elem_id="judo-images"):
         query, template = (
-            accept_raw_upload(
-                gr.Image(
-                    label=label, type="filepath", sources=["upload", "clipboard"], height=300, elem_id=eid
-                )
-            )
+            RawImage(label=label, type="filepath", sources=["upload", "clipboard"], height=300, elem_id=eid)
             for label, eid in (("Query (drop a photo)", "judo-query"), ("Normal template", "judo-template"))
         )
     if library.examples:
@@ -155,36 +151,30 @@ def inputs_panel(state: AppState, default: Engine | None) -> InputsPanel:
             elem_id="judo-options",
         )
         with gr.Accordion("Ground truth (optional)", open=False):
-            mask = accept_raw_upload(
-                gr.Image(
-                    label="Defect mask (white = defect)",
-                    type="filepath",
-                    sources=["upload"],
-                    height=160,
-                    elem_id="judo-mask",
-                )
+            mask = RawImage(
+                label="Defect mask (white = defect)",
+                type="filepath",
+                sources=["upload"],
+                height=160,
+                elem_id="judo-mask",
             )
             expected = gr.Textbox(label="Correct option letter", max_lines=1, elem_id="judo-expected")
         with gr.Accordion("Generation settings", open=False):
-            max_new_tokens = accept_raw_value(
-                gr.Slider(
-                    step=16, label="Max new tokens", elem_id="judo-max-new-tokens", **token_slider(default)
-                )
+            max_new_tokens = RawSlider(
+                step=16, label="Max new tokens", elem_id="judo-max-new-tokens", **token_slider(default)
             )
             do_sample = gr.Checkbox(False, label="Sample (greedy when off)")
-            temperature = accept_raw_value(gr.Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature"))
-            top_p = accept_raw_value(gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="Top-p"))
+            temperature = RawSlider(0.05, 2.0, value=0.7, step=0.05, label="Temperature")
+            top_p = RawSlider(0.05, 1.0, value=0.9, step=0.05, label="Top-p")
         with gr.Accordion("Comparator settings", open=False):
-            sensitivity = accept_raw_value(
-                gr.Slider(
-                    0.25,
-                    4.0,
-                    value=1.0,
-                    step=0.05,
-                    elem_id="judo-sensitivity",
-                    label="Sensitivity (the threshold is divided by it)",
-                    info=SLIDER_INFO,
-                )
+            sensitivity = RawSlider(
+                0.25,
+                4.0,
+                value=1.0,
+                step=0.05,
+                elem_id="judo-sensitivity",
+                label="Sensitivity (the threshold is divided by it)",
+                info=SLIDER_INFO,
             )
     return InputsPanel(
         example_id,

@@ -47,9 +47,8 @@ OVERLAY, HEATMAP, SIDE_BY_SIDE = VIEWS = ("Overlay", "Heat map", "Side by side")
 #: Sessions whose shown result is kept (the oldest go first): each keeps its images and maps (~10 MB).
 KEEP_SESSIONS = 32
 
-#: The slider's info, fixed: a handler that updated the slider's props would have Gradio rebuild the
-#: session's copy of it and lose `accept_raw_value` (every later bad value would fail inside Gradio), so
-#: what the slider did to the shown result is the note's (`Retune.note`) to say.
+#: The slider's info, fixed (the page does not re-lay the slider after each run): what the slider did to
+#: the shown result is the note's (`Retune.note`) to say.
 SLIDER_INFO = (
     "Judged against the product's whole gallery. Moving it re-thresholds a shown comparator result at once, "
     "without a new run; a language model's result has no threshold and stays as it is."
