@@ -28,7 +28,7 @@ import gradio as gr
 from PIL import Image
 
 from judo.app.components import RawSlider
-from judo.app.inputs import InputProblem, sensitivity_from
+from judo.app.inputs import sensitivity_from
 from judo.batch import DEFAULT_OPTIONS, DEFAULT_QUESTION, BatchInputError, BatchSpec, discover, run_batch
 from judo.batch.report import CSV_COLUMNS, export, table_rows
 from judo.batch.run import BatchResult, skipped_results
