@@ -181,8 +181,9 @@ def engines_markdown(state: AppState, private: bool = False) -> str:
 
 def legend_html(heat: bool, comparator: bool, note: str | None = None) -> str:
     """What the colours of the shown picture mean: the heat map's scale (``heat``: 0.5 of it is the
-    threshold) and the cell marks, red anomalous and amber dashed borderline (``comparator``: only a
-    measurement has a threshold to be near); ``note``: one line more (why a view is not available)."""
+    threshold) and the marks the picture carries: red anomalous and amber dashed borderline cells
+    (``comparator``: only a measurement has a threshold to be near; not on the heat map, which draws no
+    cells) and the green truth outline; ``note``: one line more (why a view is not available)."""
     from judo.render import AMBER, GREEN, HEAT_ANCHORS, RED
 
     def rgb(c: tuple[int, int, int]) -> str:
@@ -201,8 +202,8 @@ def legend_html(heat: bool, comparator: bool, note: str | None = None) -> str:
         )
     box = "display:inline-block;width:14px;height:14px;vertical-align:middle;margin:0 4px 0 10px;"
     red = "anomalous cell" if comparator else "cell the model marked"
-    marks = [f"<span style='{box}background:{rgb(RED)};opacity:0.6'></span>{red}"]
-    if comparator:
+    marks = [] if heat else [f"<span style='{box}background:{rgb(RED)};opacity:0.6'></span>{red}"]
+    if comparator and not heat:  # the heat map draws no cells: only what it shows is named
         marks.append(
             f"<span style='{box}background:rgba({AMBER[0]},{AMBER[1]},{AMBER[2]},0.35);"
             f"border:2px dashed {rgb(AMBER)}'></span>borderline cell (near the threshold)"
