@@ -53,7 +53,7 @@ from skimage.metrics import structural_similarity
 from judo.comparator import compare
 from judo.comparator.bank import build_bank
 from judo.comparator.features import match_photometry
-from judo.comparator.prepare import prepare
+from judo.comparator.prepare import LUMA, prepare
 from judo.comparator.register import register, warp_template
 from judo.comparator.threshold import pool_cells
 from judo.grid import cells_to_mask, mask_to_cells, seg_f1, seg_iou
@@ -158,7 +158,7 @@ def _registered(query: Image.Image, templates: list[Image.Image]) -> tuple[np.nd
         reg = register(q.gray, p.gray)
         w, c = warp_template(p.rgb, reg)
         matched = match_photometry(w, q.rgb, c) if c.any() else w
-        warped.append(matched @ np.array([0.299, 0.587, 0.114], np.float32))
+        warped.append(matched @ LUMA)
         covered.append(c)
     return q.gray, warped, covered
 

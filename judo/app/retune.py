@@ -78,6 +78,12 @@ class Shown:
     elapsed: float  # the run's time: the status still names the run after a re-threshold
     record_id: str | None  # the run's record: a re-thresholded record names it (``retuned_from``)
     owner: str | None  # whose downloads these are (judo.app.owner)
+    #: The run's painter (display copy and truth stencil made once), reused by every redraw.
+    painter: OverlayPainter | None = None
+
+    def __post_init__(self) -> None:
+        if self.painter is None:
+            self.painter = OverlayPainter(self.prep.request.query, self.prep.truth_mask)
 
     def refusal(self) -> str | None:
         """Why the slider cannot re-threshold this result (None: it can)."""
@@ -117,8 +123,7 @@ class KeptResults:
 # ----------------------------------------------------------------------------------------- views
 def picture(view: str, shown: Shown) -> tuple[Image.Image, str | None]:
     """The shown result drawn in ``view`` (display size), and a note when that view cannot be had."""
-    req = shown.prep.request
-    painter = OverlayPainter(req.query, shown.prep.truth_mask)
+    req, painter = shown.prep.request, shown.painter
     update, result = shown.update, shown.update.measurement
     if view == HEATMAP:
         if result is None:
@@ -178,12 +183,11 @@ class Retune:
         shown.update = update
         img, view_note = picture(view, shown)
         borderline = borderline_of(update)
-        full = OverlayPainter(prep.request.query, prep.truth_mask).full_size(update.cells, borderline)
         saved = self.runner.save(
             engine,
             prep,
             update,
-            full,
+            shown.painter.full_size(update.cells, borderline),
             shown.notes,
             elapsed=time.perf_counter() - t0,
             first_update_s=None,

@@ -293,6 +293,7 @@ class Runner:
                 elapsed,
                 saved.record.get("id"),
                 painter.files.owner,
+                painter,
             ),
         )
         if last.error:

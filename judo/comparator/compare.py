@@ -28,7 +28,7 @@ from judo.comparator.calibration import calibrate as calibrate_bank
 from judo.comparator.features import SPREAD, DifferenceMaps, difference_maps, match_photometry
 from judo.comparator.matching import MAX_APPEARANCE_DISTANCE, agreement_map, descriptors
 from judo.comparator.pose import POSE_SIZE, foreground
-from judo.comparator.prepare import ANALYSIS_SIZE, Prepared, as_gray_rgb, prepare
+from judo.comparator.prepare import ANALYSIS_SIZE, LUMA, Prepared, as_gray_rgb, prepare
 from judo.comparator.register import MIN_SIMILARITY, Registration, register, warp_template
 from judo.comparator.texture import foreign_map
 from judo.comparator.threshold import adaptive_threshold, pool_cells, select_cells
@@ -269,7 +269,8 @@ def pair_evidence(q: Prepared, t: Prepared) -> PairEvidence:
                 "judged by local appearance"
             )
     pooled["agreement"] = agreement
-    gate = USE_AGREEMENT and detail_alignment(q.gray, warp_template(t.gray, reg)[0], covered) < DETAIL_ALIGNED
+    # The warped template's grey level is its warped RGB's (both linear): no second warp.
+    gate = USE_AGREEMENT and detail_alignment(q.gray, warped @ LUMA, covered) < DETAIL_ALIGNED
     return PairEvidence(
         evidence=np.minimum(precise, agreement) if gate else precise,
         combined=maps.combined,

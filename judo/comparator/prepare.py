@@ -18,6 +18,8 @@ from judo.images import ImageSource, load_image
 #: Side of the square the comparison runs at: 16 px per grid cell, enough for scratches of a few
 #: pixels at 448 px, small enough for ~100 ms per pair on one CPU core.
 ANALYSIS_SIZE = 256
+#: Grey level from RGB (ITU-R BT.601 weights): `Prepared.gray`.
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 #: A picture whose grey levels vary less than this (std, [0, 1] units) shows nothing to compare.
 BLANK_STD = 0.01
 #: Mean channel spread below which a colour picture is treated as grey (2.5 levels of 255).
@@ -43,7 +45,7 @@ def prepare(src: ImageSource, size: int = ANALYSIS_SIZE) -> Prepared:
     # first does an exact box reduction, which keeps large inputs fast.
     small = img.resize((size, size), Image.BILINEAR, reducing_gap=2.0) if img.size != (size, size) else img
     rgb = np.asarray(small, dtype=np.float32) / 255.0
-    gray = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    gray = rgb @ LUMA
     spread = float(np.mean(rgb.max(axis=2) - rgb.min(axis=2)))
     return Prepared(
         rgb=rgb,
