@@ -26,8 +26,10 @@ names every target missed.
 Where it falls short (measured, see README): real random surfaces as new instances (F1 about 0.3 with
 4 templates; the star field's "missing" and "crack" defects on black sky are invisible to every method,
 and on brick, grass and gravel the hand-made look-up descriptors of texture.py separate painted defects
-from another piece of the surface only about half the time at the calibrated threshold); with 4
-templates on 64 procedural queries two normals of 32 are flagged (48 queries: one of 24).
+from another piece of the surface only about half the time at the calibrated threshold: on real
+new-4 the good queries' highest cell reaches 0.4-0.6 of the calibrated threshold and most defects
+0.7-1.1, since the bank's leave-one-out judges perturbed normals, noisier than the clean queries);
+with 4 templates on 64 procedural queries two normals of 32 are flagged (48 queries: one of 24).
 
     .venv/bin/python bench/comparator.py [--per-category 4] [--seed 0] [--products synth real]
         [--settings same new-1 new-4 new-8] [--dump DIR] [--no-speed] [--no-calibration]

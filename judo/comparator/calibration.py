@@ -27,7 +27,7 @@ from judo.comparator.bank import Bank
 from judo.grid import GRID_SIZE
 
 CALIBRATION_FILE = ".judo_calibration.json"
-VERSION = 2
+VERSION = 3
 #: The rate used when none is asked for: one false cell per 50 good parts.
 DEFAULT_FALSE_ALARM_RATE = 0.02
 #: The tail model starts at this quantile of the pooled normal cell values.

@@ -53,13 +53,16 @@ def texture_features(ycc: np.ndarray, size: int = MATCH_SIZE) -> tuple[np.ndarra
     y = (y - y.mean()) / spread * 0.1
     contrast = contrast / spread * 0.1
     chroma = d[:, :, 1:3] - d[:, :, 1:3].reshape(-1, 2).mean(axis=0)
-    planes = []
-    for plane in (y, contrast):
-        padded = cv2.copyMakeBorder(plane, 1, 1, 1, 1, cv2.BORDER_REFLECT)
-        planes += [
-            padded[1 + dy : 1 + dy + size, 1 + dx : 1 + dx + size] for dy in (-1, 0, 1) for dx in (-1, 0, 1)
-        ]
-    structure = np.dstack(planes).reshape(-1, len(planes))
+    inner = size - 2
+    planes = [
+        plane[1 + dy : 1 + dy + inner, 1 + dx : 1 + dx + inner]
+        for plane in (y, contrast)
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+    ]
+    # Only whole neighbourhoods inside the picture: a block on the rim is described by the neighbourhood
+    # one block further in that contains it (a mirrored rim would be a look no real surface has).
+    structure = np.pad(np.dstack(planes), ((1, 1), (1, 1), (0, 0)), mode="edge").reshape(-1, len(planes))
     return structure.astype(np.float32), chroma.reshape(-1, 2).astype(np.float32)
 
 
