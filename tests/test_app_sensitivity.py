@@ -99,9 +99,8 @@ def test_the_slider_rethresholds_the_shown_result_as_a_fresh_run_would(served):
     elapsed_ms = shown["comparator"]["elapsed_ms"]
 
     high = client.predict(4.0, "Overlay", api_name="/rethreshold")
-    low = client.predict(
-        0.4, "Overlay", api_name="/rethreshold"
-    )  # low enough that cells drop despite growth (threshold.py)
+    # low enough that cells drop although threshold growth keeps neighbours at 0.7x (threshold.py)
+    low = client.predict(0.4, "Overlay", api_name="/rethreshold")
     assert counted["comparisons"] == comparisons, "re-thresholding compared nothing"
     for out, s in ((high, 4.0), (low, 0.4)):
         assert out[RESULT]["comparator"]["sensitivity"] == s
