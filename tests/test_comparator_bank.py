@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import skimage
 from PIL import Image
 
 from judo.comparator import (
@@ -161,6 +163,17 @@ def test_a_bank_mixing_two_products_names_the_outlier() -> None:
     bank = build_bank(normals, names=[f"can_{i}.png" for i in range(4)] + ["carpet.png"])
     assert len(bank) == 4 and bank.skipped == ["carpet.png"]
     assert any("carpet.png looks unlike the other 4" in w for w in bank.warnings)
+
+
+def test_a_piece_of_a_surface_that_overlaps_no_other_view_stays_in_the_bank() -> None:
+    # Three views of a brick wall overlap and line up; the fourth shows another, genuine piece of the
+    # wall. Views of a surface line up only where they overlap, so the fourth is no outlier.
+    wall = Image.open(Path(skimage.__file__).parent / "data" / "brick.png").convert("RGB")
+    corners = [(0, 0), (6, 4), (3, 9), (256, 256)]
+    views = [wall.crop((x, y, x + 256, y + 256)).resize((448, 448)) for x, y in corners]
+    bank = build_bank(views, names=[f"wall_{i}.png" for i in range(4)])
+    assert len(bank) == 4 and bank.skipped == []
+    assert not any("looks unlike" in w for w in bank.warnings)
 
 
 def test_a_corrupt_image_in_the_golden_folder_is_skipped_and_named(tmp_path) -> None:

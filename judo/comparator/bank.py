@@ -153,9 +153,11 @@ def _outliers(normals: list[Normal]) -> list[int]:
     its local looks are from their nearest look-alikes) and its registration correlation. A normal
     whose distance is OUTLIER_FACTOR times the bank's typical one, or, in a bank that lines up pixel
     for pixel, whose correlation drops OUTLIER_FIT_DROP below the typical one, shows something
-    else. More than half: no majority, none is named.
+    else. The correlation rule holds for objects only: views of a surface filling the frame line up
+    only where they happen to overlap, so a bank of them can look aligned while a genuine piece that
+    overlaps none does not. More than half: no majority, none is named.
     """
-    from judo.comparator.compare import pair_evidence  # compare builds on this module
+    from judo.comparator.compare import object_cells, pair_evidence  # compare builds on this module
 
     k = len(normals)
     if k < 3:
@@ -179,7 +181,11 @@ def _outliers(normals: list[Normal]) -> list[int]:
         i
         for i in range(k)
         if (appearance[i] > max(OUTLIER_FLOOR, OUTLIER_FACTOR * typical_look))
-        or (typical_fit >= ALIGNED_BANK and similarity[i] < typical_fit - OUTLIER_FIT_DROP)
+        or (
+            typical_fit >= ALIGNED_BANK
+            and similarity[i] < typical_fit - OUTLIER_FIT_DROP
+            and object_cells(normals[i].prepared) is not None
+        )
     ]
     result = out if len(out) < k / 2 else []
     _outlier_memory[key] = result
